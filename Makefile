@@ -1,0 +1,38 @@
+# Offline workflow: every target creates .venv itself (python3 -m venv) and installs the
+# project with its test extra; nothing is installed globally.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+STACKS := dev staging prod
+
+.DEFAULT_GOAL := help
+.PHONY: help synth synth-all test schema clean
+
+help: ## Show the targets
+	@echo "make synth STACK=<dev|staging|prod>  synthesize a stack offline into build/<stack>/"
+	@echo "make synth-all                       synthesize every stack"
+	@echo "make test                            run the test suite"
+	@echo "make schema                          regenerate stacks/schema.json from the config models"
+	@echo "make clean                           remove build/ and .venv/"
+
+$(VENV)/.installed: pyproject.toml requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+synth: $(VENV)/.installed
+	$(PY) -m synth $(STACK)
+
+synth-all: $(VENV)/.installed
+	@for s in $(STACKS); do $(PY) -m synth $$s || exit $$?; done
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+schema: $(VENV)/.installed
+	$(PY) -m components.schema > stacks/schema.json
+
+clean:
+	rm -rf build $(VENV)

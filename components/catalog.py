@@ -1,0 +1,94 @@
+"""GPU instance and model facts: plain data, imported by config and render.
+
+Hardware columns come from EC2 DescribeInstanceTypes as published in the Karpenter
+v1.14 instance-type reference (GPU MiB is EC2's ``MemoryInfo.SizeInMiB`` per GPU, the
+value Karpenter puts in ``karpenter.k8s.aws/instance-gpu-memory``; NVMe is
+``InstanceStorageInfo.TotalSizeInGB``). On-demand prices are the us-east-1 table Karpenter
+ships (generated 2026-07-20). Spot prices are the low and high ends of a us-east-1 per-AZ
+snapshot (SkyPilot catalog); where no snapshot exists the range is derived from the
+family's observed discount and marked ``spot_estimated``. Prices drift: treat them as
+planning figures, never as billing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str  # karpenter.k8s.aws/instance-gpu-name (lower case)
+    mib: int  # MiB per GPU as EC2 reports it
+    mig_capable: bool
+
+
+GPUS: dict[str, Gpu] = {
+    "a10g": Gpu("a10g", 22888, mig_capable=False),
+    "l4": Gpu("l4", 22888, mig_capable=False),
+    "l40s": Gpu("l40s", 45776, mig_capable=False),
+    "a100": Gpu("a100", 81920, mig_capable=True),
+    "h100": Gpu("h100", 81920, mig_capable=True),
+    "h200": Gpu("h200", 144384, mig_capable=True),
+}
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    gpu: str
+    gpus: int
+    nvme_gb: int
+    vcpu: int
+    memory_gib: int
+    on_demand_hourly: float
+    spot_hourly_low: float
+    spot_hourly_high: float
+    spot_estimated: bool = False
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+def _it(name, gpu, gpus, nvme, vcpu, mem, od, spot_lo=None, spot_hi=None):
+    # Without a snapshot, assume the g-family's observed 40-65 % discount.
+    estimated = spot_lo is None
+    lo = spot_lo if spot_lo is not None else round(od * 0.35, 4)
+    hi = spot_hi if spot_hi is not None else round(od * 0.60, 4)
+    return InstanceType(name, gpu, gpus, nvme, vcpu, mem, od, lo, hi, estimated)
+
+
+INSTANCE_TYPES: dict[str, InstanceType] = {
+    it.name: it
+    for it in (
+        _it("g5.xlarge", "a10g", 1, 250, 4, 16, 1.006, 0.425, 0.451),
+        _it("g5.2xlarge", "a10g", 1, 450, 8, 32, 1.212),
+        _it("g5.4xlarge", "a10g", 1, 600, 16, 64, 1.624),
+        _it("g5.12xlarge", "a10g", 4, 3800, 48, 192, 5.672, 2.080, 2.780),
+        _it("g5.48xlarge", "a10g", 8, 7600, 192, 768, 16.288),
+        _it("g6.xlarge", "l4", 1, 250, 4, 16, 0.8048),
+        _it("g6.2xlarge", "l4", 1, 450, 8, 32, 0.9776),
+        _it("g6.4xlarge", "l4", 1, 600, 16, 64, 1.3232),
+        _it("g6.12xlarge", "l4", 4, 3760, 48, 192, 4.6016),
+        _it("g6.48xlarge", "l4", 8, 7520, 192, 768, 13.3504),
+        _it("g6e.xlarge", "l40s", 1, 250, 4, 32, 1.861, 0.915, 1.198),
+        _it("g6e.2xlarge", "l40s", 1, 450, 8, 64, 2.2421),
+        _it("g6e.4xlarge", "l40s", 1, 600, 16, 128, 3.0042),
+        _it("g6e.12xlarge", "l40s", 4, 3800, 48, 384, 10.4926),
+        _it("g6e.24xlarge", "l40s", 4, 3800, 96, 768, 15.0656),
+        _it("g6e.48xlarge", "l40s", 8, 7600, 192, 1536, 30.1312),
+        _it("p4d.24xlarge", "a100", 8, 8000, 96, 1152, 21.9576, 7.88, 8.19),
+        _it("p4de.24xlarge", "a100", 8, 8000, 96, 1152, 27.4471),
+        _it("p5.4xlarge", "h100", 1, 3800, 16, 256, 6.88),
+        _it("p5.48xlarge", "h100", 8, 30400, 192, 2048, 55.04, 17.63, 25.75),
+        _it("p5en.48xlarge", "h200", 8, 30400, 192, 2048, 63.296),
+    )
+}
+
+# Bytes per parameter by weight dtype.
+DTYPE_BYTES: dict[str, float] = {"bfloat16": 2.0, "float16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+
+
+def weights_gib(parameters_billion: float, dtype: str) -> float:
+    """Size of the weights in GiB: parameters x bytes per parameter."""
+    return parameters_billion * 1e9 * DTYPE_BYTES[dtype] / 2**30

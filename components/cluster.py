@@ -1,0 +1,196 @@
+"""GpuCluster: VPC (or an existing one), EKS with encrypted secrets and audit logs, and the
+on-demand system node group the controllers run on."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from components.config import ClusterConfig, StackConfig
+from components.naming import child
+from components.render.iam import CLUSTER_ADMIN_POLICY, NODE_POLICIES, assume_role
+from components.render.network import subnet_plan
+
+CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
+# Controllers tolerate this taint; GPU and user workloads stay off the system nodes.
+SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
+SYSTEM_POOL_LABEL = {"platform.gpu/pool": "system"}
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC across N zones: private subnets for nodes, public ones for load balancers and NAT."""
+
+    vpc_id: pulumi.Output[str]
+    """The VPC's ID."""
+    private_subnet_ids: pulumi.Output[list[str]]
+    """Private subnets, one per zone (nodes, pods, internal load balancers)."""
+    public_subnet_ids: pulumi.Output[list[str]]
+    """Public subnets, one per zone (internet-facing load balancers, NAT gateways)."""
+
+    def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:cluster:Network", name, None, opts)
+        net = args.cluster.network
+        if net.existing is not None:
+            self.vpc_id = pulumi.Output.from_input(net.existing.vpc_id)
+            self.private_subnet_ids = pulumi.Output.from_input(list(net.existing.private_subnet_ids))
+            self.public_subnet_ids = pulumi.Output.from_input(list(net.existing.public_subnet_ids))
+            self.register_outputs({"vpc_id": self.vpc_id})
+            return
+
+        cluster = args.cluster.name
+        tags = {**args.tags, f"kubernetes.io/cluster/{cluster}": "shared"}
+        p = pulumi.ResourceOptions(parent=self)
+        zones = aws.get_availability_zones(state="available").names[: net.availability_zones]
+        vpc = aws.ec2.Vpc(child(name, "vpc"), cidr_block=net.cidr, enable_dns_hostnames=True,
+                          enable_dns_support=True, tags={**tags, "Name": cluster}, opts=p)
+        igw = aws.ec2.InternetGateway(child(name, "igw"), vpc_id=vpc.id, tags={**tags, "Name": cluster}, opts=p)
+        public_rt = aws.ec2.RouteTable(
+            child(name, "public"), vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            tags={**tags, "Name": f"{cluster}-public"}, opts=p,
+        )
+        public, private, nats = [], [], []
+        for plan in subnet_plan(net.cidr, len(zones)):
+            zone = zones[plan.zone_index]
+            role = "public" if plan.public else "private"
+            subnet_tags = {**tags, "Name": f"{cluster}-{role}-{zone}"}
+            if plan.public:
+                subnet_tags["kubernetes.io/role/elb"] = "1"
+            else:
+                subnet_tags["kubernetes.io/role/internal-elb"] = "1"
+                subnet_tags["karpenter.sh/discovery"] = cluster
+            subnet = aws.ec2.Subnet(child(name, f"{role}-{zone}"), vpc_id=vpc.id, cidr_block=plan.cidr,
+                                    availability_zone=zone, map_public_ip_on_launch=False, tags=subnet_tags, opts=p)
+            (public if plan.public else private).append(subnet)
+        for i, subnet in enumerate(public):
+            aws.ec2.RouteTableAssociation(child(name, f"public-{zones[i]}"), subnet_id=subnet.id,
+                                          route_table_id=public_rt.id, opts=p)
+        nat_count = 1 if net.nat_gateways == "single" else len(zones)
+        for i in range(nat_count):
+            eip = aws.ec2.Eip(child(name, f"nat-{zones[i]}"), domain="vpc", tags={**tags, "Name": f"{cluster}-nat-{zones[i]}"}, opts=p)
+            nats.append(aws.ec2.NatGateway(child(name, f"nat-{zones[i]}"), allocation_id=eip.id, subnet_id=public[i].id,
+                                           tags={**tags, "Name": f"{cluster}-{zones[i]}"},
+                                           opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+        for i, subnet in enumerate(private):
+            nat = nats[i if nat_count > 1 else 0]
+            rt = aws.ec2.RouteTable(
+                child(name, f"private-{zones[i]}"), vpc_id=vpc.id,
+                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
+                tags={**tags, "Name": f"{cluster}-private-{zones[i]}"}, opts=p,
+            )
+            aws.ec2.RouteTableAssociation(child(name, f"private-{zones[i]}"), subnet_id=subnet.id,
+                                          route_table_id=rt.id, opts=p)
+        self.vpc_id = vpc.id
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
+        self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids})
+
+
+class GpuCluster(pulumi.ComponentResource):
+    """EKS (API authentication, KMS-encrypted secrets, audit logs) with a system node group."""
+
+    cluster_name: pulumi.Output[str]
+    """The EKS cluster name."""
+    kubeconfig: pulumi.Output[str]
+    """Kubeconfig (JSON) for the cluster; a secret."""
+    oidc_issuer: pulumi.Output[str]
+    """OIDC issuer of the cluster, without https://."""
+    cluster_security_group_id: pulumi.Output[str]
+    """The EKS-created cluster security group: system and Karpenter nodes share it."""
+    private_subnet_ids: pulumi.Output[list[str]]
+    """Subnets for nodes."""
+    system_node_role_name: pulumi.Output[str]
+    """IAM role of the system node group."""
+    provider: k8s.Provider
+    """Kubernetes provider for everything deployed into the cluster."""
+
+    def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:cluster:GpuCluster", name, None, opts)
+        cfg: ClusterConfig = args.cluster
+        p = pulumi.ResourceOptions(parent=self)
+        network = Network(child(name, "network"), args, opts=p)
+
+        key = aws.kms.Key(child(name, "secrets"), description=f"EKS secrets envelope encryption for {cfg.name}",
+                          enable_key_rotation=True, deletion_window_in_days=30, tags=args.tags, opts=p)
+        endpoint = cfg.endpoint
+        admins = {
+            f"admin-{i}": eks.AccessEntryArgs(
+                principal_arn=arn,
+                access_policies={"cluster-admin": eks.AccessPolicyAssociationArgs(
+                    policy_arn=CLUSTER_ADMIN_POLICY,
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                )},
+            )
+            for i, arn in enumerate(cfg.admin_role_arns)
+        }
+        cluster = eks.Cluster(
+            child(name, "eks"),
+            name=cfg.name,
+            version=cfg.kubernetes_version,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            public_subnet_ids=network.public_subnet_ids,
+            # API mode: access entries, and the deploying identity gets cluster admin
+            # (pulumi-eks sends bootstrapClusterCreatorAdminPermissions with it).
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries=admins or None,
+            encryption_config_key_arn=key.arn,
+            enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+            endpoint_private_access=endpoint.private_access,
+            endpoint_public_access=endpoint.public_access,
+            public_access_cidrs=list(endpoint.public_access_cidrs) or None,
+            skip_default_node_group=True,
+            # One security group for all nodes: the EKS-created cluster SG, which managed
+            # node groups use already; Karpenter nodes join it by ID.
+            skip_default_security_groups=True,
+            create_oidc_provider=False,
+            tags=args.tags,
+            opts=p,
+        )
+        eks.Addon(child(name, "pod-identity-agent"), cluster=cluster, addon_name="eks-pod-identity-agent", opts=p)
+
+        node_role = aws.iam.Role(child(name, "system-node"), assume_role_policy=json.dumps(assume_role("ec2.amazonaws.com")),
+                                 description=f"{cfg.name} system node group", tags=args.tags, opts=p)
+        for arn in NODE_POLICIES:
+            aws.iam.RolePolicyAttachment(child(name, f"system-node-{arn.rsplit('/', 1)[1]}"), role=node_role.name,
+                                         policy_arn=arn, opts=p)
+        sys_nodes = cfg.system_nodes
+        eks.ManagedNodeGroup(
+            child(name, "system"),
+            cluster=cluster,
+            node_role=node_role,
+            ami_type="AL2023_x86_64_STANDARD",
+            capacity_type="ON_DEMAND",
+            instance_types=list(sys_nodes.instance_types),
+            # Always the private subnets: the default would include the public ones.
+            subnet_ids=network.private_subnet_ids,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=sys_nodes.min_size, desired_size=sys_nodes.desired_size, max_size=sys_nodes.max_size),
+            disk_size=sys_nodes.disk_size_gib,
+            labels=SYSTEM_POOL_LABEL,
+            taints=[aws.eks.NodeGroupTaintArgs(key=SYSTEM_TAINT["key"], value=SYSTEM_TAINT["value"], effect="NO_SCHEDULE")],
+            tags=args.tags,
+            opts=p,
+        )
+
+        self.cluster_name = pulumi.Output.from_input(cfg.name)
+        self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
+        self.oidc_issuer = cluster.oidc_issuer
+        self.cluster_security_group_id = cluster.cluster_security_group_id
+        self.private_subnet_ids = network.private_subnet_ids
+        self.system_node_role_name = node_role.name
+        self.provider = k8s.Provider(child(name, "k8s"), kubeconfig=self.kubeconfig, opts=p)
+        self.register_outputs({
+            "cluster_name": self.cluster_name,
+            "kubeconfig": self.kubeconfig,
+            "oidc_issuer": self.oidc_issuer,
+            "cluster_security_group_id": self.cluster_security_group_id,
+        })
+
+
+SYSTEM_TOLERATIONS = [{"key": SYSTEM_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]
+SYSTEM_NODE_SELECTOR = dict(SYSTEM_POOL_LABEL)

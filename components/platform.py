@@ -1,0 +1,29 @@
+"""Platform: every component of one environment, wired in dependency order."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.cluster import GpuCluster
+from components.config import StackConfig
+from components.naming import child
+
+
+class Platform(pulumi.ComponentResource):
+    """The whole GPU inference platform for one stack."""
+
+    cluster: GpuCluster
+    """The EKS cluster, its network and system nodes."""
+
+    def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:index:Platform", name, None, opts)
+        p = pulumi.ResourceOptions(parent=self)
+        self.cluster = GpuCluster(child(name, "cluster"), args, opts=p)
+        self.outputs: dict[str, pulumi.Input[object]] = {
+            "clusterName": self.cluster.cluster_name,
+            "kubeconfig": self.cluster.kubeconfig,
+            "oidcIssuer": self.cluster.oidc_issuer,
+            "environment": args.environment,
+            "region": args.region,
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,1 @@
+"""Pure functions: config in, plain dicts out (Kubernetes objects, Helm values, IAM documents)."""

@@ -1,0 +1,92 @@
+"""Run the pack's policy objects in-process, as the engine would, on recorded resources.
+
+Resource policies get each resource's inputs and stack policies every resource's outputs,
+wrapped in the same ``unknown_checking_proxy`` CrossGuard uses, so a rule that works here
+works under ``pulumi preview --policy-pack policies``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import unknown_checking_proxy
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What a policy needs of one resource: type, URN, name, inputs, outputs, parent."""
+
+    type: str
+    urn: str
+    name: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    parent: str | None = None
+
+
+def _opts() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], False, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+
+
+def _run(result: Any) -> None:
+    if inspect.isawaitable(result):
+        asyncio.run(result)  # type: ignore[arg-type]
+
+
+def _level(policy: Any, overrides: Mapping[str, str]) -> str:
+    level = overrides.get(policy.name) or overrides.get("all") or policy.enforcement_level or EnforcementLevel.ADVISORY
+    level = getattr(level, "value", level)
+    # CrossGuard reports a remediate-level violation as mandatory.
+    return "mandatory" if level == "remediate" else str(level)
+
+
+def evaluate(
+    policies: Sequence[ResourceValidationPolicy | StackValidationPolicy],
+    resources: Sequence[Resource],
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+    enforcement: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The policy report: ``{"policies_run": N, "violations": [...]}`` in a stable order."""
+    config = config or {}
+    enforcement = enforcement or {}
+    violations: list[dict[str, str]] = []
+    active = [p for p in policies if _level(p, enforcement) != "disabled"]
+
+    def add(policy: Any, urn: str, message: str) -> None:
+        violations.append({"policy": policy.name, "enforcement": _level(policy, enforcement), "urn": urn, "message": message})
+
+    for policy in active:
+        cfg = dict(config.get(policy.name, {}))
+        if isinstance(policy, StackValidationPolicy):
+            by_urn: dict[str, PolicyResource] = {}
+            for r in resources:
+                by_urn[r.urn] = PolicyResource(r.type, unknown_checking_proxy(dict(r.outputs)), r.urn, r.name,
+                                               _opts(), None, by_urn.get(r.parent or ""), [], {})
+            args = StackValidationArgs(list(by_urn.values()), cfg)
+            _run(policy.validate(args, lambda message, urn=None, p=policy: add(p, urn or "", message)))
+            continue
+        for r in resources:
+            args = ResourceValidationArgs(r.type, unknown_checking_proxy(dict(r.inputs)), r.urn, r.name, _opts(), None, cfg)
+            validators = policy.validate if isinstance(policy.validate, list) else [policy.validate]
+            for validate in validators:
+                _run(validate(args, lambda message, urn=None, p=policy, u=r.urn: add(p, urn or u, message)))
+    violations.sort(key=lambda v: (v["policy"], v["urn"], v["message"]))
+    return {"policies_run": len(active), "violations": violations}
+
+
+def mandatory(report: Mapping[str, Any]) -> list[Mapping[str, str]]:
+    return [v for v in report["violations"] if v["enforcement"] == "mandatory"]

@@ -1,0 +1,334 @@
+"""The recording engine: runs a Pulumi program offline and records every resource.
+
+It is a ``pulumi.runtime.Mocks`` implementation plus a monitor that keeps what the real
+engine would see for each registration: type, name, URN, parent, provider, explicit and
+implicit dependencies, and the resolved inputs. Each resource gets realistic outputs
+(ARNs, IDs, queue URLs, a kubeconfig, the EKS cluster security group...), derived from a
+hash of its URN so that the same program gives the same outputs on every run.
+
+Determinism: the Python SDK sends each registration through the event loop's default
+executor, a thread pool, so the order of registrations can vary between runs. The engine
+installs an executor that runs each call inline, on the loop's thread, which makes the run
+single-threaded and the registration order a function of the program alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import runpy
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pmocks
+from pulumi.runtime import settings as psettings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+ACCOUNT_ID = "123456789012"
+SECRET_PLACEHOLDER = "[secret]"
+
+
+@dataclass
+class Recorded:
+    """One registered resource, as ``resources.json`` writes it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str | None
+    custom: bool
+    provider: str | None
+    depends_on: list[str]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def contract(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "urn": self.urn,
+            "parent": self.parent,
+            "custom": self.custom,
+            "provider": self.provider,
+            "depends_on": self.depends_on,
+            "inputs": self.inputs,
+        }
+
+
+def _digest(*parts: str, n: int = 17) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:n]
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as JSON data: secrets and unknowns replaced, resources by URN."""
+    if isinstance(value, Mapping):
+        if value.get(pulumi.runtime.rpc._special_sig_key) == pulumi.runtime.rpc._special_secret_sig:
+            return SECRET_PLACEHOLDER
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, pulumi.Resource):
+        return {"resource": getattr(value, "_synth_urn", None) or type(value).__name__}
+    if isinstance(value, float) and value.is_integer():
+        # The wire carries every number as a double; the manifests want integers back.
+        return int(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class RecordingMocks(pmocks.Mocks):
+    """Outputs per resource type; answers StackReferences and the invokes we use."""
+
+    def __init__(self, region: str, stack_references: Mapping[str, Mapping[str, Any]] | None = None):
+        self.region = region
+        self.stack_references = dict(stack_references or {})
+
+    # -- invokes ------------------------------------------------------------------------
+    def call(self, args: pmocks.MockCallArgs):
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/deployer",
+                "userId": "AROAEXAMPLEDEPLOYER",
+                "id": ACCOUNT_ID,
+            }
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}
+        if token == "aws:iam/getSessionContext:getSessionContext":
+            return {"issuerArn": f"arn:aws:iam::{ACCOUNT_ID}:role/deployer", "arn": args.args.get("arn")}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{z}" for z in "abcdef"]
+            return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": self.region}
+        raise NotImplementedError(f"the recording engine has no answer for invoke {token}")
+
+    # -- resources ----------------------------------------------------------------------
+    def new_resource(self, args: pmocks.MockResourceArgs):
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        h = _digest(typ, name)
+        if typ == "pulumi:pulumi:StackReference":
+            ref = inputs.get("name") or name
+            if ref not in self.stack_references:
+                raise KeyError(f"no recorded outputs for stack reference {ref!r}")
+            return ref, {**inputs, "name": ref, "outputs": self.stack_references[ref], "secretOutputNames": []}
+        if typ.startswith("pulumi:providers:"):
+            return f"{name}-{h[:8]}", inputs
+        if typ.startswith("kubernetes:"):
+            return self._kubernetes(typ, name, inputs, h)
+        if typ.startswith("eks:"):
+            return self._eks(typ, name, inputs, h)
+        if typ.startswith("aws:"):
+            return self._aws(typ, name, inputs, h)
+        return f"{name}-{h[:8]}", inputs
+
+    def _arn(self, service: str, resource: str, regional: bool = True) -> str:
+        region = self.region if regional else ""
+        return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
+
+    def _aws(self, typ: str, name: str, inputs: dict, h: str):
+        auto = inputs.get("name") or f"{name}-{h[:7]}"
+        module = typ.split(":")[1].split("/")[0]
+        kind = typ.rsplit(":", 1)[1]
+        prefix = {
+            "Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg", "InternetGateway": "igw",
+            "NatGateway": "nat", "Eip": "eipalloc", "RouteTable": "rtb", "LaunchTemplate": "lt",
+        }.get(kind)
+        if prefix:
+            rid = f"{prefix}-{h}"
+            return rid, {**inputs, "id": rid, "arn": self._arn("ec2", f"{kind.lower()}/{rid}"), "name": auto}
+        if module == "iam":
+            path_kind = {"Role": "role", "Policy": "policy", "InstanceProfile": "instance-profile"}.get(kind)
+            if path_kind:
+                arn = self._arn("iam", f"{path_kind}/{auto}", regional=False)
+                return auto, {**inputs, "name": auto, "arn": arn, "uniqueId": f"AROA{h.upper()[:17]}"}
+            return f"{name}-{h[:8]}", inputs
+        if typ == "aws:kms/key:Key":
+            key_id = str(uuid.UUID(hashlib.sha256(name.encode()).hexdigest()[:32]))
+            return key_id, {**inputs, "keyId": key_id, "arn": self._arn("kms", f"key/{key_id}")}
+        if typ == "aws:sqs/queue:Queue":
+            url = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{auto}"
+            return url, {**inputs, "name": auto, "url": url, "arn": self._arn("sqs", auto)}
+        if typ == "aws:cloudwatch/eventRule:EventRule":
+            return auto, {**inputs, "name": auto, "arn": self._arn("events", f"rule/{auto}")}
+        if typ == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
+            aid = f"a-{h}"
+            arn = self._arn("eks", f"podidentityassociation/{inputs.get('clusterName')}/{aid}")
+            return aid, {**inputs, "associationId": aid, "associationArn": arn}
+        if typ == "aws:eks/addon:Addon":
+            return f"{inputs.get('clusterName')}:{inputs.get('addonName')}", {
+                **inputs, "arn": self._arn("eks", f"addon/{inputs.get('clusterName')}/{inputs.get('addonName')}/{h[:8]}"),
+            }
+        service = module.replace("cloudwatch", "events")
+        return f"{name}-{h[:8]}", {**inputs, "arn": self._arn(service, f"{kind.lower()}/{auto}")}
+
+    def _eks(self, typ: str, name: str, inputs: dict, h: str):
+        if typ == "eks:index:Cluster":
+            cluster = inputs.get("name") or f"{name}-eksCluster-{h[:7]}"
+            endpoint = f"https://{h.upper()[:32]}.gr7.{self.region}.eks.amazonaws.com"
+            oidc = f"oidc.eks.{self.region}.amazonaws.com/id/{h.upper()[:32]}"
+            kubeconfig = {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": cluster, "cluster": {"server": endpoint, "certificate-authority-data": "LS0tLS1CRUdJTi0tLS0t"}}],
+                "contexts": [{"name": "aws", "context": {"cluster": cluster, "user": "aws"}}],
+                "current-context": "aws",
+                "users": [{"name": "aws", "user": {"exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+                    "args": ["eks", "get-token", "--cluster-name", cluster, "--output", "json"],
+                }}}],
+            }
+            return cluster, {
+                **inputs,
+                "kubeconfig": kubeconfig,
+                "kubeconfigJson": json.dumps(kubeconfig, sort_keys=True),
+                "clusterSecurityGroupId": f"sg-{h}",
+                "nodeSecurityGroupId": f"sg-{_digest(h, 'node')}",
+                "oidcIssuer": oidc,
+                "oidcProviderUrl": f"https://{oidc}",
+                "oidcProviderArn": self._arn("iam", f"oidc-provider/{oidc}", regional=False),
+            }
+        return f"{name}-{h[:8]}", inputs
+
+    def _kubernetes(self, typ: str, name: str, inputs: dict, h: str):
+        if typ == "kubernetes:helm.sh/v3:Release":
+            rel = inputs.get("name") or f"{name}-{h[:8]}"
+            ns = inputs.get("namespace") or "default"
+            status = {"name": rel, "namespace": ns, "chart": inputs.get("chart"), "version": inputs.get("version"),
+                      "status": "deployed", "revision": 1}
+            return f"{ns}/{rel}", {**inputs, "name": rel, "namespace": ns, "status": status}
+        meta = dict(inputs.get("metadata") or {})
+        meta.setdefault("name", f"{name}-{h[:8]}")
+        return f"{meta.get('namespace', '')}/{meta['name']}".lstrip("/"), {**inputs, "metadata": meta}
+
+
+class RecordingMonitor(pmocks.MockMonitor):
+    """A mock monitor that keeps parent, provider and dependencies, and real-engine URNs."""
+
+    def __init__(self, mocks: RecordingMocks):
+        super().__init__(mocks)
+        self.recorded: list[Recorded] = []
+        self.stack_urn = ""
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The real engine leaves the root Stack's type out of its children's URNs.
+        stack, project = psettings.get_stack(), psettings.get_project()
+        if parent and parent != self.stack_urn:
+            type_ = parent.split("::")[2] + "$" + type_
+        return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+    def RegisterResource(self, request):
+        if request.type == "pulumi:pulumi:Stack":
+            self.stack_urn = self.make_urn("", request.type, request.name)
+            return super().RegisterResource(request)
+        resp = super().RegisterResource(request)
+        urn = resp.urn
+        state = self.resources[urn].state
+        inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+        # A provider reference is "<urn>::<id>"; the contract wants the URN.
+        provider = request.provider.rsplit("::", 1)[0] if request.provider else None
+        deps = set(request.dependencies)
+        for pd in request.propertyDependencies.values():
+            deps.update(pd.urns)
+        deps.discard(urn)
+        self.recorded.append(
+            Recorded(
+                type=request.type,
+                name=request.name,
+                urn=urn,
+                parent=request.parent if request.parent and request.parent != self.stack_urn else None,
+                custom=bool(request.custom),
+                provider=provider,
+                depends_on=sorted(deps),
+                inputs=_plain(inputs),
+                outputs=_plain(state),
+            )
+        )
+        return resp
+
+
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs submitted calls at once on the caller's thread (see the module docstring)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            fut.set_exception(exc)
+        return fut
+
+
+@dataclass
+class RunResult:
+    resources: list[Recorded]
+    outputs: dict[str, Any]  # secrets replaced by a placeholder: safe to write
+    raw_outputs: dict[str, Any]  # plain values, for answering StackReferences in memory
+
+
+def run_program(
+    program: Callable[[], None] | Path,
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str] | None = None,
+    region: str = "us-east-1",
+    stack_references: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RunResult:
+    """Run a program (a callable, or a directory holding ``__main__.py``) on the recording engine.
+
+    ``config`` holds full keys (``project:key``) with string values, as the Pulumi CLI
+    passes them. Returns the recorded resources, in registration order, and the stack's
+    exported outputs (resolved, secrets replaced by a placeholder).
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.set_default_executor(_InlineExecutor(max_workers=1))
+    mocks = RecordingMocks(region, stack_references)
+    monitor = RecordingMonitor(mocks)
+    # Reset the runtime state a previous run in this process may have left.
+    psettings.reset_options(project=project, stack=stack)
+    set_all_config(dict(config), list(secret_keys or []))
+    pmocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+
+    if isinstance(program, Path):
+        main = program / "__main__.py"
+        sys.path.insert(0, str(program))
+        body: Callable[[], None] = lambda: runpy.run_path(str(main), run_name="__main__")  # noqa: E731
+    else:
+        body = program
+
+    try:
+        _sync_await(run_pulumi_func(body))
+        _sync_await(wait_for_rpcs())
+        root = psettings.get_root_resource()
+        outputs, raw = _sync_await(_resolve_outputs(root.outputs if root is not None else {}))
+    finally:
+        if isinstance(program, Path):
+            sys.path.remove(str(program))
+        loop.close()
+        asyncio.set_event_loop(None)
+    return RunResult(resources=list(monitor.recorded), outputs=outputs, raw_outputs=raw)
+
+
+async def _resolve_outputs(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    redacted: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    for key in sorted(outputs):
+        out = pulumi.Output.from_input(outputs[key])
+        value = _plain(await out.future(with_unknowns=True))
+        raw[key] = value
+        redacted[key] = SECRET_PLACEHOLDER if await out.is_secret() else value
+    return redacted, raw

@@ -1,0 +1,175 @@
+"""Load a stack file, run its program on the recording engine, write the synth contract."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import NAMESPACE, ConfigError
+from policies.offline import Resource, evaluate, mandatory
+from policies.rules import POLICIES
+from synth.engine import SECRET_PLACEHOLDER, Recorded, RunResult, run_program
+from synth.writer import write_contract
+
+REPO = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+class SynthError(Exception):
+    """A problem the user must fix (bad stack file, invalid config): exit 2."""
+
+
+@dataclass
+class StackFile:
+    project: str
+    path: Path
+    config: dict[str, str]
+    secret_keys: list[str]
+    region: str
+    environment: str
+
+
+@dataclass
+class SynthResult:
+    stack: str
+    out: Path
+    run: RunResult
+    report: dict[str, Any]
+
+    @property
+    def mandatory_violations(self) -> list[Mapping[str, str]]:
+        return mandatory(self.report)
+
+    def summary(self) -> str:
+        n = len(self.run.resources)
+        v = self.report["violations"]
+        lines = [f"{self.stack}: {n} resources -> {self.out}",
+                 f"policies: {self.report['policies_run']} run, {len(v)} violations "
+                 f"({len(self.mandatory_violations)} mandatory)"]
+        lines += [f"  [{x['enforcement']}] {x['policy']}: {x['urn']}: {x['message']}" for x in v]
+        return "\n".join(lines)
+
+
+def _project(program: Path) -> tuple[str, Path]:
+    """The project name and stack config directory from ``Pulumi.yaml``."""
+    path = program / "Pulumi.yaml"
+    if not path.is_file():
+        raise SynthError(f"{path}: no Pulumi.yaml in the program directory")
+    meta = yaml.safe_load(path.read_text()) or {}
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise SynthError(f"{path}: 'name' is missing")
+    return name, program / str(meta.get("stackConfigDir") or ".")
+
+
+def _config_value(value: Any) -> str:
+    """A stack-file value as the Pulumi CLI hands it to programs: strings, JSON for objects."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _redact(value: Any) -> tuple[Any, bool]:
+    """Replace ``secure:`` values (anywhere in the value) by a placeholder."""
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        items = {k: _redact(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
+    if isinstance(value, list):
+        items = [_redact(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def load_stack_file(stack: str, program: Path) -> StackFile:
+    project, config_dir = _project(program)
+    path = config_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in config_dir.glob("Pulumi.*.yaml"))
+        raise SynthError(f"{path}: no such stack file; stacks here: {', '.join(known) or 'none'}")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SynthError(f"{path}: not valid YAML: {exc}") from None
+    raw = doc.get("config") if isinstance(doc, Mapping) else None
+    if not isinstance(raw, Mapping):
+        raise SynthError(f"{path}: needs a top-level 'config' mapping")
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in raw.items():
+        full = key if ":" in key else f"{project}:{key}"
+        plain, secret = _redact(value)
+        config[full] = _config_value(plain)
+        if secret:
+            secret_keys.append(full)
+    env = config.get(f"{NAMESPACE}:environment") or (stack if stack in ENVIRONMENTS else "prod")
+    return StackFile(project, path, config, sorted(secret_keys), config.get("aws:region", "us-east-1"), env)
+
+
+def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> SynthResult:
+    """Run ``program`` for ``stack`` on the recording engine and write the contract to ``out``."""
+    out = out or REPO / "build" / stack
+    sf = load_stack_file(stack, program)
+    refs = _StackReferences(program)
+    try:
+        run = run_program(program, project=sf.project, stack=stack, config=sf.config,
+                          secret_keys=sf.secret_keys, region=sf.region, stack_references=refs)
+    except ConfigError as exc:
+        shown = sf.path.relative_to(program) if sf.path.is_relative_to(program) else sf.path
+        raise SynthError(f"invalid stack config {shown}:\n  " + "\n  ".join(exc.messages)) from None
+    report = policy_report(run.resources, sf.environment)
+    if out.exists():
+        shutil.rmtree(out)
+    write_contract(out, run, report)
+    return SynthResult(stack, out, run, report)
+
+
+def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:
+    config = {p.name: {"environment": environment} for p in POLICIES}
+    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.inputs, r.outputs, r.parent) for r in resources], config)
+
+
+class _StackReferences(Mapping[str, Mapping[str, Any]]):
+    """Answers ``StackReference("org/<project>/<stack>")`` with this repo's platform stack.
+
+    A consumer program (``--program examples/...``) references the platform stack; the
+    engine synthesizes that stack in memory and hands back its exported outputs.
+    """
+
+    def __init__(self, program: Path):
+        self.program = program
+        self._cache: dict[str, Mapping[str, Any]] = {}
+
+    def _resolve(self, name: str) -> Mapping[str, Any]:
+        if name not in self._cache:
+            stack = name.rsplit("/", 1)[-1]
+            sf = load_stack_file(stack, REPO)
+            run = run_program(REPO, project=sf.project, stack=stack, config=sf.config,
+                              secret_keys=sf.secret_keys, region=sf.region)
+            self._cache[name] = run.raw_outputs
+        return self._cache[name]
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        if self.program == REPO:
+            raise KeyError(name)
+        return self._resolve(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.program != REPO
+
+    def __iter__(self):
+        return iter(self._cache)
+
+    def __len__(self) -> int:
+        return len(self._cache)

@@ -1,0 +1,200 @@
+"""Config models: the stacks load, and malformed configs fail with one readable line each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, StackConfig, load_stack_config, stack_file_schema
+from tests.conftest import REPO, STACKS, load, stack_values
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stacks_load(stack):
+    cfg = load(stack)
+    assert isinstance(cfg, StackConfig)
+    assert cfg.environment == stack
+    assert cfg.model_services, "every stack serves at least one model"
+
+
+def test_defaults_are_filled_once_in_the_model():
+    cfg = load("dev")
+    svc = cfg.model_services[0]
+    assert svc.namespace == "inference"
+    assert svc.drain.pre_stop_seconds == 15
+    assert svc.drain.termination_grace_seconds == 15 + 60 + 10
+    assert cfg.gpu_tiers[0].expire_after == "720h"
+    assert cfg.addons.monitoring.retention == "15d"
+
+
+def test_config_is_frozen():
+    cfg = load("dev")
+    with pytest.raises(Exception):
+        cfg.environment = "prod"  # type: ignore[misc]
+
+
+def test_on_demand_limit_is_derived_from_services():
+    cfg = load("prod")
+    # chat-8b: 2 baseline x 1 GPU + 1 headroom; its burst goes to spot.
+    assert cfg.on_demand_gpu_limit("l40s") == 3
+    # reason-70b: (2 baseline + 2 on-demand burst) x 4 GPUs.
+    assert cfg.on_demand_gpu_limit("h100") == 16
+
+
+def _set(path: str, value: Any) -> Callable[[dict], None]:
+    """A mutation that sets a dotted/indexed path, e.g. 'modelServices.0.scaling.maxReplicas'."""
+
+    def mutate(values: dict) -> None:
+        *head, last = path.split(".")
+        node: Any = values
+        for part in head:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        if last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return mutate
+
+
+def _delete(path: str) -> Callable[[dict], None]:
+    def mutate(values: dict) -> None:
+        *head, last = path.split(".")
+        node: Any = values
+        for part in head:
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[last]
+
+    return mutate
+
+
+BAD: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
+    ("typo-top-level", "dev", _set("modelService", []),
+     ["modelService: unknown key", "did you mean modelServices?"]),
+    ("typo-nested", "dev", _set("modelServices.0.scaling.maxReplica", 3),
+     ["modelServices[0].scaling.maxReplica: unknown key", "maxReplicas"]),
+    ("max-below-min", "prod", _set("modelServices.0.scaling.maxReplicas", 1),
+     ["modelServices[0].scaling.maxReplicas: 1 is below minReplicas 2"]),
+    ("max-zero", "staging", _set("modelServices.0.scaling.maxReplicas", 0),
+     ["modelServices[0].scaling.maxReplicas:", "greater than or equal to 1", "(got 0)"]),
+    ("environment-enum", "dev", _set("environment", "production"),
+     ["environment:", "'dev', 'staging' or 'prod'", "'production'"]),
+    ("missing-cluster", "dev", _delete("cluster"), ["cluster: required key is missing"]),
+    ("cluster-name-dns", "dev", _set("cluster.name", "LLM_Dev"), ["cluster.name:", "'LLM_Dev'"]),
+    ("k8s-version", "dev", _set("cluster.kubernetesVersion", "1.29"), ["cluster.kubernetesVersion:", "'1.29'", "1.35"]),
+    ("nodepool-weight", "dev", _set("gpuTiers.0.spot.weight", 0),
+     ["gpuTiers[0].spot.weight:", "greater than or equal to 1", "(got 0)"]),
+    ("nodepool-weight-high", "dev", _set("gpuTiers.0.onDemand.weight", 101),
+     ["gpuTiers[0].onDemand.weight:", "less than or equal to 100"]),
+    ("expire-after-days", "dev", _set("gpuTiers.0.expireAfter", "30d"), ["gpuTiers[0].expireAfter:", "'30d'"]),
+    ("consolidate-too-fast", "dev", _set("gpuTiers.0.consolidateAfter", "1m"),
+     ["gpuTiers[0].consolidateAfter: 1m is under 5m"]),
+    ("spot-weight-above-od", "dev", _set("gpuTiers.0.spot.weight", 100),
+     ["gpuTiers[0].spot.weight: 100 must be below onDemand.weight 100"]),
+    ("unknown-instance", "dev", _set("gpuTiers.0.instanceTypes", ["g9.mega"]),
+     ["gpuTiers[0].instanceTypes[0]: 'g9.mega' is not in the catalog"]),
+    ("instance-wrong-gpu", "dev", _set("gpuTiers.0.instanceTypes", ["g6e.xlarge"]),
+     ["gpuTiers[0].instanceTypes[0]: g6e.xlarge has l40s GPUs, not l4"]),
+    ("unknown-tier", "dev", _set("modelServices.0.tier", "h200"),
+     ["modelServices[0].tier: 'h200' is not a gpuTiers name; defined: l4"]),
+    ("model-too-big", "dev", _set("modelServices.0.model.parametersBillion", 70),
+     ["modelServices[0].model: 70B at bfloat16 needs ~130 GiB", "l4 GPU offers", "use a tier with larger GPUs"]),
+    ("tp-beyond-node", "dev", _set("modelServices.0.tensorParallelSize", 4),
+     ["modelServices[0].tensorParallelSize: 4 exceeds the 1 GPUs of the largest l4 instance"]),
+    ("spot-drain-too-long", "staging", _set("modelServices.0.drain", {"shutdownTimeoutSeconds": 110}),
+     ["modelServices[0].drain: preStop 15 + shutdownTimeout 110 + margin 10 = 135 s does not fit the 120 s spot notice"]),
+    ("shutdown-below-p99", "staging", _set("modelServices.0.drain", {"shutdownTimeoutSeconds": 30}),
+     ["modelServices[0].drain.shutdownTimeoutSeconds: 30 is below 2 x slo.p99GenerationSeconds = 60"]),
+    ("scale-to-zero-no-keepalive", "dev", _set("modelServices.0.scaling.keepAlive", False),
+     ["modelServices[0].scaling.keepAlive: scale to zero without a keep-alive trigger"]),
+    ("scale-to-zero-in-prod", "prod", _set("modelServices.0.scaling", {"minReplicas": 0, "maxReplicas": 4, "scaleToZero": True}),
+     ["modelServices[0].scaling.scaleToZero: prod forbids scale to zero"]),
+    ("min-zero-implicit", "staging", _set("modelServices.0.scaling.minReplicas", 0),
+     ["modelServices[0].scaling.minReplicas: 0 needs scaleToZero: true"]),
+    ("service-named-vllm", "dev", _set("modelServices.0.name", "vllm"), ["modelServices[0].name:", "VLLM_PORT"]),
+    ("duplicate-service", "prod", _set("modelServices.1.name", "chat-8b"),
+     ["modelServices[1].name: 'chat-8b' is used twice"]),
+    ("prod-open-endpoint", "prod", _set("cluster.endpoint.publicAccessCidrs", ["0.0.0.0/0"]),
+     ["cluster.endpoint.publicAccessCidrs: prod refuses a public endpoint open to 0.0.0.0/0"]),
+    ("prod-latest-ami", "prod", _set("gpuTiers.1.amiAlias", "al2023@latest"),
+     ["gpuTiers[1].amiAlias: al2023@latest: prod pins an AMI version"]),
+    ("bad-cidr", "dev", _set("cluster.network.cidr", "10.0.0.0/8"), ["cluster.network.cidr:", "/16 to /20"]),
+    ("bad-public-cidr", "staging", _set("cluster.endpoint.publicAccessCidrs", ["203.0.113.0/33"]),
+     ["cluster.endpoint.publicAccessCidrs[0]: '203.0.113.0/33' is not a CIDR"]),
+    ("retention-not-duration", "dev", _set("addons", {"monitoring": {"retention": "15 days"}}),
+     ["addons.monitoring.retention:", "'15 days'"]),
+    ("mig-on-l40s", "staging", _set("gpuTiers.0.mig", {"profiles": {"1g.10gb": 7}}),
+     ["gpuTiers[0].mig: l40s does not support MIG"]),
+    ("mig-single-two-sizes", "prod", _set("gpuTiers.1.mig", {"strategy": "single", "profiles": {"1g.10gb": 4, "2g.20gb": 1}}),
+     ["gpuTiers[1].mig.profiles: strategy single allows one profile size"]),
+    ("mig-and-time-slicing", "prod",
+     lambda v: (_set("gpuTiers.1.mig", {"profiles": {"1g.10gb": 7}})(v), _set("gpuTiers.1.timeSlicing", {"replicas": 4})(v)),
+     ["gpuTiers[1].timeSlicing: time-slicing and MIG cannot share a tier"]),
+    ("baseline-on-spot-only-tier", "staging", _set("gpuTiers.0.onDemand", {"enabled": False}),
+     ["modelServices[0].tier: l40s has no on-demand pool", "never depend on spot"]),
+    ("gpu-limit-below-baseline", "prod", _set("gpuTiers.0.onDemand.gpuLimit", 1),
+     ["gpuTiers[0].onDemand.gpuLimit: 1 is below the 2 GPUs the services' baselines need"]),
+    ("batch-list-length-zero", "staging", _set("batchWorkers.0.listLength", 0),
+     ["batchWorkers[0].listLength:", "greater than or equal to 1", "(got 0)"]),
+    ("batch-missing-image", "staging", _delete("batchWorkers.0.image"), ["batchWorkers[0].image: required key is missing"]),
+    ("batch-untagged-image", "staging", _set("batchWorkers.0.image", "ghcr.io/example/embed-worker"),
+     ["batchWorkers[0].image:", "has no tag"]),
+    ("batch-max-below-min", "staging", _set("batchWorkers.0.maxReplicas", 0),
+     ["batchWorkers[0].maxReplicas:", "greater than or equal to 1"]),
+    ("wrong-type", "dev", _set("modelServices.0.maxNumSeqs", "lots"), ["modelServices[0].maxNumSeqs:", "'lots'"]),
+]
+
+
+@pytest.mark.parametrize("stack,mutate,expected", [(s, m, e) for _, s, m, e in BAD], ids=[b[0] for b in BAD])
+def test_malformed_config_is_rejected_with_a_clear_message(stack, mutate, expected):
+    values, region = stack_values(stack)
+    mutate(values)
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(values, region)
+    text = str(info.value)
+    for fragment in expected:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+    assert "Traceback" not in text and "pydantic" not in text.lower()
+    assert "For further information" not in text
+
+
+def test_there_are_at_least_twenty_distinct_malformed_cases():
+    assert len({b[0] for b in BAD}) >= 20
+
+
+def test_missing_region():
+    values, _ = stack_values("dev")
+    with pytest.raises(ConfigError, match=r"aws:region: required"):
+        load_stack_config(values, None)
+
+
+def test_bad_region():
+    values, _ = stack_values("dev")
+    with pytest.raises(ConfigError, match=r"aws:region: .*'mars-1'"):
+        load_stack_config(values, "mars-1")
+
+
+def test_schema_file_is_in_sync_with_the_models():
+    on_disk = json.loads((REPO / "stacks" / "schema.json").read_text())
+    assert on_disk == stack_file_schema(), "run `make schema` and commit stacks/schema.json"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_validate_against_the_exported_schema(stack):
+    import jsonschema
+    import yaml
+
+    doc = yaml.safe_load((REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    jsonschema.validate(doc, stack_file_schema())
+
+
+def test_schema_rejects_an_unknown_namespace_key():
+    import jsonschema
+
+    doc = {"config": {"aws:region": "us-east-1", "gpu-platform:environment": "dev",
+                      "gpu-platform:cluster": {"name": "x"}, "gpu-platform:gpuTiers": [], "gpu-platform:typo": 1}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, stack_file_schema())
