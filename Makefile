@@ -7,12 +7,13 @@ STACK ?= dev
 STACKS := dev staging prod
 
 .DEFAULT_GOAL := help
-.PHONY: help synth synth-all test schema clean
+.PHONY: help synth synth-all test conformance schema clean
 
 help: ## Show the targets
 	@echo "make synth STACK=<dev|staging|prod>  synthesize a stack offline into build/<stack>/"
 	@echo "make synth-all                       synthesize every stack"
-	@echo "make test                            run the test suite"
+	@echo "make test                            run the test suite (conformance included)"
+	@echo "make conformance                     synthesize every stack, check build/ against upstream contracts"
 	@echo "make schema                          regenerate stacks/schema.json from the config models"
 	@echo "make clean                           remove build/ and .venv/"
 
@@ -30,6 +31,9 @@ synth-all: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+conformance: synth-all
+	$(PY) -m tests.conformance $(addprefix build/,$(STACKS))
 
 schema: $(VENV)/.installed
 	$(PY) -m components.schema > stacks/schema.json

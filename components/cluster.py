@@ -107,6 +107,8 @@ class GpuCluster(pulumi.ComponentResource):
     """IAM role of the system node group."""
     provider: k8s.Provider
     """Kubernetes provider for everything deployed into the cluster."""
+    system_node_group: eks.ManagedNodeGroup
+    """The controllers' node group; charts that must land there depend on it."""
 
     def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:cluster:GpuCluster", name, None, opts)
@@ -159,7 +161,7 @@ class GpuCluster(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(child(name, f"system-node-{arn.rsplit('/', 1)[1]}"), role=node_role.name,
                                          policy_arn=arn, opts=p)
         sys_nodes = cfg.system_nodes
-        eks.ManagedNodeGroup(
+        self.system_node_group = eks.ManagedNodeGroup(
             child(name, "system"),
             cluster=cluster,
             node_role=node_role,
@@ -177,7 +179,9 @@ class GpuCluster(pulumi.ComponentResource):
             opts=p,
         )
 
-        self.cluster_name = pulumi.Output.from_input(cfg.name)
+        # The name is known up front; deriving it from a cluster output carries the
+        # dependency, so whatever uses the name waits for the cluster to exist.
+        self.cluster_name = cluster.kubeconfig_json.apply(lambda _: cfg.name)
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
         self.oidc_issuer = cluster.oidc_issuer
         self.cluster_security_group_id = cluster.cluster_security_group_id

@@ -1,0 +1,128 @@
+"""Karpenter: controller identity (Pod Identity), node role, interruption queue and rules,
+both charts at one pinned version, and per GPU tier one EC2NodeClass plus an on-demand
+(baseline) and a spot (burst) NodePool."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import versions
+from components.cluster import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATIONS, GpuCluster
+from components.config import StackConfig
+from components.naming import child
+from components.render import karpenter as render
+from components.render.iam import MANAGED, assume_role, pod_identity_trust
+
+
+def helm_release(name: str, chart: versions.Chart, *, release: str, namespace: str, values: dict | None = None,
+                 skip_crds: bool = False, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """A Helm release with an explicit name (no random suffix) at the pinned version."""
+    return k8s.helm.v3.Release(
+        name,
+        name=release,
+        chart=chart.chart,
+        version=chart.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository) if chart.repository else None,
+        namespace=namespace,
+        create_namespace=True,
+        values=values or {},
+        skip_crds=skip_crds,
+        atomic=True,
+        timeout=900,
+        opts=opts,
+    )
+
+
+class Karpenter(pulumi.ComponentResource):
+    """Karpenter v1 with GPU NodePools: an on-demand baseline pool and a spot burst pool per tier."""
+
+    node_role_name: pulumi.Output[str]
+    """IAM role of Karpenter-launched nodes (an EC2_LINUX access entry)."""
+    interruption_queue_name: pulumi.Output[str]
+    """SQS queue receiving spot interruption, rebalance, health and state-change events."""
+    node_pools: dict[str, dict[str, str]]
+    """tier -> capacity type (on-demand | spot) -> NodePool name."""
+    release: k8s.helm.v3.Release
+    """The controller release; custom resources that need Karpenter depend on it."""
+
+    def __init__(self, name: str, args: StackConfig, cluster: GpuCluster, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:capacity:Karpenter", name, None, opts)
+        p = pulumi.ResourceOptions(parent=self)
+        cluster_name = args.cluster.name
+        identity = aws.get_caller_identity()
+        partition = aws.get_partition().partition
+
+        node_role = aws.iam.Role(child(name, "node"), assume_role_policy=json.dumps(assume_role("ec2.amazonaws.com")),
+                                 description=f"{cluster_name} Karpenter nodes", tags=args.tags, opts=p)
+        for policy in render.NODE_ROLE_POLICIES:
+            aws.iam.RolePolicyAttachment(child(name, f"node-{policy}"), role=node_role.name,
+                                         policy_arn=f"{MANAGED}/{policy}", opts=p)
+        # A separate role from the system node group's: one principal, one access entry.
+        node_access = aws.eks.AccessEntry(child(name, "node"), cluster_name=cluster.cluster_name,
+                                          principal_arn=node_role.arn, type="EC2_LINUX", opts=p)
+
+        queue = aws.sqs.Queue(child(name, "interruption"), name=f"{cluster_name}-karpenter",
+                              message_retention_seconds=300, sqs_managed_sse_enabled=True, tags=args.tags, opts=p)
+        aws.sqs.QueuePolicy(child(name, "interruption"), queue_url=queue.url,
+                            policy=queue.arn.apply(lambda arn: json.dumps(render.queue_policy(arn))), opts=p)
+        for rule in render.INTERRUPTION_RULES:
+            event_rule = aws.cloudwatch.EventRule(child(name, rule), event_pattern=json.dumps(render.event_pattern(rule)),
+                                                  description=f"Karpenter interruption: {rule}", tags=args.tags, opts=p)
+            aws.cloudwatch.EventTarget(child(name, rule), rule=event_rule.name, arn=queue.arn,
+                                       target_id="KarpenterInterruptionQueueTarget", opts=p)
+        if args.cluster.create_spot_service_linked_role:
+            aws.iam.ServiceLinkedRole(child(name, "spot"), aws_service_name="spot.amazonaws.com", opts=p)
+
+        controller_role = aws.iam.Role(child(name, "controller"), assume_role_policy=json.dumps(pod_identity_trust()),
+                                       description=f"{cluster_name} Karpenter controller", tags=args.tags, opts=p)
+        documents = pulumi.Output.all(queue.arn, node_role.arn).apply(
+            lambda a: render.controller_policies(partition=partition, region=args.region, account=identity.account_id,
+                                                 cluster=cluster_name, queue_arn=a[0], node_role_arn=a[1]))
+        for key in ("node-lifecycle", "iam-integration", "eks-integration", "interruption", "resource-discovery"):
+            policy = aws.iam.Policy(child(name, f"controller-{key}"), description=f"Karpenter controller: {key}",
+                                    policy=documents.apply(lambda d, k=key: json.dumps(d[k])), tags=args.tags, opts=p)
+            aws.iam.RolePolicyAttachment(child(name, f"controller-{key}"), role=controller_role.name,
+                                         policy_arn=policy.arn, opts=p)
+        association = aws.eks.PodIdentityAssociation(
+            child(name, "controller"), cluster_name=cluster.cluster_name, namespace=render.NAMESPACE,
+            service_account=render.SERVICE_ACCOUNT, role_arn=controller_role.arn, tags=args.tags, opts=p)
+
+        crds = helm_release(child(name, "crd"), versions.KARPENTER_CRD, release="karpenter-crd",
+                            namespace=render.NAMESPACE, opts=p)
+        self.release = helm_release(
+            child(name, "controller"), versions.KARPENTER, release="karpenter", namespace=render.NAMESPACE,
+            values=queue.name.apply(lambda q: render.chart_values(
+                cluster=cluster_name, queue_name=q, system_tolerations=SYSTEM_TOLERATIONS,
+                system_selector=SYSTEM_NODE_SELECTOR)),
+            # CRDs come from the karpenter-crd chart, which upgrades them; Helm never does.
+            skip_crds=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, association, cluster.system_node_group, node_access]),
+        )
+
+        after = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+        self.node_pools = {}
+        for tier in args.gpu_tiers:
+            node_class = k8s.apiextensions.CustomResource(
+                child(name, f"{tier.name}-nodeclass"), api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
+                metadata={"name": render.node_class_name(tier)},
+                spec=render.ec2_node_class(
+                    tier, node_role=node_role.name,
+                    subnet_ids=cluster.private_subnet_ids.apply(lambda ids: [{"id": i} for i in ids]),
+                    security_group_id=cluster.cluster_security_group_id, tags=args.tags),
+                opts=after)
+            self.node_pools[tier.name] = {}
+            for pool_name, spec in render.node_pools(args, tier):
+                k8s.apiextensions.CustomResource(
+                    child(name, pool_name), api_version="karpenter.sh/v1", kind="NodePool",
+                    metadata={"name": pool_name}, spec=spec,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class]))
+                self.node_pools[tier.name][pool_name.removeprefix(f"{tier.name}-")] = pool_name
+
+        self.node_role_name = node_role.name
+        self.interruption_queue_name = queue.name
+        self.register_outputs({"node_role_name": self.node_role_name, "interruption_queue_name": queue.name,
+                               "node_pools": self.node_pools})
