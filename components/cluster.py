@@ -198,3 +198,5 @@ class GpuCluster(pulumi.ComponentResource):
 
 SYSTEM_TOLERATIONS = [{"key": SYSTEM_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]
 SYSTEM_NODE_SELECTOR = dict(SYSTEM_POOL_LABEL)
+# Where controllers run: on the system node group, tolerating its taint.
+SYSTEM_PLACEMENT = {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": SYSTEM_TOLERATIONS}

@@ -513,6 +513,11 @@ class StackConfig(_Model):
                 "prod refuses a public endpoint open to 0.0.0.0/0; list your CIDRs, "
                 "set publicAccess false, or set allowPublicFromAnywhere true",
             )
+        strategies = {t.mig.strategy for t in self.gpu_tiers if t.mig is not None}
+        if len(strategies) > 1:
+            first = next(i for i, t in enumerate(self.gpu_tiers) if t.mig is not None)
+            raise _fail(f"gpuTiers[{first}].mig.strategy",
+                        "MIG tiers disagree on strategy; the GPU Operator applies one strategy cluster-wide")
         for i, t in enumerate(self.gpu_tiers):
             if prod and t.ami_alias.endswith("@latest"):
                 raise _fail(f"gpuTiers[{i}].amiAlias", f"{t.ami_alias}: prod pins an AMI version, e.g. al2023@v20260801")

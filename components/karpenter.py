@@ -10,31 +10,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import versions
+from components import helm, versions
 from components.cluster import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATIONS, GpuCluster
 from components.config import StackConfig
 from components.naming import child
 from components.render import karpenter as render
 from components.render.iam import MANAGED, assume_role, pod_identity_trust
-
-
-def helm_release(name: str, chart: versions.Chart, *, release: str, namespace: str, values: dict | None = None,
-                 skip_crds: bool = False, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
-    """A Helm release with an explicit name (no random suffix) at the pinned version."""
-    return k8s.helm.v3.Release(
-        name,
-        name=release,
-        chart=chart.chart,
-        version=chart.version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository) if chart.repository else None,
-        namespace=namespace,
-        create_namespace=True,
-        values=values or {},
-        skip_crds=skip_crds,
-        atomic=True,
-        timeout=900,
-        opts=opts,
-    )
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -91,10 +72,10 @@ class Karpenter(pulumi.ComponentResource):
             child(name, "controller"), cluster_name=cluster.cluster_name, namespace=render.NAMESPACE,
             service_account=render.SERVICE_ACCOUNT, role_arn=controller_role.arn, tags=args.tags, opts=p)
 
-        crds = helm_release(child(name, "crd"), versions.KARPENTER_CRD, release="karpenter-crd",
+        crds = helm.release(child(name, "crd"), versions.KARPENTER_CRD, release_name="karpenter-crd",
                             namespace=render.NAMESPACE, opts=p)
-        self.release = helm_release(
-            child(name, "controller"), versions.KARPENTER, release="karpenter", namespace=render.NAMESPACE,
+        self.release = helm.release(
+            child(name, "controller"), versions.KARPENTER, release_name="karpenter", namespace=render.NAMESPACE,
             values=queue.name.apply(lambda q: render.chart_values(
                 cluster=cluster_name, queue_name=q, system_tolerations=SYSTEM_TOLERATIONS,
                 system_selector=SYSTEM_NODE_SELECTOR)),

@@ -6,7 +6,10 @@ import pulumi
 
 from components.cluster import GpuCluster
 from components.config import StackConfig
+from components.gpu_operator import GpuOperator
 from components.karpenter import Karpenter
+from components.keda import Keda
+from components.monitoring import Monitoring
 from components.naming import child
 
 
@@ -17,6 +20,12 @@ class Platform(pulumi.ComponentResource):
     """The EKS cluster, its network and system nodes."""
     karpenter: Karpenter
     """Karpenter and the GPU NodePools."""
+    monitoring: Monitoring
+    """kube-prometheus-stack, Grafana dashboards, Prometheus Adapter."""
+    keda: Keda
+    """KEDA (ScaledObjects, ScaledJobs)."""
+    gpu_operator: GpuOperator
+    """NVIDIA GPU Operator with the DCGM exporter."""
 
     def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:index:Platform", name, None, opts)
@@ -25,6 +34,12 @@ class Platform(pulumi.ComponentResource):
         # Everything in the cluster inherits its Kubernetes provider through the parent.
         in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
         self.karpenter = Karpenter(child(name, "karpenter"), args, self.cluster, opts=in_cluster)
+        system = [self.cluster.system_node_group]
+        self.monitoring = Monitoring(child(name, "monitoring"), args, depends_on=system, opts=in_cluster)
+        self.keda = Keda(child(name, "keda"), args, depends_on=system, opts=in_cluster)
+        # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
+        self.gpu_operator = GpuOperator(child(name, "gpu-operator"), args,
+                                        depends_on=[self.monitoring.release, *system], opts=in_cluster)
         self.outputs: dict[str, pulumi.Input[object]] = {
             "clusterName": self.cluster.cluster_name,
             "kubeconfig": self.cluster.kubeconfig,
@@ -33,7 +48,16 @@ class Platform(pulumi.ComponentResource):
             "gpuTiers": [t.name for t in args.gpu_tiers],
             "karpenterNodeRoleName": self.karpenter.node_role_name,
             "interruptionQueueName": self.karpenter.interruption_queue_name,
+            "prometheusUrl": self.monitoring.prometheus_url,
+            "grafanaService": self.monitoring.grafana_service,
+            "namespaces": pulumi.Output.all(
+                monitoring=self.monitoring.namespace, keda=self.keda.namespace, gpuOperator=self.gpu_operator.namespace),
             "environment": args.environment,
             "region": args.region,
         }
         self.register_outputs(self.outputs)
+
+    def export(self) -> None:
+        """Export the outputs consumers need as stack outputs (StackReference them)."""
+        for key, value in self.outputs.items():
+            pulumi.export(key, value)

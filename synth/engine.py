@@ -6,10 +6,12 @@ implicit dependencies, and the resolved inputs. Each resource gets realistic out
 (ARNs, IDs, queue URLs, a kubeconfig, the EKS cluster security group...), derived from a
 hash of its URN so that the same program gives the same outputs on every run.
 
-Determinism: the Python SDK sends each registration through the event loop's default
-executor, a thread pool, so the order of registrations can vary between runs. The engine
-installs an executor that runs each call inline, on the loop's thread, which makes the run
-single-threaded and the registration order a function of the program alone.
+Determinism: the order in which the SDK's registrations reach the engine varies between
+runs (they go through a thread pool, and the SDK awaits dependencies held in sets of
+resource objects, whose iteration order follows memory addresses). The engine therefore
+runs every call inline on the loop's thread, and reports resources in the order the
+program constructed them, recorded by a stack transformation, which runs synchronously
+inside each resource's constructor. That order is a function of the program alone.
 """
 
 from __future__ import annotations
@@ -310,17 +312,25 @@ def run_program(
     else:
         body = program
 
+    constructed: list[pulumi.Resource] = []
+
+    def record_construction(args: pulumi.ResourceTransformationArgs) -> None:
+        constructed.append(args.resource)
+
+    pulumi.runtime.register_stack_transformation(record_construction)
     try:
         _sync_await(run_pulumi_func(body))
         _sync_await(wait_for_rpcs())
         root = psettings.get_root_resource()
         outputs, raw = _sync_await(_resolve_outputs(root.outputs if root is not None else {}))
+        sequence = {_sync_await(res.urn.future()): i for i, res in enumerate(constructed)}
     finally:
         if isinstance(program, Path):
             sys.path.remove(str(program))
         loop.close()
         asyncio.set_event_loop(None)
-    return RunResult(resources=list(monitor.recorded), outputs=outputs, raw_outputs=raw)
+    ordered = sorted(monitor.recorded, key=lambda r: sequence.get(r.urn, len(sequence)))
+    return RunResult(resources=ordered, outputs=outputs, raw_outputs=raw)
 
 
 async def _resolve_outputs(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,9 @@ def load(stack: str) -> StackConfig:
     return load_stack_config(values, region)
 
 
-def run_synth(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "synth", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def run_synth(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "synth", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +45,31 @@ def synthesized(tmp_path_factory) -> dict[str, Path]:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         out[stack] = d
     return out
+
+
+def build(config: StackConfig):
+    """Run Platform(config) on the recording engine; returns the RunResult."""
+    from components.platform import Platform
+    from synth.engine import run_program
+
+    return run_program(lambda: Platform(config.cluster.name, config).export(), project="gpu-platform",
+                       stack=config.environment, config={}, region=config.region)
+
+
+def load_with(stack: str, mutate) -> StackConfig:
+    values, region = stack_values(stack)
+    mutate(values)
+    return load_stack_config(values, region)
+
+
+def by_type(result, rtype: str) -> list:
+    return [r for r in result.resources if r.type == rtype]
+
+
+def custom_resources(result, kind: str) -> list[dict]:
+    return [r.inputs for r in result.resources if r.type.endswith(f":{kind}") and r.type.startswith("kubernetes:")]
+
+
+def release(result, name: str) -> dict:
+    return next(r.inputs for r in result.resources
+                if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("name") == name)

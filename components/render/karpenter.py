@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from components import labels
-from components.config import StackConfig, GpuTier
+from components.config import GpuTier, StackConfig
+from components.render.addons import tier_node_labels
 
 SERVICE_ACCOUNT = "karpenter"
 NAMESPACE = "kube-system"
@@ -214,7 +215,7 @@ def mig_config_name(tier: GpuTier) -> str | None:
 def node_pools(config: StackConfig, tier: GpuTier) -> list[tuple[str, dict[str, Any]]]:
     """The tier's on-demand (baseline) and spot (burst) NodePools: (name, spec)."""
     pools = []
-    node_labels = {labels.TIER: tier.name, labels.GPU_PRESENT: "true"}
+    node_labels = {labels.TIER: tier.name, labels.GPU_PRESENT: "true", **tier_node_labels(tier)}
     if (mig := mig_config_name(tier)) is not None:
         node_labels[labels.MIG_CONFIG] = mig
     capacities = [

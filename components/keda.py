@@ -1,0 +1,31 @@
+"""KEDA: operator, metrics server (it owns the external metrics API) and admission webhooks."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import helm, versions
+from components.cluster import SYSTEM_PLACEMENT
+from components.config import StackConfig
+from components.naming import child
+from components.render import addons as render
+
+
+class Keda(pulumi.ComponentResource):
+    """KEDA on the system nodes; ScaledObjects and ScaledJobs depend on ``release``."""
+
+    namespace: pulumi.Output[str]
+    """The KEDA namespace."""
+    release: k8s.helm.v3.Release
+    """The KEDA release (its CRDs come with it)."""
+
+    def __init__(self, name: str, args: StackConfig, depends_on: list[pulumi.Resource],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:addons:Keda", name, None, opts)
+        ns = helm.namespace(child(name, "namespace"), render.KEDA_NAMESPACE, pulumi.ResourceOptions(parent=self))
+        self.release = helm.release(child(name, "keda"), versions.KEDA, release_name="keda",
+                                    namespace=render.KEDA_NAMESPACE, values=render.keda(args, SYSTEM_PLACEMENT),
+                                    opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, *depends_on]))
+        self.namespace = self.release.status.apply(lambda _: render.KEDA_NAMESPACE)
+        self.register_outputs({"namespace": self.namespace})
