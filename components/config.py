@@ -328,7 +328,7 @@ class SecretRef(_Model):
 class ModelSpec(_Model):
     id: str = Field(min_length=1, description="Model id as clients name it, e.g. meta-llama/Llama-3.1-8B-Instruct.")
     source: str = Field(
-        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?|hf://[^\s]+)$",
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]+|hf://[^\s/]+/[^\s]+)$",
         description="s3://bucket/prefix (synced to the node cache) or hf://org/name.",
     )
     parameters_billion: float = Field(gt=0, le=2000, description="Parameters, for memory and load-time sizing.")
@@ -343,6 +343,14 @@ class Slo(_Model):
     ttft_p95_seconds: float = Field(default=2.0, gt=0, le=120, description="Time-to-first-token target (p95).")
     p99_generation_seconds: float = Field(default=30.0, gt=0, le=600, description="p99 request duration.")
     attainment_target: float = Field(default=0.95, gt=0, le=1, description="Share of requests within the TTFT SLO.")
+
+
+class ActiveHours(_Model):
+    """When a scale-to-zero service keeps one replica up (KEDA cron trigger)."""
+
+    timezone: str = Field(default="Etc/UTC", min_length=1, description="IANA time zone.")
+    start: str = Field(default="0 8 * * 1-5", pattern=r"^\S+( \S+){4}$", description="Cron: wake up.")
+    end: str = Field(default="0 20 * * 1-5", pattern=r"^\S+( \S+){4}$", description="Cron: allow scale to zero again.")
 
 
 class Scaling(_Model):
@@ -360,6 +368,11 @@ class Scaling(_Model):
     scale_down_pods_per_period: int = Field(default=1, ge=1, le=64)
     scale_down_period_seconds: int = Field(default=120, ge=15, le=1800)
     keep_alive: bool = Field(default=True, description="Trigger on running requests so in-flight work keeps a replica.")
+    active_hours: ActiveHours | None = Field(default=None, description="Hours when one replica stays up (scale to zero).")
+    wake_query: str | None = Field(
+        default=None, min_length=1,
+        description="PromQL on demand seen outside vLLM (gateway or client requests); > 0 wakes a service at zero.",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> Scaling:
@@ -371,6 +384,9 @@ class Scaling(_Model):
             raise _fail("minReplicas", "0 needs scaleToZero: true (say it explicitly)")
         if self.scale_to_zero and not self.keep_alive:
             raise _fail("keepAlive", "scale to zero without a keep-alive trigger can drop in-flight requests; set true")
+        if self.scale_to_zero and self.active_hours is None and self.wake_query is None:
+            raise _fail("scaleToZero", "nothing could wake the service at zero replicas (vLLM's metrics vanish with "
+                        "its pods); set activeHours and/or wakeQuery")
         return self
 
 
@@ -391,6 +407,16 @@ class Cache(_Model):
     size_gib: int = Field(default=200, ge=10, le=30000)
 
 
+class Canary(_Model):
+    """A second revision behind the same Service; traffic share follows the replica ratio."""
+
+    image: ImageRef | None = Field(default=None, description="vLLM image of the canary (default: the pinned one).")
+    model: ModelSpec | None = Field(default=None, description="Model of the canary (default: the service's).")
+    extra_args: tuple[str, ...] = Field(default=(), description="vllm serve arguments of the canary.")
+    replicas: int = Field(default=1, ge=1, le=8)
+    max_share_percent: int = Field(default=25, ge=1, le=50, description="Cap on canary / (baseline + canary).")
+
+
 class ModelServiceConfig(_Model):
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=30)] = Field(description="Service name (never 'vllm').")
     namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = "inference"
@@ -409,6 +435,9 @@ class ModelServiceConfig(_Model):
     scaling: Scaling = Field(default_factory=Scaling)
     drain: Drain = Field(default_factory=Drain)
     cache: Cache = Field(default_factory=Cache)
+    pre_pull: bool = Field(default=False, description="DaemonSet that pulls the image and warms the cache on tier nodes.")
+    pending_alert_minutes: int = Field(default=10, ge=1, le=120, description="Alert when GPU pods stay Pending this long.")
+    canary: Canary | None = None
 
     @field_validator("name")
     @classmethod
@@ -427,11 +456,33 @@ class ModelServiceConfig(_Model):
             )
         if self.tensor_parallel_size & (self.tensor_parallel_size - 1):
             raise _fail("tensorParallelSize", f"{self.tensor_parallel_size}; allowed 1, 2, 4 or 8")
+        if self.scaling.mode == "hpa" and self.scaling.scale_to_zero:
+            raise _fail("scaling.mode", "hpa cannot scale to zero; use keda or set scaleToZero false")
+        if self.scaling.mode == "hpa" and self.scaling.max_replicas <= self.scaling.min_replicas:
+            raise _fail("scaling.maxReplicas", "hpa mode scales burst replicas above the baseline; set maxReplicas > minReplicas")
+        if self.pre_pull and self.cache.medium != "hostPath":
+            raise _fail("prePull", "warms a node cache, so it needs cache.medium hostPath (an emptyDir dies with its pod)")
+        if self.canary is not None:
+            share = 100 * self.canary.replicas / (self.scaling.min_replicas + self.canary.replicas)
+            if share > self.canary.max_share_percent:
+                raise _fail("canary.replicas", f"{self.canary.replicas} canary replicas next to {self.scaling.min_replicas} "
+                            f"baseline replicas take {share:.0f}% of traffic; the cap is {self.canary.max_share_percent}%")
         return self
 
     @property
     def gpus_per_replica(self) -> int:
         return self.tensor_parallel_size
+
+    @property
+    def cpu_per_replica(self) -> int:
+        """vCPUs requested per replica: 4 per GPU (tokenization, scheduling, detokenization)."""
+        return 4 * self.gpus_per_replica
+
+    @property
+    def memory_gib_per_replica(self) -> int:
+        """Host memory per replica: at least 8 GiB per GPU, and enough to stage the weights
+        through host memory while loading (weights x 1.2 + 4 GiB)."""
+        return max(8 * self.gpus_per_replica, math.ceil(self.model.weights_gib * 1.2) + 4)
 
     @property
     def uses_spot(self) -> bool:
@@ -598,6 +649,13 @@ def _check_service(path: str, s: ModelServiceConfig, tiers: dict[str, GpuTier], 
             f"{tier.gpu_gib:.1f} GiB x {s.gpu_memory_utilization} minus {MIN_KV_CACHE_GIB_PER_GPU:g} GiB KV cache "
             f"= {usable:.1f} GiB; {hint}",
         )
+    fits = [it for it in tier.instance_types if _fits(s, catalog.INSTANCE_TYPES[it])]
+    if not fits:
+        raise _fail(
+            f"{path}.tier",
+            f"no {tier.name} instance type fits one replica ({tp} GPU, {s.cpu_per_replica} vCPU, "
+            f"{s.memory_gib_per_replica} GiB after system reservations); add a larger type to instanceTypes",
+        )
     if s.scaling.min_replicas > 0 and not tier.on_demand.enabled:
         raise _fail(
             f"{path}.tier",
@@ -615,6 +673,15 @@ def _check_service(path: str, s: ModelServiceConfig, tiers: dict[str, GpuTier], 
         )
     if prod and s.scaling.scale_to_zero:
         raise _fail(f"{path}.scaling.scaleToZero", "prod forbids scale to zero; keep an on-demand baseline")
+
+
+def _fits(s: ModelServiceConfig, it: catalog.InstanceType) -> bool:
+    """Whether a replica fits the instance's allocatable resources. Reservations follow the
+    EKS AMI's kubelet formulas, rounded up: ~0.5 vCPU and ~10 % of memory plus 1 GiB for
+    the kubelet, system daemons and the node's DaemonSets (device plugin, DCGM, CNI)."""
+    return (it.gpus >= s.gpus_per_replica
+            and it.vcpu - 0.5 >= s.cpu_per_replica
+            and it.memory_gib * 0.9 - 1 >= s.memory_gib_per_replica)
 
 
 # --------------------------------------------------------------------------- loading

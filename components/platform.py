@@ -9,6 +9,8 @@ from components.config import StackConfig
 from components.gpu_operator import GpuOperator
 from components.karpenter import Karpenter
 from components.keda import Keda
+from components.helm import namespace
+from components.model_service import ModelService, ModelServiceArgs
 from components.monitoring import Monitoring
 from components.naming import child
 
@@ -26,6 +28,8 @@ class Platform(pulumi.ComponentResource):
     """KEDA (ScaledObjects, ScaledJobs)."""
     gpu_operator: GpuOperator
     """NVIDIA GPU Operator with the DCGM exporter."""
+    services: dict[str, ModelService]
+    """The stack's model services by name."""
 
     def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:index:Platform", name, None, opts)
@@ -40,6 +44,22 @@ class Platform(pulumi.ComponentResource):
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
         self.gpu_operator = GpuOperator(child(name, "gpu-operator"), args,
                                         depends_on=[self.monitoring.release, *system], opts=in_cluster)
+        service_namespaces = {
+            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster)
+            for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
+        }
+        self.services = {
+            s.name: ModelService(
+                child(name, s.name),
+                ModelServiceArgs(
+                    service=s, tier=args.tier(s.tier), cluster_name=self.cluster.cluster_name,
+                    prometheus_url=self.monitoring.prometheus_url,
+                    scrape_interval_seconds=args.addons.monitoring.scrape_interval_seconds,
+                    depends_on=[self.keda.release, self.monitoring.release, self.karpenter.release,
+                                service_namespaces[s.namespace]]),
+                opts=in_cluster)
+            for s in args.model_services
+        }
         self.outputs: dict[str, pulumi.Input[object]] = {
             "clusterName": self.cluster.cluster_name,
             "kubeconfig": self.cluster.kubeconfig,
@@ -50,6 +70,8 @@ class Platform(pulumi.ComponentResource):
             "interruptionQueueName": self.karpenter.interruption_queue_name,
             "prometheusUrl": self.monitoring.prometheus_url,
             "grafanaService": self.monitoring.grafana_service,
+            "services": {n: {"url": m.url, "deployments": m.deployments, "scaledObjects": m.scaled_objects}
+                         for n, m in self.services.items()},
             "namespaces": pulumi.Output.all(
                 monitoring=self.monitoring.namespace, keda=self.keda.namespace, gpuOperator=self.gpu_operator.namespace),
             "environment": args.environment,

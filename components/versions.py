@@ -37,3 +37,5 @@ VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
 # The model-cache init container: the AWS CLI image syncs from S3.
 MODEL_CACHE_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.31.12"
 REDIS_IMAGE = "redis:7.4.6-alpine"
+# The pre-pull DaemonSet's idle container.
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"

@@ -152,7 +152,8 @@ def test_controller_policy_matches_upstream_statement_by_statement(prod):
 
 
 def test_controller_identity_is_pod_identity(prod):
-    (assoc,) = by_type(prod, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    (assoc,) = [a for a in by_type(prod, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+                if a.inputs["serviceAccount"] == "karpenter"]
     assert (assoc.inputs["namespace"], assoc.inputs["serviceAccount"]) == ("kube-system", "karpenter")
     role = next(r for r in by_type(prod, "aws:iam/role:Role") if r.name == "llm-prod-karpenter-controller")
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]

@@ -1,0 +1,131 @@
+"""ModelService: one model served by vLLM with an on-demand baseline and a spot burst.
+
+Shape and guarantees (details in ``render/vllm.py``):
+
+- ``<name>-baseline``: ``minReplicas`` replicas, required on on-demand nodes of the tier. A
+  spot reclaim can never take the service below this.
+- ``<name>-burst``: scaled by KEDA (or an HPA in ``hpa`` mode) from 0 up to
+  ``maxReplicas - minReplicas``; prefers spot, falls back to on-demand. Its triggers
+  subtract the baseline's capacity, so baseline + burst together track demand.
+- optional ``<name>-canary``: a second revision behind the same Service, traffic share
+  by replica ratio (capped).
+- one ClusterIP Service, a PodDisruptionBudget per Deployment (one pod at a time, never a
+  drain deadlock), a ServiceMonitor, alerts, and an IAM role (EKS Pod Identity) that may
+  only read the model's S3 prefix, for the cache init container.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.config import GpuTier, ModelServiceConfig
+from components.naming import child
+from components.render import cache
+from components.render import vllm as render
+from components.render.iam import pod_identity_trust
+
+
+@dataclass
+class ModelServiceArgs:
+    service: ModelServiceConfig
+    """The service's validated config."""
+    tier: GpuTier
+    """The GPU tier it runs on (its NodePools carry the tier label)."""
+    cluster_name: pulumi.Input[str]
+    """EKS cluster, for the Pod Identity association."""
+    prometheus_url: pulumi.Input[str]
+    """The Monitoring component's Prometheus URL, for the KEDA triggers."""
+    scrape_interval_seconds: int = 15
+    """ServiceMonitor scrape interval."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    """What must exist first: the KEDA and kube-prometheus-stack releases (their CRDs)."""
+
+
+class ModelService(pulumi.ComponentResource):
+    """vLLM serving with NVMe model cache, honest readiness, graceful drain and scaling."""
+
+    service_name: pulumi.Output[str]
+    """The Kubernetes Service."""
+    url: pulumi.Output[str]
+    """In-cluster OpenAI-compatible endpoint, http://<service>.<namespace>.svc:8000."""
+    deployments: dict[str, str]
+    """role (baseline | burst | canary) -> Deployment name."""
+    scaled_objects: list[str]
+    """KEDA ScaledObject names (empty in hpa mode)."""
+
+    def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:serving:ModelService", name, None, opts)
+        svc, tier, ns = args.service, args.tier, args.service.namespace
+        names = render.names(svc)
+        p = pulumi.ResourceOptions(parent=self)
+        crds = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        sa = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata={"name": names["service_account"], "namespace": ns},
+                                        opts=p)
+        policy = cache.reader_policy(svc.model)
+        if policy is not None:
+            role = aws.iam.Role(child(name, "cache-reader"), assume_role_policy=json.dumps(pod_identity_trust()),
+                                description=f"{svc.name}: read {svc.model.source}", opts=p)
+            aws.iam.RolePolicy(child(name, "cache-reader"), role=role.id, policy=json.dumps(policy), opts=p)
+            aws.eks.PodIdentityAssociation(child(name, "cache-reader"), cluster_name=args.cluster_name, namespace=ns,
+                                           service_account=names["service_account"], role_arn=role.arn, opts=p)
+
+        self.deployments = {}
+        roles: list[tuple[str, int | None]] = []
+        if svc.scaling.min_replicas > 0:
+            roles.append(("baseline", svc.scaling.min_replicas))
+        if render.burst_max(svc) > 0:
+            # Created at 0; from then on the autoscaler owns spec.replicas.
+            roles.append(("burst", 0))
+        if svc.canary is not None:
+            roles.append(("canary", svc.canary.replicas))
+        workloads = {}
+        for role_name, replicas in roles:
+            manifest = render.deployment(svc, tier, role_name, ns, replicas)
+            ignore = ["spec.replicas"] if role_name == "burst" else None
+            workloads[role_name] = k8s.apps.v1.Deployment(
+                child(name, role_name), metadata=manifest["metadata"], spec=manifest["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[sa], ignore_changes=ignore))
+            self.deployments[role_name] = names[role_name]
+            pdb = render.pod_disruption_budget(svc, role_name, ns)
+            k8s.policy.v1.PodDisruptionBudget(child(name, f"{role_name}-pdb"), metadata=pdb["metadata"],
+                                              spec=pdb["spec"], opts=p)
+
+        service = render.service(svc, ns)
+        k8s_service = k8s.core.v1.Service(child(name, "service"), metadata=service["metadata"], spec=service["spec"], opts=p)
+        monitor = render.service_monitor(svc, ns, args.scrape_interval_seconds)
+        k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
+                                         kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"], opts=crds)
+        rule = render.prometheus_rule(svc, ns)
+        k8s.apiextensions.CustomResource(child(name, "alerts"), api_version="monitoring.coreos.com/v1",
+                                         kind="PrometheusRule", metadata=rule["metadata"], spec=rule["spec"], opts=crds)
+
+        self.scaled_objects = []
+        if "burst" in workloads:
+            after_burst = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, workloads["burst"]])
+            if svc.scaling.mode == "keda":
+                so = pulumi.Output.from_input(args.prometheus_url).apply(lambda url: render.scaled_object(svc, ns, url))
+                k8s.apiextensions.CustomResource(
+                    child(name, "scaler"), api_version="keda.sh/v1alpha1", kind="ScaledObject",
+                    metadata=render.scaled_object(svc, ns, "")["metadata"], spec=so.apply(lambda o: o["spec"]),
+                    opts=after_burst)
+                self.scaled_objects.append(names["scaled_object"])
+            else:
+                h = render.hpa(svc, ns)
+                k8s.autoscaling.v2.HorizontalPodAutoscaler(child(name, "hpa"), metadata=h["metadata"], spec=h["spec"],
+                                                           opts=after_burst)
+        if svc.pre_pull:
+            ds = render.pre_pull_daemonset(svc, tier, ns)
+            k8s.apps.v1.DaemonSet(child(name, "pre-pull"), metadata=ds["metadata"], spec=ds["spec"],
+                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[sa]))
+
+        self.service_name = k8s_service.metadata.apply(lambda m: m["name"])
+        self.url = pulumi.Output.concat("http://", self.service_name, f".{ns}.svc:{render.PORT}")
+        self.register_outputs({"service_name": self.service_name, "url": self.url,
+                               "deployments": self.deployments, "scaled_objects": self.scaled_objects})

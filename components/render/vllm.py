@@ -1,0 +1,406 @@
+"""A ModelService as Kubernetes objects: pure functions from config to dicts.
+
+Shape: a ``baseline`` Deployment (fixed replicas, on-demand only) and a ``burst``
+Deployment (scaled by KEDA from 0, spot preferred, on-demand fallback), both behind one
+Service; optionally a ``canary`` Deployment. The burst triggers subtract the baseline's
+capacity, so baseline + burst together track demand, and a spot reclaim only ever takes
+burst replicas: the baseline never runs on spot.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from components import labels, versions
+from components.config import GpuTier, ModelServiceConfig, ModelSpec
+from components.naming import SCALED_OBJECT_MAX, k8s_name
+from components.render import cache
+
+PORT = 8000
+PORT_NAME = "http"
+ROLE = "platform.gpu/role"  # baseline | burst | canary
+TRACK = "track"  # stable | canary: dashboards compare them
+BASELINE_ANNOTATION = "platform.gpu/baseline-deployment"
+ENGINE_INIT_SECONDS = 240  # uncached torch.compile + CUDA graph capture: 3-4 min (autoscaling facts 3.3, 3.5)
+NVME_READ_GIB_PER_S = 0.5  # worst case reading weights from the node cache into GPU memory
+S3_SYNC_GIB_PER_S = 0.25  # worst case aws s3 sync into the cache (S3 streamer measured 0.9 GiB/s)
+STARTUP_PERIOD_SECONDS = 10
+STARTUP_SAFETY = 1.5
+
+
+# --------------------------------------------------------------------------- sizing
+
+
+def load_seconds(model: ModelSpec) -> int:
+    """Worst-case time from container start to a serving engine, the model already cached."""
+    return math.ceil(model.weights_gib / NVME_READ_GIB_PER_S + ENGINE_INIT_SECONDS)
+
+
+def cold_start_seconds(model: ModelSpec) -> int:
+    """Worst case on a node without the model: download into the cache, then load."""
+    return math.ceil(model.weights_gib / S3_SYNC_GIB_PER_S) + load_seconds(model)
+
+
+def startup_failure_threshold(model: ModelSpec) -> int:
+    """startupProbe failures allowed: 1.5 x the worst-case load, in probe periods."""
+    return math.ceil(STARTUP_SAFETY * load_seconds(model) / STARTUP_PERIOD_SECONDS)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def names(svc: ModelServiceConfig) -> dict[str, str]:
+    base = svc.name
+    return {
+        "service": base,
+        "baseline": k8s_name(base, "baseline"),
+        "burst": k8s_name(base, "burst"),
+        "canary": k8s_name(base, "canary"),
+        "scaled_object": k8s_name(base, "burst", max_length=SCALED_OBJECT_MAX),
+        "hpa": k8s_name(base, "burst"),
+        "service_account": base,
+        "pre_pull": k8s_name(base, "pre-pull"),
+        "rules": k8s_name(base, "alerts"),
+    }
+
+
+def selector(svc: ModelServiceConfig) -> dict[str, str]:
+    return {labels.APP_NAME: "vllm", labels.APP_INSTANCE: svc.name}
+
+
+def _labels(svc: ModelServiceConfig, role: str) -> dict[str, str]:
+    return {**selector(svc), labels.APP_COMPONENT: "model-server", ROLE: role,
+            TRACK: "canary" if role == "canary" else "stable", labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
+
+
+# --------------------------------------------------------------------------- pod
+
+
+def vllm_args(svc: ModelServiceConfig, model: ModelSpec, extra: tuple[str, ...]) -> list[str]:
+    return [
+        cache.model_path(model),
+        "--served-model-name", model.id,
+        "--tensor-parallel-size", str(svc.tensor_parallel_size),
+        "--gpu-memory-utilization", f"{svc.gpu_memory_utilization:g}",
+        "--max-num-seqs", str(svc.max_num_seqs),
+        "--max-model-len", str(svc.max_model_len),
+        "--port", str(PORT),
+        # Drain in-flight requests on SIGTERM (vLLM >= 0.18; the default 0 aborts them).
+        "--shutdown-timeout", str(svc.drain.shutdown_timeout_seconds),
+        *extra,
+    ]
+
+
+def _readiness_script(model: ModelSpec) -> str:
+    """Ready only after one real completion succeeded, then as long as /health answers."""
+    return (
+        "import json, os, urllib.request as u\n"
+        f"base = 'http://127.0.0.1:{PORT}'\n"
+        "if not os.path.exists('/tmp/vllm-warm'):\n"
+        f"    body = json.dumps({{'model': {model.id!r}, 'prompt': 'ping', 'max_tokens': 1}}).encode()\n"
+        "    req = u.Request(base + '/v1/completions', data=body, headers={'Content-Type': 'application/json'})\n"
+        "    u.urlopen(req, timeout=60).read()\n"
+        "    open('/tmp/vllm-warm', 'w').close()\n"
+        "u.urlopen(base + '/health', timeout=5).read()\n"
+    )
+
+
+def container(svc: ModelServiceConfig, *, image: str, model: ModelSpec, extra: tuple[str, ...]) -> dict[str, Any]:
+    gpus = str(svc.gpus_per_replica)
+    memory = f"{svc.memory_gib_per_replica}Gi"
+    requests = {"cpu": str(svc.cpu_per_replica), "memory": memory, labels.GPU_RESOURCE: gpus}
+    if svc.cache.medium == "emptyDir":
+        requests["ephemeral-storage"] = f"{svc.cache.size_gib}Gi"
+    env = [
+        # The weights come from the node cache: never reach out to the Hub at run time.
+        {"name": "HF_HUB_OFFLINE", "value": "1"},
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+    ]
+    if svc.hf_token_secret is not None:
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": svc.hf_token_secret.name, "key": svc.hf_token_secret.key}}})
+    return {
+        "name": "vllm",
+        "image": image,
+        "command": ["vllm", "serve"],
+        "args": vllm_args(svc, model, extra),
+        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        "env": env,
+        "resources": {"requests": requests, "limits": {labels.GPU_RESOURCE: gpus, "memory": memory}},
+        # The HTTP server starts only once the model is loaded: /health 200 means loaded.
+        "startupProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": STARTUP_PERIOD_SECONDS,
+                         "timeoutSeconds": 5, "failureThreshold": startup_failure_threshold(model)},
+        "readinessProbe": {"exec": {"command": ["python3", "-c", _readiness_script(model)]},
+                           "periodSeconds": 10, "timeoutSeconds": 70, "failureThreshold": 3},
+        # Liveness starts after the startup probe succeeds, so it can never kill a loading pod.
+        "livenessProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": 15,
+                          "timeoutSeconds": 5, "failureThreshold": 4},
+        "lifecycle": {"preStop": {"sleep": {"seconds": svc.drain.pre_stop_seconds}}},
+        "volumeMounts": [{"name": cache.VOLUME, "mountPath": cache.MOUNT, "readOnly": True},
+                         {"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+
+
+def _affinity(tier: GpuTier, role: str, svc: ModelServiceConfig) -> dict[str, Any]:
+    tier_term = {"key": labels.TIER, "operator": "In", "values": [tier.name]}
+    if role == "burst" and svc.burst_capacity == "spot":
+        # Prefer spot, fall back to on-demand (Karpenter relaxes preferences when spot is short).
+        return {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [tier_term]}]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": {"matchExpressions": [
+                {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["spot"]}]}}],
+        }}
+    # Baseline and canary (and on-demand burst) never depend on spot.
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
+        tier_term, {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]}]}]}}}
+
+
+def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any]:
+    canary = svc.canary if role == "canary" else None
+    model = (canary.model if canary and canary.model else svc.model)
+    image = (canary.image if canary and canary.image else versions.VLLM_IMAGE)
+    extra = canary.extra_args if canary else svc.extra_args
+    shm = "8Gi" if svc.tensor_parallel_size > 1 else "2Gi"
+    pod_labels = _labels(svc, role)
+    spread_selector = {"matchLabels": {**selector(svc), ROLE: role}}
+    return {
+        "serviceAccountName": names(svc)["service_account"],
+        # A Service named vllm would inject VLLM_PORT=tcp://..., which vLLM rejects.
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": svc.drain.termination_grace_seconds,
+        "initContainers": [cache.init_container(model, svc.hf_token_secret)],
+        "containers": [container(svc, image=image, model=model, extra=extra)],
+        "volumes": [cache.volume(svc.cache), {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}],
+        "tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": _affinity(tier, role, svc),
+        # Soft zone spread: GPU capacity is scarce per zone, and a hard constraint would leave
+        # replicas Pending rather than serving from a second node in the same zone.
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": labels.ZONE, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": spread_selector},
+            {"maxSkew": 1, "topologyKey": labels.HOSTNAME, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": spread_selector},
+        ],
+        "_labels": pod_labels,
+    }
+
+
+def deployment(svc: ModelServiceConfig, tier: GpuTier, role: str, namespace: str, replicas: int | None) -> dict[str, Any]:
+    spec = pod_spec(svc, tier, role)
+    pod_labels = spec.pop("_labels")
+    dep_spec: dict[str, Any] = {
+        "selector": {"matchLabels": {**selector(svc), ROLE: role}},
+        # Never below the serving count during a rollout: surge one pod, take none away first.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "revisionHistoryLimit": 5,
+        "template": {"metadata": {"labels": pod_labels}, "spec": spec},
+    }
+    if replicas is not None:
+        dep_spec["replicas"] = replicas
+    return {
+        "metadata": {"name": names(svc)[role], "namespace": namespace, "labels": pod_labels},
+        "spec": dep_spec,
+    }
+
+
+def service(svc: ModelServiceConfig, namespace: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": names(svc)["service"], "namespace": namespace,
+                     "labels": {**selector(svc), labels.MANAGED_BY: labels.MANAGED_BY_VALUE}},
+        "spec": {"type": "ClusterIP", "selector": selector(svc),
+                 "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}]},
+    }
+
+
+def pod_disruption_budget(svc: ModelServiceConfig, role: str, namespace: str) -> dict[str, Any]:
+    """One pod at a time may go: protects the set without ever blocking a drain (never
+    minAvailable = replicas), and pods that are not ready may always be evicted."""
+    return {
+        "metadata": {"name": names(svc)[role], "namespace": namespace},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {**selector(svc), ROLE: role}},
+                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+    }
+
+
+def service_monitor(svc: ModelServiceConfig, namespace: str, interval_seconds: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": svc.name, "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": selector(svc)},
+            "namespaceSelector": {"matchNames": [namespace]},
+            "podTargetLabels": [ROLE, TRACK],
+            "endpoints": [{"port": PORT_NAME, "path": "/metrics", "interval": f"{interval_seconds}s"}],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- scaling
+
+
+def _m(metric: str, svc: ModelServiceConfig, namespace: str, **extra: str) -> str:
+    """A selector on this service's series only: its namespace and Service (set by the monitor)."""
+    parts = [f'namespace="{namespace}"', f'service="{svc.name}"'] + [f'{k}=~"{v}"' for k, v in extra.items()]
+    return metric + "{" + ",".join(parts) + "}"
+
+
+def queries(svc: ModelServiceConfig, namespace: str) -> dict[str, str]:
+    """PromQL for the triggers; each returns exactly one series (aggregated)."""
+    base = svc.scaling.min_replicas
+    target = svc.scaling.target_waiting_per_replica
+    burst_pods = f"{names(svc)['burst']}-.*"
+    return {
+        # Waiting requests beyond what the baseline replicas absorb at their target.
+        "waiting": f"clamp_min(sum({_m('vllm:num_requests_waiting', svc, namespace)}) - {base * target:g}, 0)",
+        "kv_cache": f"max({_m('vllm:kv_cache_usage_perc', svc, namespace)}) or vector(0)",
+        "ttft_p95": ("histogram_quantile(0.95, sum by (le) "
+                     f"(rate({_m('vllm:time_to_first_token_seconds_bucket', svc, namespace)}[2m])))"),
+        # Keep-alive: running requests on burst pods keep them up until they finish.
+        "running": f"sum({_m('vllm:num_requests_running', svc, namespace, pod=burst_pods)}) or vector(0)",
+    }
+
+
+def hpa_behavior(svc: ModelServiceConfig) -> dict[str, Any]:
+    sc = svc.scaling
+    return {
+        "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                    "policies": [{"type": "Pods", "value": sc.scale_up_pods_per_minute, "periodSeconds": 60}]},
+        "scaleDown": {"stabilizationWindowSeconds": sc.scale_down_stabilization_seconds, "selectPolicy": "Min",
+                      "policies": [{"type": "Pods", "value": sc.scale_down_pods_per_period,
+                                    "periodSeconds": sc.scale_down_period_seconds}]},
+    }
+
+
+def burst_max(svc: ModelServiceConfig) -> int:
+    return svc.scaling.max_replicas - svc.scaling.min_replicas
+
+
+def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> dict[str, Any]:
+    sc, q, n = svc.scaling, queries(svc, namespace), names(svc)
+
+    def trigger(name: str, query: str, threshold: float, activation: float, metric_type: str) -> dict[str, Any]:
+        return {"type": "prometheus", "name": name, "metricType": metric_type, "metadata": {
+            "serverAddress": prometheus_url, "query": query,
+            "threshold": f"{threshold:g}", "activationThreshold": f"{activation:g}"}}
+
+    triggers = [
+        # Queue depth is per replica: AverageValue gives ceil(waiting / target) burst replicas.
+        trigger("waiting", q["waiting"], sc.target_waiting_per_replica, 0, "AverageValue"),
+        # KV-cache usage is a ratio: Value scales current replicas by usage / target.
+        trigger("kv-cache", q["kv_cache"], sc.kv_cache_target, sc.kv_cache_target, "Value"),
+    ]
+    if sc.ttft_trigger:
+        triggers.append(trigger("ttft-p95", q["ttft_p95"], svc.slo.ttft_p95_seconds, svc.slo.ttft_p95_seconds, "Value"))
+    if sc.active_hours is not None:
+        ah = sc.active_hours
+        triggers.append({"type": "cron", "name": "active-hours", "metadata": {
+            "timezone": ah.timezone, "start": ah.start, "end": ah.end, "desiredReplicas": "1"}})
+    if sc.wake_query is not None:
+        # Demand seen before vLLM (at the gateway): the only signal that exists at zero replicas.
+        triggers.append(trigger("wake", sc.wake_query, sc.target_waiting_per_replica, 0, "AverageValue"))
+    if sc.keep_alive:
+        # Threshold at a full batch per replica: it adds replicas only when batches saturate,
+        # and keeps burst replicas active while any request runs on them.
+        triggers.append(trigger("keep-alive", q["running"], svc.max_num_seqs, 0, "AverageValue"))
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": n["burst"]},
+        "pollingInterval": sc.polling_interval_seconds,
+        "cooldownPeriod": sc.cooldown_seconds,
+        # No scaling decisions until a new replica could have loaded its model.
+        "initialCooldownPeriod": cold_start_seconds(svc.model),
+        "maxReplicaCount": burst_max(svc),
+        # If Prometheus cannot answer 3 times, hold half the burst capacity instead of guessing.
+        "fallback": {"failureThreshold": 3, "replicas": max(1, burst_max(svc) // 2)},
+        "advanced": {"horizontalPodAutoscalerConfig": {"name": n["hpa"], "behavior": hpa_behavior(svc)}},
+        "triggers": triggers,
+    }
+    if sc.scale_to_zero:
+        # Idle -> 0; active -> at least 1 (KEDA requires idleReplicaCount < minReplicaCount).
+        spec["minReplicaCount"], spec["idleReplicaCount"] = 1, 0
+    else:
+        # The baseline Deployment holds the minimum; burst replicas come and go from 0.
+        spec["minReplicaCount"] = 0
+    meta: dict[str, Any] = {"name": n["scaled_object"], "namespace": namespace}
+    if sc.min_replicas:
+        # Policies read this: the minimum lives in the baseline Deployment, not here.
+        meta["annotations"] = {BASELINE_ANNOTATION: n["baseline"]}
+    return {"metadata": meta, "spec": spec}
+
+
+def hpa(svc: ModelServiceConfig, namespace: str) -> dict[str, Any]:
+    """hpa mode: autoscaling/v2 on the adapter's per-pod queue metric (never with KEDA)."""
+    return {
+        "metadata": {"name": names(svc)["hpa"], "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names(svc)["burst"]},
+            "minReplicas": 1,
+            "maxReplicas": burst_max(svc),
+            "metrics": [{"type": "Pods", "pods": {"metric": {"name": "vllm_num_requests_waiting"},
+                                                  "target": {"type": "AverageValue",
+                                                             "averageValue": f"{svc.scaling.target_waiting_per_replica:g}"}}}],
+            "behavior": hpa_behavior(svc),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def prometheus_rule(svc: ModelServiceConfig, namespace: str) -> dict[str, Any]:
+    n = names(svc)
+    title = "".join(p.capitalize() for p in svc.name.split("-"))
+    pod_re = f"{svc.name}-(baseline|burst|canary)-.*"
+    common = {"service": svc.name, "namespace": namespace}
+
+    def alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
+        return {"alert": f"{title}{name}", "expr": expr, "for": for_,
+                "labels": {**common, "severity": severity}, "annotations": {"summary": summary}}
+
+    waiting = _m("vllm:num_requests_waiting", svc, namespace)
+    running = _m("vllm:num_requests_running", svc, namespace)
+    kv = _m("vllm:kv_cache_usage_perc", svc, namespace)
+    ttft = _m("vllm:time_to_first_token_seconds_bucket", svc, namespace)
+    rules = [
+        alert("QueueBacklog", f"sum({waiting}) / clamp_min(count({running}), 1) > {svc.scaling.target_waiting_per_replica:g}",
+              "10m", "warning", f"{svc.name}: more than {svc.scaling.target_waiting_per_replica:g} requests waiting per replica for 10m"),
+        alert("TTFTAboveSLO", f"histogram_quantile(0.95, sum by (le) (rate({ttft}[5m]))) > {svc.slo.ttft_p95_seconds:g}",
+              "10m", "critical", f"{svc.name}: TTFT p95 above the {svc.slo.ttft_p95_seconds:g}s SLO for 10m"),
+        alert("KVCacheNearFull", f"max({kv}) > 0.95", "10m", "warning",
+              f"{svc.name}: KV cache above 95% (preemptions likely)"),
+        alert("GPUPodsPending", f'sum(kube_pod_status_phase{{namespace="{namespace}",pod=~"{pod_re}",phase="Pending"}}) > 0',
+              f"{svc.pending_alert_minutes}m", "warning",
+              f"{svc.name}: GPU pods Pending for {svc.pending_alert_minutes}m (node autoscaling not keeping up)"),
+    ]
+    if burst_max(svc) > 0:
+        rules.append(alert(
+            "PinnedAtMax",
+            f'max(kube_horizontalpodautoscaler_status_current_replicas{{namespace="{namespace}",horizontalpodautoscaler="{n["hpa"]}"}}) >= {burst_max(svc)}',
+            "15m", "warning", f"{svc.name}: at maxReplicas {svc.scaling.max_replicas} for 15m; raise it or the GPU limits"))
+    return {"metadata": {"name": n["rules"], "namespace": namespace},
+            "spec": {"groups": [{"name": f"{svc.name}.rules", "rules": rules}]}}
+
+
+# --------------------------------------------------------------------------- pre-pull
+
+
+def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str) -> dict[str, Any]:
+    """Pulls the vLLM image and warms the model cache on every node of the tier, so a
+    replica that lands there starts from a warm node (no image pull, no download)."""
+    sel = {**selector(svc), ROLE: "pre-pull"}
+    return {
+        "metadata": {"name": names(svc)["pre_pull"], "namespace": namespace, "labels": sel},
+        "spec": {
+            "selector": {"matchLabels": sel},
+            "template": {"metadata": {"labels": sel}, "spec": {
+                "serviceAccountName": names(svc)["service_account"],
+                "nodeSelector": {labels.TIER: tier.name},
+                "tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+                "initContainers": [
+                    {"name": "pull-vllm", "image": versions.VLLM_IMAGE, "command": ["/bin/true"],
+                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}},
+                    cache.init_container(svc.model, svc.hf_token_secret),
+                ],
+                "containers": [{"name": "idle", "image": versions.PAUSE_IMAGE,
+                                "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"memory": "16Mi"}}}],
+                "volumes": [cache.volume(svc.cache)],
+            }},
+        },
+    }
