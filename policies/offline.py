@@ -23,7 +23,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import unknown_checking_proxy
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,14 @@ def _opts() -> PolicyResourceOptions:
     return PolicyResourceOptions(False, [], False, [], PolicyCustomTimeouts(0, 0, 0), [], None)
 
 
-def _run(result: Any) -> None:
-    if inspect.isawaitable(result):
-        asyncio.run(result)  # type: ignore[arg-type]
+def _run(call, on_unknown) -> None:
+    """Run a validator; like CrossGuard, an unknown (preview) value is advisory, not a failure."""
+    try:
+        result = call()
+        if inspect.isawaitable(result):
+            asyncio.run(result)  # type: ignore[arg-type]
+    except UnknownValueError:
+        on_unknown()
 
 
 def _level(policy: Any, overrides: Mapping[str, str]) -> str:
@@ -66,8 +71,12 @@ def evaluate(
     violations: list[dict[str, str]] = []
     active = [p for p in policies if _level(p, enforcement) != "disabled"]
 
-    def add(policy: Any, urn: str, message: str) -> None:
-        violations.append({"policy": policy.name, "enforcement": _level(policy, enforcement), "urn": urn, "message": message})
+    def add(policy: Any, urn: str, message: str, level: str | None = None) -> None:
+        violations.append({"policy": policy.name, "enforcement": level or _level(policy, enforcement), "urn": urn,
+                           "message": message})
+
+    def unknown(policy: Any, urn: str) -> None:
+        add(policy, urn, f"can't run policy '{policy.name}' during preview: it reads an unknown value", "advisory")
 
     for policy in active:
         cfg = dict(config.get(policy.name, {}))
@@ -77,15 +86,22 @@ def evaluate(
                 by_urn[r.urn] = PolicyResource(r.type, unknown_checking_proxy(dict(r.outputs)), r.urn, r.name,
                                                _opts(), None, by_urn.get(r.parent or ""), [], {})
             args = StackValidationArgs(list(by_urn.values()), cfg)
-            _run(policy.validate(args, lambda message, urn=None, p=policy: add(p, urn or "", message)))
+            _run(lambda p=policy, a=args: p.validate(a, lambda message, urn=None: add(p, urn or "", message)),
+                 lambda p=policy: unknown(p, ""))
             continue
         for r in resources:
             args = ResourceValidationArgs(r.type, unknown_checking_proxy(dict(r.inputs)), r.urn, r.name, _opts(), None, cfg)
             validators = policy.validate if isinstance(policy.validate, list) else [policy.validate]
             for validate in validators:
-                _run(validate(args, lambda message, urn=None, p=policy, u=r.urn: add(p, urn or u, message)))
+                _run(lambda v=validate, a=args, p=policy, u=r.urn: v(a, lambda message, urn=None: add(p, urn or u, message)),
+                     lambda p=policy, u=r.urn: unknown(p, u))
     violations.sort(key=lambda v: (v["policy"], v["urn"], v["message"]))
     return {"policies_run": len(active), "violations": violations}
+
+
+def policy_config(rules: Sequence[Any], environment: str) -> dict[str, dict[str, Any]]:
+    """The --policy-pack-config for an environment: ``environment`` for the rules that take it."""
+    return {r.name: {"environment": environment} for r in rules if "environment" in r.config}
 
 
 def mandatory(report: Mapping[str, Any]) -> list[Mapping[str, str]]:

@@ -69,3 +69,94 @@ def gpu_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def workload_name(props: Mapping[str, Any]) -> str:
     return str(dig(props, "metadata", "name") or "?")
+
+
+CAPACITY_TYPE = "karpenter.sh/capacity-type"
+ZONE = "topology.kubernetes.io/zone"
+
+
+def arg_value(container: Mapping[str, Any], flag: str) -> str | None:
+    """The value of ``--flag N`` or ``--flag=N`` in a container's command or args."""
+    words = [str(w) for w in (container.get("command") or ())] + [str(w) for w in (container.get("args") or ())]
+    for i, w in enumerate(words):
+        if w == flag and i + 1 < len(words):
+            return words[i + 1]
+        if w.startswith(flag + "="):
+            return w.split("=", 1)[1]
+    return None
+
+
+def prestop_seconds(container: Mapping[str, Any]) -> int | None:
+    """Seconds a preStop hook waits: a sleep action, or an exec of ``sleep N``."""
+    hook = dig(container, "lifecycle", "preStop")
+    if hook is None:
+        return None
+    if dig(hook, "sleep", "seconds") is not None:
+        return int(dig(hook, "sleep", "seconds"))
+    command = [str(w) for w in (dig(hook, "exec", "command") or ())]
+    for i, w in enumerate(command):
+        if w.endswith("sleep") and i + 1 < len(command) and command[i + 1].isdigit():
+            return int(command[i + 1])
+        if "sleep " in w:
+            tail = w.split("sleep ", 1)[1].split()[0]
+            if tail.isdigit():
+                return int(tail)
+    return 0
+
+
+def probe_budget_seconds(probe: Mapping[str, Any] | None) -> int:
+    if not probe:
+        return 0
+    return int(probe.get("initialDelaySeconds", 0)) + int(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3))
+
+
+def _terms(spec: Mapping[str, Any]) -> list[list[Mapping[str, Any]]]:
+    terms = dig(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms") or ()
+    return [list(t.get("matchExpressions") or ()) for t in terms]
+
+
+def required_values(spec: Mapping[str, Any], key: str) -> set[str] | None:
+    """Values a pod requires for a node label (nodeSelector or required affinity); None: unconstrained."""
+    selector = spec.get("nodeSelector") or {}
+    if key in selector:
+        return {str(selector[key])}
+    found: set[str] | None = None
+    for term in _terms(spec):
+        for e in term:
+            if e.get("key") == key and e.get("operator") == "In":
+                found = (found or set()) | {str(v) for v in e.get("values") or ()}
+    return found
+
+
+def may_run_on_spot(spec: Mapping[str, Any]) -> bool:
+    allowed = required_values(spec, CAPACITY_TYPE)
+    return allowed is None or "spot" in allowed
+
+
+def spreads_across_zones(spec: Mapping[str, Any]) -> bool:
+    if any(c.get("topologyKey") == ZONE for c in spec.get("topologySpreadConstraints") or ()):
+        return True
+    anti = dig(spec, "affinity", "podAntiAffinity") or {}
+    terms = list(anti.get("requiredDuringSchedulingIgnoredDuringExecution") or ()) + [
+        t.get("podAffinityTerm") or {} for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution") or ()]
+    return any(t.get("topologyKey") == ZONE for t in terms)
+
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, Any]) -> bool:
+    """A label selector (matchLabels / matchExpressions In, Exists) against labels."""
+    if not selector:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or ():
+        key, op, values = e.get("key"), e.get("operator"), set(e.get("values") or ())
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True

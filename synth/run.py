@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from components.config import NAMESPACE, ConfigError
-from policies.offline import Resource, evaluate, mandatory
-from policies.rules import POLICIES
+from policies.offline import Resource, evaluate, mandatory, policy_config
+from policies.rules import POLICIES, RULES
 from synth.engine import SECRET_PLACEHOLDER, Recorded, RunResult, run_program
 from synth.writer import write_contract
 
@@ -136,7 +136,7 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
 
 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:
-    config = {p.name: {"environment": environment} for p in POLICIES}
+    config = policy_config(RULES, environment)
     return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.inputs, r.outputs, r.parent) for r in resources], config)
 
 

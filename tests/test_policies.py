@@ -1,19 +1,261 @@
-"""Every rule fires on a resource that breaks it and stays quiet on one that does not."""
+"""Every rule fires on what breaks it and stays quiet on what does not; the pack's plumbing."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
 
 import pytest
 
+from policies.docs import render as render_docs
+from policies.offline import Resource, evaluate, policy_config
 from policies.rules import POLICIES, RULES
-from tests.conftest import REPO
-from tests.policy_helpers import gpu_deployment, violations
+from tests.conftest import REPO, STACKS, run_synth
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SO = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+SERVICE = "kubernetes:core/v1:Service"
+MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+PROM = "http://kps-prometheus.monitoring.svc:9090"
+
+
+def violations(name: str, resources: list[tuple[str, dict]], environment: str = "prod") -> list[str]:
+    """Run one policy the way the engine would: props behind the CrossGuard proxy."""
+    policy = next(p for p in POLICIES if p.name == name)
+    rule = next(r for r in RULES if r.name == name)
+    res = [Resource(t, f"urn:pulumi:s::p::{t}::r{i}", f"r{i}", props, props) for i, (t, props) in enumerate(resources)]
+    cfg = policy_config([rule], environment)
+    return [v["message"] for v in evaluate([policy], res, cfg)["violations"]]
+
+
+def deployment(name="chat", replicas=2, **changes) -> dict:
+    """A GPU Deployment that passes every rule; tests break one thing at a time."""
+    container = {
+        "name": "vllm", "image": "vllm/vllm-openai:v0.33.0", "command": ["vllm", "serve"],
+        "args": ["/models/m", "--shutdown-timeout", "60"],
+        "resources": {"requests": {"nvidia.com/gpu": "1", "cpu": "4", "memory": "16Gi"},
+                      "limits": {"nvidia.com/gpu": "1", "memory": "16Gi"}},
+        "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
+        "startupProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10, "failureThreshold": 40},
+        "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}},
+    }
+    spec = {
+        "containers": [container],
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "terminationGracePeriodSeconds": 85,
+        "nodeSelector": {"platform.gpu/tier": "l40s"},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                       "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": name}}}],
+        "volumes": [{"name": "cache", "hostPath": {"path": "/mnt/k8s-disks/0/models"}}],
+    }
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "inference"},
+           "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                    "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
+    obj = copy.deepcopy(obj)
+    for path, value in changes.items():
+        node = obj
+        *head, last = path.split("__")
+        for part in head:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[int(last) if last.isdigit() else last] = value
+    return obj
+
+
 C0 = "spec__template__spec__containers__0"
+POD = "spec__template__spec"
+
+
+def scaled_object(target="chat", **spec) -> dict:
+    base = {"scaleTargetRef": {"name": target}, "minReplicaCount": 0, "maxReplicaCount": 2,
+            "triggers": [{"type": "prometheus", "name": "waiting",
+                          "metadata": {"serverAddress": PROM, "query": "sum(vllm:num_requests_waiting)", "threshold": "5"}}]}
+    return {"metadata": {"name": f"{target}-so", "namespace": "inference"}, "spec": {**base, **spec}}
+
+
+def nodepool(name="l40s-on-demand", limit="2", **spec) -> dict:
+    base = {
+        "limits": {"nvidia.com/gpu": limit},
+        "disruption": {"consolidateAfter": "10m", "budgets": [{"nodes": "1"}]},
+        "template": {"metadata": {"labels": {"platform.gpu/tier": "l40s", "nvidia.com/gpu.present": "true"}},
+                     "spec": {"expireAfter": "720h", "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}],
+                              "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]}},
+    }
+    return {"metadata": {"name": name}, "spec": {**base, **spec}}
+
+
+def nodeclass(**spec) -> dict:
+    base = {"amiSelectorTerms": [{"alias": "al2023@v20261020"}],
+            "metadataOptions": {"httpTokens": "required"},
+            "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": "100Gi", "encrypted": True}}]}
+    return {"metadata": {"name": "l40s"}, "spec": {**base, **spec}}
+
+
+def monitored(name="chat") -> list[tuple[str, dict]]:
+    return [(SERVICE, {"metadata": {"name": name, "namespace": "inference", "labels": {"app": name}},
+                       "spec": {"selector": {"app": name}}}),
+            (MONITOR, {"metadata": {"name": name, "namespace": "inference"}, "spec": {"selector": {"matchLabels": {"app": name}}}})]
+
+
+def pdb(max_unavailable=1) -> tuple[str, dict]:
+    return PDB, {"metadata": {"name": "chat", "namespace": "inference"},
+                 "spec": {"maxUnavailable": max_unavailable, "selector": {"matchLabels": {"app": "chat"}}}}
+
+
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
+DENY = {"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": "arn:aws:sqs:us-east-1:123456789012:q",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+# (rule, passing resources, failing resources, fragment of the failure message, environment)
+CASES = [
+    ("gpu-requests-equal-limits", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{C0}__resources__requests__nvidia.com/gpu": "2"}))], "requests 2 and limits 1 differ", "prod"),
+    ("gpu-cpu-memory-requests", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{C0}__resources__requests__cpu": None}))], "no cpu request", "prod"),
+    ("gpu-startup-probe", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{C0}__startupProbe__failureThreshold": 6}))], "allows 60s", "prod"),
+    ("gpu-readiness-probe", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{C0}__readinessProbe": None}))], "no readiness probe", "prod"),
+    ("gpu-prestop-hook", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{C0}__lifecycle": None}))], "no preStop hook", "prod"),
+    ("gpu-termination-grace", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{POD}__terminationGracePeriodSeconds": 70}))], "< preStop + drain = 75", "prod"),
+    ("gpu-termination-grace", [(DEPLOYMENT, deployment(metadata={"name": "chat", "namespace": "inference",
+                                                                 "annotations": {"platform.gpu/p99-generation-seconds": "40"}}))],
+     [(DEPLOYMENT, deployment(metadata={"name": "chat", "namespace": "inference",
+                                        "annotations": {"platform.gpu/p99-generation-seconds": "45"}}))],
+     "< 2 x p99 generation time (90s)", "prod"),
+    ("gpu-spot-drain-fits-notice",
+     [(DEPLOYMENT, deployment(**{f"{POD}__terminationGracePeriodSeconds": 200, f"{C0}__args": ["--shutdown-timeout", "180"],
+                                 f"{POD}__nodeSelector": {"karpenter.sh/capacity-type": "on-demand"}}))],
+     [(DEPLOYMENT, deployment(**{f"{POD}__terminationGracePeriodSeconds": 200, f"{C0}__args": ["--shutdown-timeout", "180"]}))],
+     "drain takes 200s and the spot notice is 120s", "prod"),
+    ("gpu-taint-toleration", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{POD}__tolerations": []}))], "does not tolerate", "prod"),
+    ("image-tag-pinned", [(DEPLOYMENT, deployment(**{f"{C0}__image": "r:5000/vllm@sha256:" + "a" * 64}))],
+     [(DEPLOYMENT, deployment(**{f"{C0}__image": "r:5000/vllm"}))], "'r:5000/vllm' is untagged", "prod"),
+    ("gpu-weights-on-local-storage", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{POD}__volumes": [{"name": "w", "csi": {"driver": "efs.csi.aws.com"}}]}))],
+     "network storage (efs.csi.aws.com)", "prod"),
+    ("gpu-rolling-update-keeps-capacity", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(spec__strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}))],
+     "maxUnavailable is 1", "prod"),
+    ("scaling-replica-bounds", [(SO, scaled_object())], [(SO, scaled_object(minReplicaCount=3))],
+     "min replicas 3 > max replicas 2", "dev"),
+    ("keda-prometheus-single-series", [(SO, scaled_object())],
+     [(SO, scaled_object(triggers=[{"type": "prometheus", "metadata": {"serverAddress": PROM,
+                                                                       "query": "sum(vllm:num_requests_waiting) by (pod)", "threshold": "5"}}]))],
+     "may return several series", "dev"),
+    ("vllm-current-metric-names", [(SO, scaled_object())],
+     [(SO, scaled_object(triggers=[{"type": "prometheus", "metadata": {"serverAddress": PROM,
+                                                                       "query": "max(vllm:gpu_cache_usage_perc)", "threshold": "1"}}]))],
+     "vllm:gpu_cache_usage_perc was removed", "dev"),
+    ("keda-platform-prometheus", [(SO, scaled_object())],
+     [(SO, scaled_object(triggers=[{"type": "prometheus", "metadata": {"serverAddress": "http://prometheus:9090",
+                                                                       "query": "sum(x)", "threshold": "1"}}]))],
+     "not the platform's Prometheus", "dev"),
+    ("karpenter-gpu-nodepool", [(NODEPOOL, nodepool())],
+     [(NODEPOOL, nodepool(disruption={"consolidateAfter": "30s", "budgets": [{"nodes": "1"}]}))], "consolidateAfter 30s", "prod"),
+    ("karpenter-gpu-nodepool", [(NODEPOOL, nodepool())], [(NODEPOOL, nodepool(limits={}))], "no limits[nvidia.com/gpu]", "prod"),
+    ("karpenter-nodeclass-hardening", [(NODECLASS, nodeclass())],
+     [(NODECLASS, nodeclass(amiSelectorTerms=[{"alias": "al2023@latest"}]))], "al2023@latest in prod", "prod"),
+    ("karpenter-nodeclass-hardening", [(NODECLASS, nodeclass())],
+     [(NODECLASS, nodeclass(metadataOptions={"httpTokens": "optional"}))], "IMDSv1 allowed", "prod"),
+    ("eks-secrets-encryption", [("eks:index:Cluster", {"encryptionConfigKeyArn": "arn:aws:kms:us-east-1:1:key/k"})],
+     [("eks:index:Cluster", {})], "does not encrypt", "prod"),
+    ("eks-control-plane-logs", [("eks:index:Cluster", {"enabledClusterLogTypes": ["api", "audit", "authenticator"]})],
+     [("eks:index:Cluster", {"enabledClusterLogTypes": ["api"]})], "audit, authenticator are off", "prod"),
+    ("eks-no-open-public-endpoint", [("eks:index:Cluster", {"publicAccessCidrs": ["198.51.100.0/24"]})],
+     [("eks:index:Cluster", {"endpointPublicAccess": True})], "public to 0.0.0.0/0", "prod"),
+    ("sqs-encrypted", [("aws:sqs/queue:Queue", {"sqsManagedSseEnabled": True})], [("aws:sqs/queue:Queue", {"name": "q"})],
+     "not encrypted at rest", "prod"),
+    ("iam-no-star-on-star",
+     [("aws:iam/policy:Policy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "arn:aws:sqs:::q"}]})})],
+     [("aws:iam/policy:Policy", {"policy": json.dumps({"Statement": [{"Sid": "All", "Effect": "Allow", "Action": ["*"], "Resource": "*"}]})})],
+     "statement All allows every action", "prod"),
+    ("scaling-not-cpu-only-for-gpu", [(DEPLOYMENT, deployment()), (SO, scaled_object())],
+     [(DEPLOYMENT, deployment()), (SO, scaled_object(triggers=[{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}]))],
+     "on CPU/memory only", "prod"),
+    ("scaling-gpu-scale-down-stabilization", [(DEPLOYMENT, deployment()), (SO, scaled_object(cooldownPeriod=300))],
+     [(DEPLOYMENT, deployment()), (SO, scaled_object(cooldownPeriod=300, advanced={"horizontalPodAutoscalerConfig": {
+         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}}))], "stabilization 60s < 300s for prod", "prod"),
+    ("scaling-gpu-scale-down-stabilization", [(DEPLOYMENT, deployment()), (SO, scaled_object(cooldownPeriod=120))],
+     [(DEPLOYMENT, deployment()), (SO, scaled_object(cooldownPeriod=30))], "cooldownPeriod 30s < 60s", "dev"),
+    ("scaling-scale-to-zero",
+     [(DEPLOYMENT, deployment("chat-baseline")), (DEPLOYMENT, deployment("chat-burst", replicas=0)),
+      (SO, {**scaled_object("chat-burst"), "metadata": {"name": "so", "namespace": "inference",
+                                                        "annotations": {"platform.gpu/baseline-deployment": "chat-baseline"}}})],
+     [(DEPLOYMENT, deployment("chat-burst", replicas=0)), (SO, scaled_object("chat-burst"))], "scale to zero in prod", "prod"),
+    ("scaling-scale-to-zero",
+     [(DEPLOYMENT, deployment()), (SO, scaled_object(triggers=[{"type": "prometheus", "metadata": {
+         "serverAddress": PROM, "query": "sum(vllm:num_requests_running)", "threshold": "64"}}]))],
+     [(DEPLOYMENT, deployment()), (SO, scaled_object())], "without a keep-alive trigger", "dev"),
+    ("scaling-one-autoscaler-per-workload", [(DEPLOYMENT, deployment()), (SO, scaled_object())],
+     [(DEPLOYMENT, deployment()), (SO, scaled_object()),
+      (HPA, {"metadata": {"name": "h", "namespace": "inference"},
+             "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "chat"}, "maxReplicas": 2}})], "both scale", "dev"),
+    ("scaling-target-exists", [(DEPLOYMENT, deployment()), (SO, scaled_object())],
+     [(DEPLOYMENT, deployment()), (SO, scaled_object("chta"))], "targets Deployment inference/chta", "dev"),
+    ("availability-prod-gpu-pdb", [(DEPLOYMENT, deployment()), pdb()], [(DEPLOYMENT, deployment())], "without a PodDisruptionBudget", "prod"),
+    ("availability-prod-gpu-pdb", [(DEPLOYMENT, deployment()), pdb()], [(DEPLOYMENT, deployment()), pdb(0)], "allows no disruption", "prod"),
+    ("availability-prod-zone-spread", [(DEPLOYMENT, deployment())],
+     [(DEPLOYMENT, deployment(**{f"{POD}__topologySpreadConstraints": []}))], "not spread across zones", "prod"),
+    ("capacity-covers-max-scale", [(DEPLOYMENT, deployment()), (NODEPOOL, nodepool(limit="2"))],
+     [(DEPLOYMENT, deployment()), (SO, scaled_object(maxReplicaCount=6)), (NODEPOOL, nodepool(limit="4"))],
+     "need 6 GPUs but those pools are limited to 4", "prod"),
+    ("capacity-covers-max-scale", [(DEPLOYMENT, deployment()), (NODEPOOL, nodepool(limit="2"))],
+     [(DEPLOYMENT, deployment(**{f"{POD}__nodeSelector": {"platform.gpu/tier": "h100"}})), (NODEPOOL, nodepool())],
+     "no GPU NodePool can host its pods", "prod"),
+    ("vllm-workload-scraped", [(DEPLOYMENT, deployment()), *monitored()], [(DEPLOYMENT, deployment()), *monitored("other")],
+     "no ServiceMonitor or PodMonitor", "prod"),
+    ("sqs-deny-insecure-transport",
+     [("aws:sqs/queue:Queue", {"url": QUEUE_URL, "name": "q"}),
+      ("aws:sqs/queuePolicy:QueuePolicy", {"queueUrl": QUEUE_URL, "policy": json.dumps({"Statement": [DENY]})})],
+     [("aws:sqs/queue:Queue", {"url": QUEUE_URL, "name": "q"})], "without TLS", "prod"),
+]
+
+
+@pytest.mark.parametrize("name,good,bad,fragment,env", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_rule_passes_and_fails(name, good, bad, fragment, env):
+    assert violations(name, good, env) == []
+    found = violations(name, bad, env)
+    assert found and any(fragment in m for m in found), found
+    assert all("Fix:" in m for m in found)
+
+
+def test_every_rule_has_a_case():
+    assert {c[0] for c in CASES} == {r.name for r in RULES}
+
+
+def test_environment_changes_the_verdict():
+    # Zone spread and open endpoints are prod rules: the same resources pass in dev.
+    assert violations("availability-prod-zone-spread", [(DEPLOYMENT, deployment(**{f"{POD}__topologySpreadConstraints": []}))], "dev") == []
+    assert violations("eks-no-open-public-endpoint", [("eks:index:Cluster", {})], "staging") == []
+
+
+def test_enforcement_override_and_disable():
+    bad = [Resource(DEPLOYMENT, "urn:x", "x", deployment(**{f"{C0}__image": "v:latest"}), {})]
+    policy = [p for p in POLICIES if p.name == "image-tag-pinned"]
+    assert evaluate(policy, bad, enforcement={"image-tag-pinned": "advisory"})["violations"][0]["enforcement"] == "advisory"
+    assert evaluate(policy, bad, enforcement={"all": "disabled"}) == {"policies_run": 0, "violations": []}
+
+
+def test_unknown_values_during_preview_are_advisory_like_crossguard():
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+    props = deployment(**{f"{C0}__image": UNKNOWN_STRING_VALUE})
+    policy = [p for p in POLICIES if p.name == "image-tag-pinned"]
+    report = evaluate(policy, [Resource(DEPLOYMENT, "urn:x", "x", props, props)])
+    assert [(v["enforcement"], "during preview" in v["message"]) for v in report["violations"]] == [("advisory", True)]
 
 
 def test_importing_the_rules_starts_no_server():
@@ -22,59 +264,44 @@ def test_importing_the_rules_starts_no_server():
     assert proc.returncode == 0 and proc.stdout.strip() == str(len(POLICIES))
 
 
-def test_names_are_kebab_case_and_unique():
-    names = [p.name for p in POLICIES]
-    assert len(names) == len(set(names))
-    assert all(n == n.lower() and " " not in n and "_" not in n for n in names)
-    assert all(r.description and r.fix for r in RULES)
+def test_names_descriptions_and_fixes():
+    names = [r.name for r in RULES]
+    assert len(names) == len(set(names)) and all(n == n.lower() and "_" not in n and " " not in n for n in names)
+    assert all(r.description and r.rationale and r.fix for r in RULES)
+    assert len(RULES) >= 30
 
 
 def test_pack_entry_point_builds_the_pack_from_the_same_rules():
     text = (REPO / "policies" / "__main__.py").read_text()
     assert "from policies.rules import POLICIES" in text and "PolicyPack(" in text
+    assert "runtime:" in (REPO / "policies" / "PulumiPolicy.yaml").read_text()
 
 
-CASES = [
-    ("gpu-requests-equal-limits", DEPLOYMENT, gpu_deployment(),
-     gpu_deployment(**{f"{C0}__resources__requests__nvidia.com/gpu": "2"}), "requests 2 and limits 1 differ"),
-    ("gpu-requests-equal-limits", "kubernetes:keda.sh/v1alpha1:ScaledJob",
-     {"spec": {"jobTargetRef": {"template": {"spec": {"containers": [{"name": "w", "image": "w:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}},
-     {"spec": {"jobTargetRef": {"template": {"spec": {"containers": [{"name": "w", "image": "w:1", "resources": {"requests": {"nvidia.com/gpu": "1"}}}]}}}}},
-     "requests 1 and limits None differ"),
-    ("image-tag-pinned", DEPLOYMENT, gpu_deployment(), gpu_deployment(**{f"{C0}__image": "vllm/vllm-openai:latest"}),
-     "untagged or :latest"),
-    ("image-tag-pinned", DEPLOYMENT, gpu_deployment(**{f"{C0}__image": "registry:5000/vllm@sha256:" + "a" * 64}),
-     gpu_deployment(**{f"{C0}__image": "registry:5000/vllm"}), "'registry:5000/vllm' is untagged"),
-    ("gpu-taint-toleration", DEPLOYMENT, gpu_deployment(), gpu_deployment(spec__template__spec__tolerations=[]),
-     "does not tolerate the nvidia.com/gpu:NoSchedule taint"),
-    ("gpu-prestop-hook", DEPLOYMENT, gpu_deployment(), gpu_deployment(**{f"{C0}__lifecycle": None}), "no preStop hook"),
-    ("vllm-current-metric-names", "kubernetes:keda.sh/v1alpha1:ScaledObject",
-     {"metadata": {"name": "so"}, "spec": {"triggers": [{"type": "prometheus", "metadata": {"query": "max(vllm:kv_cache_usage_perc)"}}]}},
-     {"metadata": {"name": "so"}, "spec": {"triggers": [{"type": "prometheus", "metadata": {"query": "max(vllm:gpu_cache_usage_perc)"}}]}},
-     "vllm:gpu_cache_usage_perc was removed"),
-    ("eks-secrets-encryption", "eks:index:Cluster", {"encryptionConfigKeyArn": "arn:aws:kms:us-east-1:1:key/k"}, {},
-     "does not encrypt Kubernetes secrets"),
-    ("eks-control-plane-logs", "eks:index:Cluster", {"enabledClusterLogTypes": ["api", "audit", "authenticator"]},
-     {"enabledClusterLogTypes": ["api"]}, "audit, authenticator are off"),
-    ("iam-no-star-on-star", "aws:iam/policy:Policy",
-     {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "arn:aws:sqs:us-east-1:1:q"}]})},
-     {"policy": json.dumps({"Statement": [{"Sid": "All", "Effect": "Allow", "Action": ["*"], "Resource": "*"}]})},
-     "statement All allows every action on every resource"),
-]
+def test_readme_is_generated_from_the_rules():
+    assert (REPO / "policies" / "README.md").read_text() == render_docs(), "run: python -m policies.docs > policies/README.md"
+    for r in RULES:
+        assert f"`{r.name}`" in render_docs()
 
 
-@pytest.mark.parametrize("name,rtype,good,bad,fragment", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_rule_passes_and_fails(name, rtype, good, bad, fragment):
-    assert violations(name, rtype, good) == []
-    found = violations(name, rtype, bad)
-    assert found and any(fragment in m for m in found), found
-    assert all("Fix:" in m for m in found)
+@pytest.mark.parametrize("env", STACKS)
+def test_policy_config_files_are_in_sync(env):
+    on_disk = json.loads((REPO / "policies" / "config" / f"{env}.json").read_text())
+    assert on_disk == policy_config(RULES, env)
 
 
-def test_every_rule_has_a_case():
-    assert {c[0] for c in CASES} == {p.name for p in POLICIES}
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_passes_the_pack(synthesized, stack):
+    report = json.loads((synthesized[stack] / "policy-report.json").read_text())
+    assert report["policies_run"] == len(RULES)
+    assert report["violations"] == []
 
 
-def test_rules_ignore_other_resource_types():
-    for rule in RULES:
-        assert list(rule.check("aws:s3/bucket:Bucket", {"bucket": "x"}, rule.defaults())) == []
+def test_bad_program_fails_with_the_expected_violations(tmp_path):
+    out = tmp_path / "out"
+    proc = run_synth("dev", "--program", str(REPO / "tests" / "programs" / "bad-gpu"), "--out", str(out))
+    assert proc.returncode == 1
+    report = json.loads((out / "policy-report.json").read_text())
+    fired = {v["policy"] for v in report["violations"]}
+    assert fired == {"gpu-requests-equal-limits", "gpu-cpu-memory-requests", "gpu-startup-probe", "gpu-readiness-probe",
+                     "gpu-prestop-hook", "gpu-termination-grace", "gpu-taint-toleration", "image-tag-pinned",
+                     "gpu-rolling-update-keeps-capacity", "vllm-workload-scraped"}

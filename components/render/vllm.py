@@ -22,6 +22,7 @@ PORT_NAME = "http"
 ROLE = "platform.gpu/role"  # baseline | burst | canary
 TRACK = "track"  # stable | canary: dashboards compare them
 BASELINE_ANNOTATION = "platform.gpu/baseline-deployment"
+P99_ANNOTATION = "platform.gpu/p99-generation-seconds"
 ENGINE_INIT_SECONDS = 240  # uncached torch.compile + CUDA graph capture: 3-4 min (autoscaling facts 3.3, 3.5)
 NVME_READ_GIB_PER_S = 0.5  # worst case reading weights from the node cache into GPU memory
 S3_SYNC_GIB_PER_S = 0.25  # worst case aws s3 sync into the cache (S3 streamer measured 0.9 GiB/s)
@@ -197,7 +198,9 @@ def deployment(svc: ModelServiceConfig, tier: GpuTier, role: str, namespace: str
     if replicas is not None:
         dep_spec["replicas"] = replicas
     return {
-        "metadata": {"name": names(svc)[role], "namespace": namespace, "labels": pod_labels},
+        "metadata": {"name": names(svc)[role], "namespace": namespace, "labels": pod_labels,
+                     # The policy pack checks the drain against this service's own p99.
+                     "annotations": {P99_ANNOTATION: f"{svc.slo.p99_generation_seconds:g}"}},
         "spec": dep_spec,
     }
 

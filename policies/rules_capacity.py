@@ -1,0 +1,152 @@
+"""Karpenter capacity rules (NodePool, EC2NodeClass) and AWS rules (EKS, SQS, IAM)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pulumi_policy import EnforcementLevel
+
+from policies.base import ENVIRONMENT, Rule, as_list
+from policies.workloads import GPU, dig, workload_name
+
+NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+GPU_KEYS = ("karpenter.k8s.aws/instance-gpu-name", "karpenter.k8s.aws/instance-gpu-count",
+            "karpenter.k8s.aws/instance-gpu-manufacturer", "karpenter.k8s.aws/instance-gpu-memory")
+
+
+def karpenter_seconds(duration: str) -> float:
+    if duration == "Never":
+        return float("inf")
+    unit = {"s": 1, "m": 60, "h": 3600}
+    return sum(int(n) * unit[u] for n, u in re.findall(r"([0-9]+)(s|m|h)", duration))
+
+
+def is_gpu_pool(props: Mapping[str, Any]) -> bool:
+    template = dig(props, "spec", "template") or {}
+    reqs = dig(template, "spec", "requirements") or ()
+    return (any(r.get("key") in GPU_KEYS for r in reqs)
+            or dig(template, "metadata", "labels", "nvidia.com/gpu.present") == "true"
+            or dig(props, "spec", "limits", GPU) is not None)
+
+
+def gpu_pool(rtype: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    if rtype != NODEPOOL or not is_gpu_pool(props):
+        return
+    name = workload_name(props)
+    spec = props.get("spec") or {}
+    taints = dig(spec, "template", "spec", "taints") or ()
+    if not any(t.get("key") == GPU and t.get("effect") == "NoSchedule" for t in taints):
+        yield f"{name}: GPU NodePool without the {GPU}:NoSchedule taint; any pod can fill its GPU nodes."
+    if dig(spec, "limits", GPU) is None:
+        yield f"{name}: no limits[{GPU}]; a runaway scale-out buys GPUs without bound."
+    consolidate = dig(spec, "disruption", "consolidateAfter")
+    if consolidate is None or karpenter_seconds(str(consolidate)) < config["minConsolidateAfterSeconds"]:
+        yield (f"{name}: consolidateAfter {consolidate or '0s (default)'} is under "
+               f"{config['minConsolidateAfterSeconds']}s; GPU nodes churn between bursts.")
+    if not dig(spec, "disruption", "budgets"):
+        yield f"{name}: no disruption budget; the default lets 10% of GPU nodes go at once."
+    if dig(spec, "template", "spec", "expireAfter") is None:
+        yield f"{name}: expireAfter is not set explicitly (nodes never rotate for patches, or rotate unplanned)."
+
+
+def node_class(rtype: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    if rtype != NODECLASS:
+        return
+    name, spec = workload_name(props), props.get("spec") or {}
+    if dig(spec, "metadataOptions", "httpTokens") == "optional":
+        yield f"{name}: IMDSv1 allowed (httpTokens optional); pods can steal node credentials."
+    for bdm in spec.get("blockDeviceMappings") or ():
+        if dig(bdm, "ebs", "encrypted") is not True and dig(bdm, "ebs", "snapshotID") is None:
+            yield f"{name}: EBS volume {bdm.get('deviceName')} is not encrypted."
+    if config["environment"] == "prod":
+        for term in spec.get("amiSelectorTerms") or ():
+            if str(term.get("alias", "")).endswith("@latest"):
+                yield f"{name}: AMI alias {term['alias']} in prod; every AMI release drifts every node."
+
+
+def eks_encryption(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if rtype == "eks:index:Cluster" and not props.get("encryptionConfigKeyArn"):
+        yield "the EKS cluster does not encrypt Kubernetes secrets with a KMS key."
+    if rtype == "aws:eks/cluster:Cluster" and not props.get("encryptionConfig"):
+        yield "the EKS cluster does not encrypt Kubernetes secrets with a KMS key."
+
+
+def eks_logs(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if rtype not in ("eks:index:Cluster", "aws:eks/cluster:Cluster"):
+        return
+    missing = sorted({"api", "audit", "authenticator"} - set(props.get("enabledClusterLogTypes") or ()))
+    if missing:
+        yield f"control-plane logs {', '.join(missing)} are off."
+
+
+def eks_endpoint(rtype: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    if config["environment"] != "prod":
+        return
+    if rtype == "eks:index:Cluster":
+        public, cidrs = props.get("endpointPublicAccess", True), list(props.get("publicAccessCidrs") or ())
+    elif rtype == "aws:eks/cluster:Cluster":
+        vpc = props.get("vpcConfig") or {}
+        public, cidrs = vpc.get("endpointPublicAccess", True), list(vpc.get("publicAccessCidrs") or ())
+    else:
+        return
+    if public is not False and (not cidrs or "0.0.0.0/0" in cidrs):
+        yield "the prod API endpoint is public to 0.0.0.0/0."
+
+
+def sqs_encrypted(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    if rtype == "aws:sqs/queue:Queue" and not props.get("sqsManagedSseEnabled") and not props.get("kmsMasterKeyId"):
+        yield f"queue {props.get('name', '?')} is not encrypted at rest."
+
+
+IAM_DOCUMENTS = {"aws:iam/policy:Policy": "policy", "aws:iam/rolePolicy:RolePolicy": "policy",
+                 "aws:iam/userPolicy:UserPolicy": "policy", "aws:iam/groupPolicy:GroupPolicy": "policy",
+                 "aws:sqs/queuePolicy:QueuePolicy": "policy"}
+
+
+def iam_star(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    key = IAM_DOCUMENTS.get(rtype)
+    raw = props.get(key) if key else None
+    if raw is None:
+        return
+    doc = json.loads(raw) if isinstance(raw, str) else raw
+    for i, st in enumerate(as_list(doc.get("Statement"))):
+        if st.get("Effect") == "Allow" and "*" in as_list(st.get("Action")) and "*" in as_list(st.get("Resource")):
+            yield f"statement {st.get('Sid') or i} allows every action on every resource."
+
+
+def _rule(name, area, description, rationale, fix, check, config=None) -> Rule:
+    return Rule(name, area, description, rationale, fix, EnforcementLevel.MANDATORY, check=check, config=config or {})
+
+
+RULES = [
+    _rule("karpenter-gpu-nodepool", "Capacity (Karpenter)",
+          "GPU NodePools carry the GPU taint, a GPU limit, consolidateAfter >= 5m, a disruption budget and expireAfter.",
+          "These bound spend, keep non-GPU pods off GPU nodes, and stop consolidation from churning nodes that take minutes to warm.",
+          "set template.spec.taints, limits[nvidia.com/gpu], disruption.consolidateAfter/budgets and template.spec.expireAfter.",
+          gpu_pool, {"minConsolidateAfterSeconds": {"type": "integer", "default": 300, "minimum": 0,
+                                                                   "description": "Smallest consolidateAfter for GPU pools."}}),
+    _rule("karpenter-nodeclass-hardening", "Capacity (Karpenter)",
+          "EC2NodeClasses require IMDSv2, encrypt EBS, and pin the AMI in prod.",
+          "IMDSv1 leaks node credentials to pods; an @latest alias rolls every node on each AMI release.",
+          "set metadataOptions.httpTokens required, ebs.encrypted true, and an alias like al2023@v20261020 in prod.",
+          node_class, dict(ENVIRONMENT)),
+    _rule("eks-secrets-encryption", "AWS", "EKS encrypts Kubernetes secrets with a KMS key (envelope encryption).",
+          "Secrets (tokens, Redis passwords) are otherwise only encrypted by EBS at rest in etcd.",
+          "pass a KMS key ARN as encryption_config_key_arn.", eks_encryption),
+    _rule("eks-control-plane-logs", "AWS", "EKS sends api, audit and authenticator logs to CloudWatch.",
+          "Without audit logs nobody can tell who changed what in the cluster.",
+          "set enabled_cluster_log_types to include api, audit and authenticator.", eks_logs),
+    _rule("eks-no-open-public-endpoint", "AWS", "The prod API endpoint is private or restricted to listed CIDRs.",
+          "A public endpoint open to the world exposes the API server to credential stuffing and CVEs.",
+          "set endpoint_public_access false, or public_access_cidrs to your networks.", eks_endpoint, dict(ENVIRONMENT)),
+    _rule("sqs-encrypted", "AWS", "SQS queues are encrypted at rest (SSE-SQS or KMS).",
+          "Interruption events name instances and accounts; keep them encrypted.",
+          "set sqs_managed_sse_enabled true (or kms_master_key_id).", sqs_encrypted),
+    _rule("iam-no-star-on-star", "AWS", "No IAM statement allows every action on every resource.",
+          "Admin-equivalent grants turn any compromised pod or controller into an account takeover.",
+          "list the actions the principal needs and scope them by resource ARN or condition.", iam_star),
+]
