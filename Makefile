@@ -33,7 +33,8 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 conformance: synth-all
-	$(PY) -m tests.conformance $(addprefix build/,$(STACKS))
+	$(PY) -m synth dev --program examples/extra-model --out build/example-extra-model
+	$(PY) -m tests.conformance $(addprefix build/,$(STACKS)) build/example-extra-model
 
 schema: $(VENV)/.installed
 	$(PY) -m components.schema > stacks/schema.json

@@ -39,6 +39,7 @@ MIN_KV_CACHE_GIB_PER_GPU = 2.0
 # Supported control-plane versions: EKS standard support and Karpenter 1.14 (1.26-1.36).
 KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36")
 
+_M = typing.TypeVar("_M", bound="_Model")
 DnsName = Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
 ImageRef = Annotated[str, Field(min_length=1, max_length=255)]
 
@@ -649,7 +650,7 @@ def _check_service(path: str, s: ModelServiceConfig, tiers: dict[str, GpuTier], 
             f"{tier.gpu_gib:.1f} GiB x {s.gpu_memory_utilization} minus {MIN_KV_CACHE_GIB_PER_GPU:g} GiB KV cache "
             f"= {usable:.1f} GiB; {hint}",
         )
-    fits = [it for it in tier.instance_types if _fits(s, catalog.INSTANCE_TYPES[it])]
+    fits = [it for it in tier.instance_types if replica_fits(s, catalog.INSTANCE_TYPES[it])]
     if not fits:
         raise _fail(
             f"{path}.tier",
@@ -675,7 +676,7 @@ def _check_service(path: str, s: ModelServiceConfig, tiers: dict[str, GpuTier], 
         raise _fail(f"{path}.scaling.scaleToZero", "prod forbids scale to zero; keep an on-demand baseline")
 
 
-def _fits(s: ModelServiceConfig, it: catalog.InstanceType) -> bool:
+def replica_fits(s: ModelServiceConfig, it: catalog.InstanceType) -> bool:
     """Whether a replica fits the instance's allocatable resources. Reservations follow the
     EKS AMI's kubelet formulas, rounded up: ~0.5 vCPU and ~10 % of memory plus 1 GiB for
     the kubelet, system daemons and the node's DaemonSets (device plugin, DCGM, CNI)."""
@@ -685,6 +686,23 @@ def _fits(s: ModelServiceConfig, it: catalog.InstanceType) -> bool:
 
 
 # --------------------------------------------------------------------------- loading
+
+
+def load_model(model: type[_M], data: Any, prefix: str) -> _M:
+    """Validate ``data`` as ``model``; errors name paths under ``prefix`` (e.g. ``service``)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(sorted({f"{prefix}.{_format(e)}" if e["loc"] else f"{prefix}: {_format(e).lstrip(': ')}"
+                                  for e in exc.errors()})) from None
+
+
+def check_service_on_tier(path: str, service: ModelServiceConfig, tier: GpuTier, environment: str) -> None:
+    """The cross-field checks of a service against the tier it runs on (raises ConfigError)."""
+    try:
+        _check_service(path, service, {tier.name: tier}, environment == "prod")
+    except ValueError as exc:
+        raise ConfigError([_format({"loc": (), "msg": str(exc), "type": "value_error"})]) from None
 
 
 def load_stack_config(values: Mapping[str, Any], region: str | None) -> StackConfig:

@@ -66,6 +66,8 @@ class Platform(pulumi.ComponentResource):
             "oidcIssuer": self.cluster.oidc_issuer,
             "nodePools": self.karpenter.node_pools,
             "gpuTiers": [t.name for t in args.gpu_tiers],
+            # Full tier specs, so consumer stacks validate their services against them.
+            "gpuTierSpecs": [t.model_dump(mode="json", by_alias=True) for t in args.gpu_tiers],
             "karpenterNodeRoleName": self.karpenter.node_role_name,
             "interruptionQueueName": self.karpenter.interruption_queue_name,
             "prometheusUrl": self.monitoring.prometheus_url,
@@ -74,6 +76,7 @@ class Platform(pulumi.ComponentResource):
                          for n, m in self.services.items()},
             "namespaces": pulumi.Output.all(
                 monitoring=self.monitoring.namespace, keda=self.keda.namespace, gpuOperator=self.gpu_operator.namespace),
+            "workloadNamespaces": [ns.metadata.apply(lambda m: m["name"]) for ns in service_namespaces.values()],
             "environment": args.environment,
             "region": args.region,
         }

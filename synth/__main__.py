@@ -1,7 +1,8 @@
 """`python -m synth <stack> [--program DIR] [--out DIR]`: synthesize a stack offline.
 
 Exit status: 0 when no mandatory policy is violated, 1 when one is, 2 when the stack
-config is invalid (one message on stderr, no traceback).
+config is invalid (one message on stderr, no traceback), 3 when the program itself raised
+(its traceback on stderr).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from synth.run import REPO, SynthError, synthesize
+from synth.run import REPO, ProgramError, SynthError, synthesize
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     except SynthError as exc:
         print(f"synth: {exc}", file=sys.stderr)
         return 2
+    except ProgramError as exc:
+        print(f"synth: the program raised:\n{exc}", file=sys.stderr)
+        return 3
     print(result.summary())
     return 1 if result.mandatory_violations else 0
 

@@ -93,7 +93,8 @@ class RecordingMocks(pmocks.Mocks):
 
     def __init__(self, region: str, stack_references: Mapping[str, Mapping[str, Any]] | None = None):
         self.region = region
-        self.stack_references = dict(stack_references or {})
+        # Kept as given: a lazy mapping resolves references only when the program asks.
+        self.stack_references = stack_references if stack_references is not None else {}
 
     # -- invokes ------------------------------------------------------------------------
     def call(self, args: pmocks.MockCallArgs):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from components.config import NAMESPACE, ConfigError
+from components.config import NAMESPACE, ConfigError, load_stack_config
+from components.render import capacity
 from policies.offline import Resource, evaluate, mandatory, policy_config
 from policies.rules import POLICIES, RULES
 from synth.engine import SECRET_PLACEHOLDER, Recorded, RunResult, run_program
@@ -23,6 +28,10 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 
 class SynthError(Exception):
     """A problem the user must fix (bad stack file, invalid config): exit 2."""
+
+
+class ProgramError(Exception):
+    """The program itself raised (a bug, not a config problem): exit 3, with its traceback."""
 
 
 @dataclass
@@ -128,11 +137,24 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
     except ConfigError as exc:
         shown = sf.path.relative_to(program) if sf.path.is_relative_to(program) else sf.path
         raise SynthError(f"invalid stack config {shown}:\n  " + "\n  ".join(exc.messages)) from None
+    except SynthError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with its traceback, exit 3
+        raise ProgramError("".join(traceback.format_exception(exc))) from None
     report = policy_report(run.resources, sf.environment)
     if out.exists():
         shutil.rmtree(out)
     write_contract(out, run, report)
+    if program == REPO:
+        # The platform's own stacks: cost and capacity at a glance.
+        config = load_stack_config(_namespace_values(sf), sf.config.get("aws:region"))
+        (out / "capacity.md").write_text(capacity.report(config))
     return SynthResult(stack, out, run, report)
+
+
+def _namespace_values(sf: StackFile) -> dict[str, Any]:
+    prefix = f"{NAMESPACE}:"
+    return {k[len(prefix):]: json.loads(v) if v[:1] in "{[" else v for k, v in sf.config.items() if k.startswith(prefix)}
 
 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:
@@ -141,29 +163,30 @@ def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]
 
 
 class _StackReferences(Mapping[str, Mapping[str, Any]]):
-    """Answers ``StackReference("org/<project>/<stack>")`` with this repo's platform stack.
+    """Answers ``StackReference("<org>/<project>/<stack>")`` with this repo's platform stack.
 
-    A consumer program (``--program examples/...``) references the platform stack; the
-    engine synthesizes that stack in memory and hands back its exported outputs.
+    A consumer program (``--program examples/...``) references the platform stack. The
+    engine synthesizes that stack in a separate process (the Pulumi runtime's state is
+    global, so two programs cannot share one) and answers with its exported outputs, secrets
+    as the placeholder.
     """
 
     def __init__(self, program: Path):
         self.program = program
         self._cache: dict[str, Mapping[str, Any]] = {}
 
-    def _resolve(self, name: str) -> Mapping[str, Any]:
-        if name not in self._cache:
-            stack = name.rsplit("/", 1)[-1]
-            sf = load_stack_file(stack, REPO)
-            run = run_program(REPO, project=sf.project, stack=stack, config=sf.config,
-                              secret_keys=sf.secret_keys, region=sf.region)
-            self._cache[name] = run.raw_outputs
-        return self._cache[name]
-
     def __getitem__(self, name: str) -> Mapping[str, Any]:
         if self.program == REPO:
             raise KeyError(name)
-        return self._resolve(name)
+        if name not in self._cache:
+            stack = name.rsplit("/", 1)[-1]
+            with tempfile.TemporaryDirectory() as tmp:
+                proc = subprocess.run([sys.executable, "-m", "synth", stack, "--out", tmp], cwd=REPO,
+                                      capture_output=True, text=True)
+                if proc.returncode == 2:
+                    raise SynthError(f"referenced platform stack {stack!r}: {proc.stderr.strip()}")
+                self._cache[name] = json.loads((Path(tmp) / "outputs.json").read_text())
+        return self._cache[name]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.program != REPO

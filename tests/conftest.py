@@ -73,3 +73,12 @@ def custom_resources(result, kind: str) -> list[dict]:
 def release(result, name: str) -> dict:
     return next(r.inputs for r in result.resources
                 if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("name") == name)
+
+
+@pytest.fixture(scope="session")
+def example_build(tmp_path_factory) -> Path:
+    """The consumer example synthesized against the platform's dev stack."""
+    out = tmp_path_factory.mktemp("synth-example")
+    proc = run_synth("dev", "--program", str(REPO / "examples" / "extra-model"), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out

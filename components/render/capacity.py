@@ -1,0 +1,90 @@
+"""Cost at a glance: what each service needs at min and max scale, on which instances, at
+what price, and whether the NodePools' GPU limits can hold it (``capacity.md``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from components import catalog
+from components.config import GpuTier, ModelServiceConfig, StackConfig, replica_fits
+
+
+@dataclass(frozen=True)
+class Placement:
+    instance: catalog.InstanceType
+    replicas_per_node: int
+
+    def nodes(self, replicas: int) -> int:
+        return math.ceil(replicas / self.replicas_per_node) if replicas else 0
+
+
+def placement(service: ModelServiceConfig, tier: GpuTier) -> Placement:
+    """The cheapest instance type of the tier per replica that fits (how Karpenter would bin-pack
+    one service alone: price-capacity-optimized picks the cheapest that fits)."""
+    best: Placement | None = None
+    for name in tier.instance_types:
+        it = catalog.INSTANCE_TYPES[name]
+        if not replica_fits(service, it):
+            continue
+        per_node = min(it.gpus // service.gpus_per_replica,
+                       int((it.vcpu - 0.5) // service.cpu_per_replica),
+                       int((it.memory_gib * 0.9 - 1) // service.memory_gib_per_replica))
+        cand = Placement(it, max(per_node, 1))
+        if best is None or it.on_demand_hourly / cand.replicas_per_node < best.instance.on_demand_hourly / best.replicas_per_node:
+            best = cand
+    assert best is not None, "config validation guarantees a fitting instance type"
+    return best
+
+
+def _money(x: float) -> str:
+    return f"${x:,.2f}"
+
+
+def report(config: StackConfig) -> str:
+    lines = [
+        f"# Capacity and cost: {config.cluster.name} ({config.environment}, {config.region})",
+        "",
+        "Prices per hour from the catalog (on-demand: Karpenter's us-east-1 table; spot: a per-AZ",
+        "snapshot range, or estimated where marked *). Planning figures, not billing. Baseline",
+        "replicas run on on-demand; burst replicas on spot when the service allows it, with",
+        "on-demand as the fallback (the high end of the range).",
+        "",
+        "## Services",
+        "",
+        "| service | tier | GPUs/replica | instance | min replicas | min GPUs | min $/h | max replicas | max GPUs | max $/h |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    demand: dict[tuple[str, str], int] = {}
+    for s in config.model_services:
+        tier = config.tier(s.tier)
+        p = placement(s, tier)
+        it = p.instance
+        base, top = s.scaling.min_replicas, s.scaling.max_replicas
+        burst = top - base
+        base_cost = p.nodes(base) * it.on_demand_hourly
+        on_spot = s.burst_capacity == "spot" and tier.spot.enabled
+        burst_nodes = p.nodes(burst)
+        low = base_cost + burst_nodes * (it.spot_hourly_low if on_spot else it.on_demand_hourly)
+        high = base_cost + burst_nodes * it.on_demand_hourly
+        star = "*" if on_spot and it.spot_estimated else ""
+        max_cost = _money(high) if low == high else f"{_money(low)}-{_money(high)}{star}"
+        gpus = s.gpus_per_replica
+        lines.append(f"| {s.name} | {tier.name} | {gpus} | {it.name} ({p.replicas_per_node}/node) | {base} | {base * gpus} | "
+                     f"{_money(base_cost)} | {top} | {top * gpus} | {max_cost} |")
+        demand[(tier.name, "on-demand")] = demand.get((tier.name, "on-demand"), 0) + base * gpus + (0 if on_spot else burst * gpus)
+        if on_spot:
+            demand[(tier.name, "spot")] = demand.get((tier.name, "spot"), 0) + burst * gpus
+    lines += ["", "## NodePools", "",
+              "| NodePool | weight | GPU limit | GPUs the services can ask for | headroom |",
+              "|---|---|---|---|---|"]
+    for tier in config.gpu_tiers:
+        pools = [("on-demand", tier.on_demand.enabled, tier.on_demand.weight, config.on_demand_gpu_limit(tier.name)),
+                 ("spot", tier.spot.enabled, tier.spot.weight, tier.spot.gpu_limit)]
+        for capacity, enabled, weight, limit in pools:
+            if not enabled:
+                continue
+            asked = demand.get((tier.name, capacity), 0)
+            note = "" if asked <= limit else " (burst beyond the limit stays Pending)"
+            lines.append(f"| {tier.name}-{capacity} | {weight} | {limit} | {asked} | {limit - asked}{note} |")
+    return "\n".join(lines) + "\n"
