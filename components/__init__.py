@@ -5,6 +5,7 @@ Import what a stack needs:
     from components import Platform, StackConfig, load_config
 """
 
+from components.batch import BatchInference, BatchInferenceArgs
 from components.cluster import GpuCluster, Network
 from components.config import (
     ConfigError,
@@ -25,6 +26,8 @@ from components.stack import load_config
 from components.stackref import read_output
 
 __all__ = [
+    "BatchInference",
+    "BatchInferenceArgs",
     "ConfigError",
     "GpuCluster",
     "GpuOperator",

@@ -146,6 +146,9 @@ class GpuCluster(pulumi.ComponentResource):
             endpoint_public_access=endpoint.public_access,
             public_access_cidrs=list(endpoint.public_access_cidrs) or None,
             skip_default_node_group=True,
+            # The VPC CNI enforces NetworkPolicies only with its policy agent on; without it
+            # EKS accepts NetworkPolicy objects and silently ignores them.
+            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             # One security group for all nodes: the EKS-created cluster SG, which managed
             # node groups use already; Karpenter nodes join it by ID.
             skip_default_security_groups=True,

@@ -505,6 +505,8 @@ class BatchWorkerConfig(_Model):
     image: ImageRef = Field(description="Worker image with an explicit tag or digest.")
     tier: str
     gpus_per_job: int = Field(default=1, ge=1, le=8)
+    cpu_per_job: int = Field(default=4, ge=1, le=192, description="vCPUs per job pod.")
+    memory_gib_per_job: int = Field(default=16, ge=1, le=2048, description="Host memory per job pod.")
     model: ModelSpec | None = Field(default=None, description="Model to pre-load into the node cache.")
     queue_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.-]+$", max_length=128)] | None = Field(
         default=None, description="Redis list; defaults to the worker name."
@@ -519,6 +521,7 @@ class BatchWorkerConfig(_Model):
     capacity: Literal["spotPreferred", "spotOnly", "onDemand"] = "spotPreferred"
     producer_namespaces: tuple[Annotated[str, Field(pattern=DNS_LABEL)], ...] = ()
     redis: ExistingRedis | None = Field(default=None, description="Use an existing Redis instead of deploying one.")
+    redis_storage_gib: int = Field(default=10, ge=1, le=1000, description="gp3 volume of the in-cluster Redis.")
 
     @field_validator("image")
     @classmethod
@@ -536,7 +539,14 @@ class BatchWorkerConfig(_Model):
     def _bounds(self) -> BatchWorkerConfig:
         if self.max_replicas < self.min_replicas:
             raise _fail("maxReplicas", f"{self.max_replicas} is below minReplicas {self.min_replicas}")
+        if self.activation_list_length >= self.list_length * self.max_replicas:
+            raise _fail("activationListLength", f"{self.activation_list_length} would never let a job start "
+                        f"(listLength {self.list_length} x maxReplicas {self.max_replicas})")
         return self
+
+    @property
+    def queue(self) -> str:
+        return self.queue_name or self.name
 
 
 # --------------------------------------------------------------------------- stack

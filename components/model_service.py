@@ -16,19 +16,16 @@ Shape and guarantees (details in ``render/vllm.py``):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.config import GpuTier, ModelServiceConfig
+from components.identity import model_cache_reader
 from components.naming import child
-from components.render import cache
 from components.render import vllm as render
-from components.render.iam import pod_identity_trust
 
 
 @dataclass
@@ -68,13 +65,8 @@ class ModelService(pulumi.ComponentResource):
 
         sa = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata={"name": names["service_account"], "namespace": ns},
                                         opts=p)
-        policy = cache.reader_policy(svc.model)
-        if policy is not None:
-            role = aws.iam.Role(child(name, "cache-reader"), assume_role_policy=json.dumps(pod_identity_trust()),
-                                description=f"{svc.name}: read {svc.model.source}", opts=p)
-            aws.iam.RolePolicy(child(name, "cache-reader"), role=role.id, policy=json.dumps(policy), opts=p)
-            aws.eks.PodIdentityAssociation(child(name, "cache-reader"), cluster_name=args.cluster_name, namespace=ns,
-                                           service_account=names["service_account"], role_arn=role.arn, opts=p)
+        model_cache_reader(name, svc.model, cluster_name=args.cluster_name, namespace=ns,
+                           service_account=names["service_account"], opts=p)
 
         self.deployments = {}
         roles: list[tuple[str, int | None]] = []

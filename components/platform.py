@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.batch import BatchInference, BatchInferenceArgs
 from components.cluster import GpuCluster
 from components.config import StackConfig
 from components.gpu_operator import GpuOperator
@@ -30,6 +31,8 @@ class Platform(pulumi.ComponentResource):
     """NVIDIA GPU Operator with the DCGM exporter."""
     services: dict[str, ModelService]
     """The stack's model services by name."""
+    batch: dict[str, BatchInference]
+    """The stack's batch workers by name."""
 
     def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:index:Platform", name, None, opts)
@@ -60,6 +63,14 @@ class Platform(pulumi.ComponentResource):
                 opts=in_cluster)
             for s in args.model_services
         }
+        self.batch = {
+            b.name: BatchInference(
+                child(name, b.name),
+                BatchInferenceArgs(worker=b, tier=args.tier(b.tier), cluster_name=self.cluster.cluster_name,
+                                   depends_on=[self.keda.release, self.karpenter.release, service_namespaces[b.namespace]]),
+                opts=in_cluster)
+            for b in args.batch_workers
+        }
         self.outputs: dict[str, pulumi.Input[object]] = {
             "clusterName": self.cluster.cluster_name,
             "kubeconfig": self.cluster.kubeconfig,
@@ -74,6 +85,8 @@ class Platform(pulumi.ComponentResource):
             "grafanaService": self.monitoring.grafana_service,
             "services": {n: {"url": m.url, "deployments": m.deployments, "scaledObjects": m.scaled_objects}
                          for n, m in self.services.items()},
+            "batch": {n: {"redisAddress": b.redis_address, "queue": b.queue_name, "scaledJob": b.scaled_job_name}
+                      for n, b in self.batch.items()},
             "namespaces": pulumi.Output.all(
                 monitoring=self.monitoring.namespace, keda=self.keda.namespace, gpuOperator=self.gpu_operator.namespace),
             "workloadNamespaces": [ns.metadata.apply(lambda m: m["name"]) for ns in service_namespaces.values()],

@@ -70,11 +70,21 @@ def _digest(*parts: str, n: int = 17) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:n]
 
 
+def _mask(value: Any) -> Any:
+    """A secret value with its structure kept and every leaf replaced by the placeholder
+    (a Secret's stringData stays a map, so the manifest still validates)."""
+    if isinstance(value, Mapping):
+        return {str(k): _mask(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask(v) for v in value]
+    return SECRET_PLACEHOLDER
+
+
 def _plain(value: Any) -> Any:
     """Inputs as JSON data: secrets and unknowns replaced, resources by URN."""
     if isinstance(value, Mapping):
         if value.get(pulumi.runtime.rpc._special_sig_key) == pulumi.runtime.rpc._special_secret_sig:
-            return SECRET_PLACEHOLDER
+            return _mask(value.get("value"))
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
@@ -134,6 +144,9 @@ class RecordingMocks(pmocks.Mocks):
             return self._eks(typ, name, inputs, h)
         if typ.startswith("aws:"):
             return self._aws(typ, name, inputs, h)
+        if typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic, derived from the name: a stand-in value, never a real secret.
+            return f"{name}-{h[:8]}", {**inputs, "result": _digest("password", name, n=int(inputs.get("length", 32)))}
         return f"{name}-{h[:8]}", inputs
 
     def _arn(self, service: str, resource: str, regional: bool = True) -> str:

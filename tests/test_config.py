@@ -156,6 +156,10 @@ BAD: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
      ["modelServices[0].tier: no l4 instance type fits one replica (1 GPU, 4 vCPU, 22 GiB"]),
     ("s3-source-without-prefix", "dev", _set("modelServices.0.model.source", "s3://bucket-only"),
      ["modelServices[0].model.source:", "'s3://bucket-only'"]),
+    ("batch-activation-never-reached", "staging", _set("batchWorkers.0.activationListLength", 40),
+     ["batchWorkers[0].activationListLength: 40 would never let a job start"]),
+    ("batch-min-above-zero", "staging", _set("batchWorkers.0.minReplicas", 1),
+     ["batchWorkers[0].minReplicas:", "less than or equal to 0"]),
     ("wrong-type", "dev", _set("modelServices.0.maxNumSeqs", "lots"), ["modelServices[0].maxNumSeqs:", "'lots'"]),
 ]
 

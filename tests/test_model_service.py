@@ -246,8 +246,8 @@ def test_hf_source_uses_the_token_secret_never_a_literal():
     dep = _deployments(result, "chat")["chat-baseline"]["spec"]["template"]["spec"]
     token = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}
     assert token in dep["initContainers"][0]["env"] and token in dep["containers"][0]["env"]
-    # No S3 source: no reader role.
-    assert not by_type(result, "aws:iam/rolePolicy:RolePolicy")
+    # No S3 source: no reader role for the service (the batch worker keeps its own).
+    assert [r.name for r in by_type(result, "aws:iam/rolePolicy:RolePolicy")] == ["llm-staging-embed-cache-reader"]
 
 
 def test_hpa_mode_replaces_the_scaled_object():

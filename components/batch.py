@@ -1,0 +1,110 @@
+"""BatchInference: queue-driven GPU workers that hold no warm GPUs while the queue is empty.
+
+A producer pushes work items onto a Redis list (``LPUSH <queue> <item>``). KEDA's redis
+scaler watches the list length and starts Kubernetes Jobs (a ScaledJob) on GPU nodes,
+spot preferred: up to ``maxReplicas`` jobs, one per ``listLength`` queued items, none when
+the list is empty.
+
+Failure semantics (the worker contract). A spot node can be reclaimed mid-job (two
+minutes' notice), and a Job pod can fail. Items must therefore be processed
+**at least once**, never "exactly once":
+
+- Reliable queue: a worker takes an item with ``LMOVE <queue> <queue>:processing RIGHT LEFT``
+  (or ``BLMOVE``), processes it, then ``LREM <queue>:processing 1 <item>``. The names are in
+  the worker's environment (``QUEUE_NAME``, ``PROCESSING_LIST``).
+- On start, a worker first moves items left in ``<queue>:processing`` by a dead worker back
+  to ``<queue>`` (a worker that died holding them never removed them). Items carry their
+  own id and attempt count; an item that exceeds its attempts goes to ``<queue>:dead``.
+- Work must be idempotent per item id (write results under the id; a retry overwrites).
+- A reclaimed or failed pod is retried by the Job (``restartPolicy: OnFailure``,
+  ``backoffLimit``); ``activeDeadlineSeconds`` bounds a stuck job.
+
+Because items leave the list when a worker starts them, the list length counts only work
+nobody holds, which is what the ``accurate`` scaling strategy expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.cluster import SYSTEM_PLACEMENT
+from components.config import BatchWorkerConfig, GpuTier
+from components.identity import model_cache_reader
+from components.naming import child
+from components.render import batch as render
+
+
+@dataclass
+class BatchInferenceArgs:
+    worker: BatchWorkerConfig
+    """The worker's validated config."""
+    tier: GpuTier
+    """The GPU tier its jobs run on."""
+    cluster_name: pulumi.Input[str]
+    """EKS cluster, for the model cache reader's Pod Identity association."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    """What must exist first: the KEDA release (its CRDs) and the namespace."""
+
+
+class BatchInference(pulumi.ComponentResource):
+    """Redis (in-cluster, or an existing endpoint) and a KEDA ScaledJob of GPU workers."""
+
+    redis_address: pulumi.Output[str]
+    """host:port of Redis ("from secret" for an existing Redis: the address lives in a Secret)."""
+    queue_name: pulumi.Output[str]
+    """The Redis list producers push to."""
+    scaled_job_name: pulumi.Output[str]
+    """The KEDA ScaledJob."""
+
+    def __init__(self, name: str, args: BatchInferenceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:batch:BatchInference", name, None, opts)
+        w, ns, n = args.worker, args.worker.namespace, render.names(args.worker)
+        p = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        sa = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata={"name": n["service_account"], "namespace": ns},
+                                        opts=p)
+        if w.model is not None:
+            model_cache_reader(name, w.model, cluster_name=args.cluster_name, namespace=ns,
+                               service_account=n["service_account"], opts=pulumi.ResourceOptions(parent=self))
+        backing: list[pulumi.Resource] = [sa]
+        if w.redis is None:
+            password = random.RandomPassword(child(name, "redis-password"), length=32, special=False,
+                                             opts=pulumi.ResourceOptions(parent=self))
+            url = pulumi.Output.concat("redis://:", password.result, f"@{render.redis_host(w)}:{render.REDIS_PORT}/0")
+            secret = k8s.core.v1.Secret(
+                child(name, "redis-auth"), metadata={"name": n["secret"], "namespace": ns},
+                string_data={render.PASSWORD_KEY: password.result, render.URL_KEY: url}, opts=p)
+            sts = render.redis_statefulset(w, SYSTEM_PLACEMENT)
+            svc = render.redis_service(w)
+            pol = render.network_policy(w)
+            backing += [
+                secret,
+                k8s.apps.v1.StatefulSet(child(name, "redis"), metadata=sts["metadata"], spec=sts["spec"],
+                                        opts=pulumi.ResourceOptions(parent=self, depends_on=[secret])),
+                k8s.core.v1.Service(child(name, "redis"), metadata=svc["metadata"], spec=svc["spec"], opts=p),
+                k8s.networking.v1.NetworkPolicy(child(name, "redis"), metadata=pol["metadata"], spec=pol["spec"], opts=p),
+            ]
+            self.redis_address = pulumi.Output.from_input(f"{render.redis_host(w)}:{render.REDIS_PORT}")
+        else:
+            self.redis_address = pulumi.Output.from_input(f"secret {w.redis.address_secret.name}/{w.redis.address_secret.key}")
+
+        auth = render.trigger_authentication(w)
+        auth_res = k8s.apiextensions.CustomResource(
+            child(name, "trigger-auth"), api_version="keda.sh/v1alpha1", kind="TriggerAuthentication",
+            metadata=auth["metadata"], spec=auth["spec"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *backing]))
+        job = render.scaled_job(w, args.tier)
+        k8s.apiextensions.CustomResource(
+            child(name, "scaled-job"), api_version="keda.sh/v1alpha1", kind="ScaledJob",
+            metadata=job["metadata"], spec=job["spec"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *backing, auth_res]))
+
+        self.queue_name = pulumi.Output.from_input(w.queue)
+        self.scaled_job_name = pulumi.Output.from_input(n["job"])
+        self.register_outputs({"redis_address": self.redis_address, "queue_name": self.queue_name,
+                               "scaled_job_name": self.scaled_job_name})

@@ -1,0 +1,28 @@
+"""IAM identities for pods (EKS Pod Identity)."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import ModelSpec
+from components.naming import child
+from components.render import cache
+from components.render.iam import pod_identity_trust
+
+
+def model_cache_reader(name: str, model: ModelSpec, *, cluster_name: pulumi.Input[str], namespace: str,
+                       service_account: str, opts: pulumi.ResourceOptions) -> aws.iam.Role | None:
+    """A role that may only read the model's S3 prefix, bound to a service account.
+    None for sources that are not on S3 (nothing to grant)."""
+    policy = cache.reader_policy(model)
+    if policy is None:
+        return None
+    role = aws.iam.Role(child(name, "cache-reader"), assume_role_policy=json.dumps(pod_identity_trust()),
+                        description=f"{namespace}/{service_account}: read {model.source}", opts=opts)
+    aws.iam.RolePolicy(child(name, "cache-reader"), role=role.id, policy=json.dumps(policy), opts=opts)
+    aws.eks.PodIdentityAssociation(child(name, "cache-reader"), cluster_name=cluster_name, namespace=namespace,
+                                   service_account=service_account, role_arn=role.arn, opts=opts)
+    return role

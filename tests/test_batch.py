@@ -1,0 +1,120 @@
+"""BatchInference: Redis, ScaledJob, authentication, isolation, and the shared cache init."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.render import batch as render_batch
+from components.render import cache, vllm
+from tests.conformance import check_manifest
+from tests.conftest import build, by_type, load, load_with
+
+KINDS = {
+    "kubernetes:apps/v1:StatefulSet", "kubernetes:core/v1:Service", "kubernetes:core/v1:Secret",
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy", "kubernetes:keda.sh/v1alpha1:TriggerAuthentication",
+    "kubernetes:keda.sh/v1alpha1:ScaledJob",
+}
+
+
+@pytest.fixture(scope="module")
+def staging():
+    return build(load("staging"))
+
+
+def _children(result):
+    (component,) = by_type(result, "gpu-platform:batch:BatchInference")
+    return [r for r in result.resources if r.parent == component.urn]
+
+
+def _manifest(r) -> dict:
+    _, gv, kind = r.type.split(":", 2)
+    return {"apiVersion": r.inputs.get("apiVersion", gv.removeprefix("core/")), "kind": kind, **r.inputs,
+            "metadata": r.outputs["metadata"]}
+
+
+def test_worker_synthesizes_every_object_and_each_validates(staging):
+    children = _children(staging)
+    assert KINDS <= {r.type for r in children}
+    for r in children:
+        if r.type in KINDS:
+            assert check_manifest(_manifest(r), "1.35", set()) == [], r.type
+
+
+def test_scaled_job_shape(staging):
+    (job,) = [r.inputs for r in by_type(staging, "kubernetes:keda.sh/v1alpha1:ScaledJob")]
+    spec = job["spec"]
+    assert spec["minReplicaCount"] == 0 and spec["maxReplicaCount"] == 2
+    assert spec["scalingStrategy"] == {"strategy": "accurate"}
+    assert spec["jobTargetRef"]["backoffLimit"] == 3 and spec["jobTargetRef"]["activeDeadlineSeconds"] == 3600
+    pod = spec["jobTargetRef"]["template"]["spec"]
+    assert pod["restartPolicy"] == "OnFailure"
+    (c,) = pod["containers"]
+    assert c["resources"]["requests"]["nvidia.com/gpu"] == c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["QUEUE_NAME"]["value"] == "embed"
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "embed-redis-auth", "key": "url"}
+    assert pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["preference"][
+        "matchExpressions"][0]["values"] == ["spot"]
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "redis" and trigger["authenticationRef"] == {"name": "embed-redis"}
+    assert trigger["metadata"] == {"listName": "embed", "listLength": "20", "activationListLength": "0",
+                                   "databaseIndex": "0", "address": "embed-redis.batch.svc:6379"}
+
+
+def test_redis_requires_auth_from_the_generated_secret(staging):
+    (sts,) = [r.inputs for r in by_type(staging, "kubernetes:apps/v1:StatefulSet")]
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    assert "--requirepass" in c["command"][2] and c["image"] == "redis:7.4.6-alpine"
+    assert c["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "embed-redis-auth", "key": "password"}
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "gp3"
+    (secret,) = [r for r in by_type(staging, "kubernetes:core/v1:Secret")]
+    assert secret.inputs["stringData"] == {"password": "[secret]", "url": "[secret]"}
+    (ta,) = [r.inputs for r in by_type(staging, "kubernetes:keda.sh/v1alpha1:TriggerAuthentication")]
+    assert ta["spec"]["secretTargetRef"] == [{"parameter": "password", "name": "embed-redis-auth", "key": "password"}]
+
+
+def test_network_policy_admits_workers_producers_and_keda_only(staging):
+    (np,) = [r.inputs for r in by_type(staging, "kubernetes:networking.k8s.io/v1:NetworkPolicy")]
+    (rule,) = np["spec"]["ingress"]
+    assert rule["from"][0] == {"podSelector": {"matchLabels": render_batch.worker_labels(load("staging").batch_workers[0])}}
+    assert rule["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["inference", "keda"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+
+
+def test_init_container_is_the_model_service_one(staging, monkeypatch):
+    cfg = load("staging")
+    (job,) = [r.inputs for r in by_type(staging, "kubernetes:keda.sh/v1alpha1:ScaledJob")]
+    init = job["spec"]["jobTargetRef"]["template"]["spec"]["initContainers"]
+    assert init == [cache.init_container(cfg.batch_workers[0].model)]
+    # Same function, no copy: replacing it changes both renderings.
+    monkeypatch.setattr(cache, "init_container", lambda model, token=None: {"name": "sentinel"})
+    job_pod = render_batch.scaled_job(cfg.batch_workers[0], cfg.tier("l40s"))["spec"]["jobTargetRef"]["template"]["spec"]
+    svc_pod = vllm.pod_spec(cfg.model_services[0], cfg.tier("l40s"), "baseline")
+    assert job_pod["initContainers"] == svc_pod["initContainers"] == [{"name": "sentinel"}]
+
+
+def test_existing_redis_with_tls():
+    cfg = load_with("staging", lambda v: v["batchWorkers"][0].update(redis={
+        "addressSecret": {"name": "elasticache", "key": "address"},
+        "passwordSecret": {"name": "elasticache", "key": "password"}}))
+    result = build(cfg)
+    assert not by_type(result, "kubernetes:apps/v1:StatefulSet") and not by_type(result, "kubernetes:core/v1:Secret")
+    (job,) = [r.inputs for r in by_type(result, "kubernetes:keda.sh/v1alpha1:ScaledJob")]
+    meta = job["spec"]["triggers"][0]["metadata"]
+    assert meta["addressFromEnv"] == "REDIS_ADDRESS" and meta["enableTLS"] == "true" and "address" not in meta
+    (ta,) = [r.inputs for r in by_type(result, "kubernetes:keda.sh/v1alpha1:TriggerAuthentication")]
+    assert ta["spec"]["secretTargetRef"] == [{"parameter": "password", "name": "elasticache", "key": "password"}]
+
+
+def test_on_demand_capacity_is_required_when_asked():
+    cfg = load_with("staging", lambda v: v["batchWorkers"][0].update(capacity="onDemand"))
+    (job,) = [r.inputs for r in by_type(build(cfg), "kubernetes:keda.sh/v1alpha1:ScaledJob")]
+    affinity = job["spec"]["jobTargetRef"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in affinity
+    assert affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"][1][
+        "values"] == ["on-demand"]
+
+
+def test_outputs(staging):
+    assert staging.outputs["batch"] == {"embed": {"redisAddress": "embed-redis.batch.svc:6379", "queue": "embed",
+                                                  "scaledJob": "embed-worker"}}
