@@ -8,9 +8,9 @@ from components.batch import BatchInference, BatchInferenceArgs
 from components.cluster import GpuCluster
 from components.config import StackConfig
 from components.gpu_operator import GpuOperator
+from components.helm import namespace
 from components.karpenter import Karpenter
 from components.keda import Keda
-from components.helm import namespace
 from components.model_service import ModelService, ModelServiceArgs
 from components.monitoring import Monitoring
 from components.naming import child

@@ -70,6 +70,18 @@ class Rule:
                                         enforcement_level=self.enforcement, config_schema=schema)
 
 
+def resource_rule(name: str, area: str, description: str, rationale: str, fix: str, check: ResourceCheck,
+                  config: dict[str, dict[str, Any]] | None = None,
+                  enforcement: EnforcementLevel = EnforcementLevel.MANDATORY) -> Rule:
+    return Rule(name, area, description, rationale, fix, enforcement, check=check, config=config or {})
+
+
+def stack_rule(name: str, area: str, description: str, rationale: str, fix: str, check: StackCheck,
+               config: dict[str, dict[str, Any]] | None = None,
+               enforcement: EnforcementLevel = EnforcementLevel.MANDATORY) -> Rule:
+    return Rule(name, area, description, rationale, fix, enforcement, stack_check=check, config=config or {})
+
+
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []

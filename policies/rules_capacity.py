@@ -7,9 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pulumi_policy import EnforcementLevel
-
-from policies.base import ENVIRONMENT, Rule, as_list
+from policies.base import ENVIRONMENT, as_list, resource_rule
 from policies.workloads import GPU, dig, workload_name
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -118,35 +116,33 @@ def iam_star(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iter
             yield f"statement {st.get('Sid') or i} allows every action on every resource."
 
 
-def _rule(name, area, description, rationale, fix, check, config=None) -> Rule:
-    return Rule(name, area, description, rationale, fix, EnforcementLevel.MANDATORY, check=check, config=config or {})
 
 
 RULES = [
-    _rule("karpenter-gpu-nodepool", "Capacity (Karpenter)",
+    resource_rule("karpenter-gpu-nodepool", "Capacity (Karpenter)",
           "GPU NodePools carry the GPU taint, a GPU limit, consolidateAfter >= 5m, a disruption budget and expireAfter.",
           "These bound spend, keep non-GPU pods off GPU nodes, and stop consolidation from churning nodes that take minutes to warm.",
           "set template.spec.taints, limits[nvidia.com/gpu], disruption.consolidateAfter/budgets and template.spec.expireAfter.",
           gpu_pool, {"minConsolidateAfterSeconds": {"type": "integer", "default": 300, "minimum": 0,
                                                                    "description": "Smallest consolidateAfter for GPU pools."}}),
-    _rule("karpenter-nodeclass-hardening", "Capacity (Karpenter)",
+    resource_rule("karpenter-nodeclass-hardening", "Capacity (Karpenter)",
           "EC2NodeClasses require IMDSv2, encrypt EBS, and pin the AMI in prod.",
           "IMDSv1 leaks node credentials to pods; an @latest alias rolls every node on each AMI release.",
           "set metadataOptions.httpTokens required, ebs.encrypted true, and an alias like al2023@v20261020 in prod.",
           node_class, dict(ENVIRONMENT)),
-    _rule("eks-secrets-encryption", "AWS", "EKS encrypts Kubernetes secrets with a KMS key (envelope encryption).",
+    resource_rule("eks-secrets-encryption", "AWS", "EKS encrypts Kubernetes secrets with a KMS key (envelope encryption).",
           "Secrets (tokens, Redis passwords) are otherwise only encrypted by EBS at rest in etcd.",
           "pass a KMS key ARN as encryption_config_key_arn.", eks_encryption),
-    _rule("eks-control-plane-logs", "AWS", "EKS sends api, audit and authenticator logs to CloudWatch.",
+    resource_rule("eks-control-plane-logs", "AWS", "EKS sends api, audit and authenticator logs to CloudWatch.",
           "Without audit logs nobody can tell who changed what in the cluster.",
           "set enabled_cluster_log_types to include api, audit and authenticator.", eks_logs),
-    _rule("eks-no-open-public-endpoint", "AWS", "The prod API endpoint is private or restricted to listed CIDRs.",
+    resource_rule("eks-no-open-public-endpoint", "AWS", "The prod API endpoint is private or restricted to listed CIDRs.",
           "A public endpoint open to the world exposes the API server to credential stuffing and CVEs.",
           "set endpoint_public_access false, or public_access_cidrs to your networks.", eks_endpoint, dict(ENVIRONMENT)),
-    _rule("sqs-encrypted", "AWS", "SQS queues are encrypted at rest (SSE-SQS or KMS).",
+    resource_rule("sqs-encrypted", "AWS", "SQS queues are encrypted at rest (SSE-SQS or KMS).",
           "Interruption events name instances and accounts; keep them encrypted.",
           "set sqs_managed_sse_enabled true (or kms_master_key_id).", sqs_encrypted),
-    _rule("iam-no-star-on-star", "AWS", "No IAM statement allows every action on every resource.",
+    resource_rule("iam-no-star-on-star", "AWS", "No IAM statement allows every action on every resource.",
           "Admin-equivalent grants turn any compromised pod or controller into an account takeover.",
           "list the actions the principal needs and scope them by resource ARN or condition.", iam_star),
 ]

@@ -7,9 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import EnforcementLevel
-
-from policies.base import ENVIRONMENT, Rule, as_list
+from policies.base import ENVIRONMENT, as_list, stack_rule
 from policies.rules_capacity import is_gpu_pool
 from policies.workloads import (
     GPU,
@@ -272,7 +270,7 @@ def capacity_covers(resources: Sequence[Any], _: Mapping[str, Any]) -> Iterable[
         names = frozenset(_name(p.props) for p in pools_for(w, pools))
         demand.append((w, names, count * w.gpus_per_pod))
     limit = {_name(p.props): int(float(dig(p.props, "spec", "limits", GPU) or 0)) for p in pools}
-    for w, names, gpus in demand:
+    for w, names, _ in demand:
         if not names:
             yield w.urn, f"{w.name}: no GPU NodePool can host its pods (labels, requirements or taints do not match)."
             continue
@@ -329,8 +327,6 @@ def queue_tls_only(resources: Sequence[Any], _: Mapping[str, Any]) -> Iterable[t
             yield q.urn, f"queue {q.props.get('name', '?')} accepts requests without TLS (no DenyHTTP statement)."
 
 
-def _rule(name, area, description, rationale, fix, check, config=None) -> Rule:
-    return Rule(name, area, description, rationale, fix, EnforcementLevel.MANDATORY, stack_check=check, config=config or {})
 
 
 STABILIZATION = {"minStabilizationSeconds": {
@@ -339,40 +335,40 @@ STABILIZATION = {"minStabilizationSeconds": {
     "properties": {e: {"type": "integer", "minimum": 0} for e in ("dev", "staging", "prod")}}}
 
 RULES = [
-    _rule("scaling-not-cpu-only-for-gpu", "Scaling", "No CPU/memory-only HPA or ScaledObject on a GPU workload.",
+    stack_rule("scaling-not-cpu-only-for-gpu", "Scaling", "No CPU/memory-only HPA or ScaledObject on a GPU workload.",
           "GPU servers saturate on queue depth, KV cache and latency long before CPU moves.",
           "scale on vllm:num_requests_waiting, vllm:kv_cache_usage_perc or TTFT.", no_cpu_only),
-    _rule("scaling-gpu-scale-down-stabilization", "Scaling",
+    stack_rule("scaling-gpu-scale-down-stabilization", "Scaling",
           "GPU autoscalers wait before scaling down (stabilization, and cooldown before zero).",
           "A replica removed and re-added pays minutes of cold start; flapping wastes GPUs and misses SLOs.",
           "set behavior.scaleDown.stabilizationWindowSeconds (and cooldownPeriod) at or above the environment's floor.",
           scale_down_stabilization, {**ENVIRONMENT, **STABILIZATION}),
-    _rule("scaling-scale-to-zero", "Scaling",
+    stack_rule("scaling-scale-to-zero", "Scaling",
           "No scale to zero of GPU serving in prod; elsewhere only with a keep-alive trigger.",
           "Zero replicas means a cold start of minutes for the next request; in-flight requests die without keep-alive.",
           "keep a baseline Deployment (annotated platform.gpu/baseline-deployment) in prod, or add a trigger on "
           "vllm:num_requests_running with activationThreshold 0.", scale_to_zero, dict(ENVIRONMENT)),
-    _rule("scaling-one-autoscaler-per-workload", "Scaling", "An HPA and a ScaledObject never target the same workload.",
+    stack_rule("scaling-one-autoscaler-per-workload", "Scaling", "An HPA and a ScaledObject never target the same workload.",
           "Two controllers writing spec.replicas fight; KEDA's webhook rejects it at apply time.",
           "keep one autoscaler per workload.", one_autoscaler),
-    _rule("scaling-target-exists", "Scaling", "Every ScaledObject and HPA targets a workload the stack creates.",
+    stack_rule("scaling-target-exists", "Scaling", "Every ScaledObject and HPA targets a workload the stack creates.",
           "A typo in scaleTargetRef leaves an autoscaler that never acts.",
           "point scaleTargetRef at the Deployment's metadata.name.", target_exists),
-    _rule("availability-prod-gpu-pdb", "Availability",
+    stack_rule("availability-prod-gpu-pdb", "Availability",
           "In prod, GPU Deployments with 2+ replicas have a PDB that allows at least one disruption.",
           "Without a PDB, a drain takes every replica at once; with minAvailable = replicas, drains deadlock.",
           "add a PodDisruptionBudget with maxUnavailable: 1.", prod_pdb, dict(ENVIRONMENT)),
-    _rule("availability-prod-zone-spread", "Availability", "In prod, GPU replicas spread across zones.",
+    stack_rule("availability-prod-zone-spread", "Availability", "In prod, GPU replicas spread across zones.",
           "A zonal outage or a zone without GPU capacity should not take every replica.",
           "add a topologySpreadConstraint on topology.kubernetes.io/zone.", prod_zone_spread, dict(ENVIRONMENT)),
-    _rule("capacity-covers-max-scale", "Capacity (Karpenter)",
+    stack_rule("capacity-covers-max-scale", "Capacity (Karpenter)",
           "The GPU limits of the NodePools a workload can land on cover its maximum scale.",
           "\"Fake scaling\": the autoscaler adds replicas that no node can ever host, so they stay Pending.",
           "raise the NodePools' nvidia.com/gpu limits or lower maxReplicas.", capacity_covers),
-    _rule("vllm-workload-scraped", "Scaling", "Every vLLM workload is scraped by a ServiceMonitor or PodMonitor.",
+    stack_rule("vllm-workload-scraped", "Scaling", "Every vLLM workload is scraped by a ServiceMonitor or PodMonitor.",
           "Autoscaling and alerts read vLLM's metrics through Prometheus; an unscraped workload scales on nothing.",
           "add a ServiceMonitor selecting the workload's Service.", vllm_scraped),
-    _rule("sqs-deny-insecure-transport", "AWS", "Every SQS queue's policy denies requests without TLS.",
+    stack_rule("sqs-deny-insecure-transport", "AWS", "Every SQS queue's policy denies requests without TLS.",
           "The interruption queue carries instance events; plain-HTTP access should be refused outright.",
           "add a Deny statement on aws:SecureTransport false to the queue policy.", queue_tls_only),
 ]

@@ -6,9 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pulumi_policy import EnforcementLevel
-
-from policies.base import Rule
+from policies.base import resource_rule
 from policies.workloads import (
     GPU,
     arg_value,
@@ -164,48 +162,45 @@ def rolling_update(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -
         yield f"{workload_name(props)}: rollingUpdate.maxUnavailable is {unavailable or 'the default 25%'}; a rollout drops serving replicas."
 
 
-def _rule(name: str, description: str, rationale: str, fix: str, check, config=None) -> Rule:
-    return Rule(name, "GPU workloads", description, rationale, fix, EnforcementLevel.MANDATORY, check=check,
-                config=config or {})
 
 
 RULES = [
-    _rule("gpu-requests-equal-limits", f"GPU containers request exactly the {GPU} they are limited to.",
+    resource_rule("gpu-requests-equal-limits", "GPU workloads", f"GPU containers request exactly the {GPU} they are limited to.",
           "Extended resources cannot be overcommitted; a request that differs from the limit is rejected or misleads capacity planning.",
           f"set resources.requests[{GPU}] equal to resources.limits[{GPU}] (or omit the request).", requests_equal_limits),
-    _rule("gpu-cpu-memory-requests", "Containers of GPU pods request CPU and memory.",
+    resource_rule("gpu-cpu-memory-requests", "GPU workloads", "Containers of GPU pods request CPU and memory.",
           "Without requests a GPU pod lands on a node whose CPU or memory cannot feed the GPU, and Karpenter sizes nodes wrong.",
           "set resources.requests.cpu and .memory (at least 4 CPU and 8Gi per GPU for vLLM).", cpu_memory_requests),
-    _rule("gpu-startup-probe", "Serving GPU containers have a startup probe whose budget covers model load.",
+    resource_rule("gpu-startup-probe", "GPU workloads", "Serving GPU containers have a startup probe whose budget covers model load.",
           "Loading weights and compiling the engine takes minutes; a short budget kills the pod mid-load, forever.",
           "add a startupProbe on /health with periodSeconds x failureThreshold above the worst-case load time.",
           startup_probe, {"minStartupSeconds": {"type": "integer", "default": 300, "minimum": 0,
                                                 "description": "Smallest acceptable startup budget."}}),
-    _rule("gpu-readiness-probe", "Serving GPU containers have a readiness probe.",
+    resource_rule("gpu-readiness-probe", "GPU workloads", "Serving GPU containers have a readiness probe.",
           "Without one, the Service sends requests to a pod whose model is not loaded.",
           "add a readinessProbe that passes only once the model serves (e.g. a warm-up completion, then /health).",
           readiness_probe),
-    _rule("gpu-prestop-hook", "Serving GPU containers have a preStop hook so endpoints drain before SIGTERM.",
+    resource_rule("gpu-prestop-hook", "GPU workloads", "Serving GPU containers have a preStop hook so endpoints drain before SIGTERM.",
           "Endpoint removal is asynchronous; without a pause, new requests still arrive at a terminating pod.",
           "add lifecycle.preStop {sleep: {seconds: 15}} and a matching terminationGracePeriodSeconds.", prestop_hook),
-    _rule("gpu-termination-grace", "terminationGracePeriodSeconds covers preStop + drain and 2 x the p99 generation time.",
+    resource_rule("gpu-termination-grace", "GPU workloads", "terminationGracePeriodSeconds covers preStop + drain and 2 x the p99 generation time.",
           "Kubernetes kills the container at the grace period; anything shorter aborts in-flight generations.",
           "raise terminationGracePeriodSeconds to at least preStop + --shutdown-timeout + a margin.",
           termination_grace, {"p99GenerationSeconds": {"type": "number", "default": 30, "minimum": 0,
                                                        "description": "Configured p99 request duration."}}),
-    _rule("gpu-spot-drain-fits-notice", "GPU pods that may run on spot drain within the 2-minute interruption notice.",
+    resource_rule("gpu-spot-drain-fits-notice", "GPU workloads", "GPU pods that may run on spot drain within the 2-minute interruption notice.",
           "EC2 reclaims a spot instance two minutes after the warning; a longer drain is cut off anyway.",
           "shorten preStop + shutdown timeout to fit 120 s, or require karpenter.sh/capacity-type on-demand.", spot_drain),
-    _rule("gpu-taint-toleration", f"GPU pods tolerate the {GPU}:NoSchedule taint that GPU NodePools carry.",
+    resource_rule("gpu-taint-toleration", "GPU workloads", f"GPU pods tolerate the {GPU}:NoSchedule taint that GPU NodePools carry.",
           "GPU nodes are tainted so that only GPU work lands there; a pod without the toleration stays Pending.",
           f"add a toleration {{key: {GPU}, operator: Exists, effect: NoSchedule}}.", gpu_toleration),
-    _rule("image-tag-pinned", "Every container image has an explicit tag or digest, never :latest.",
+    resource_rule("image-tag-pinned", "GPU workloads", "Every container image has an explicit tag or digest, never :latest.",
           "A moving tag changes what runs without a change in the stack, and breaks rollbacks.",
           "pin the image to a version tag or a @sha256 digest.", image_pinned),
-    _rule("gpu-weights-on-local-storage", "Model weights are not read from NFS/EFS/FSx volumes.",
+    resource_rule("gpu-weights-on-local-storage", "GPU workloads", "Model weights are not read from NFS/EFS/FSx volumes.",
           "Network file systems share bandwidth between all replicas; cold starts stretch to many minutes under scale-out.",
           "cache the model on the node's NVMe (hostPath under /mnt/k8s-disks/0 or an emptyDir).", weights_local),
-    _rule("gpu-rolling-update-keeps-capacity", "GPU Deployments roll with maxUnavailable 0.",
+    resource_rule("gpu-rolling-update-keeps-capacity", "GPU workloads", "GPU Deployments roll with maxUnavailable 0.",
           "GPU replicas take minutes to come back; removing one before its replacement is ready drops capacity.",
           "set strategy.rollingUpdate {maxUnavailable: 0, maxSurge: 1}.", rolling_update),
 ]

@@ -19,7 +19,6 @@ and exits 1 if any error was found. The test suite runs the same functions.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import re

@@ -8,7 +8,15 @@ import json
 import pytest
 
 from components.render import karpenter as render
-from tests.conftest import STACKS, build, by_type, custom_resources, load, load_with, release
+from tests.conftest import (
+    STACKS,
+    build,
+    by_type,
+    custom_resources,
+    load,
+    load_with,
+    release,
+)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from components.config import ConfigError, StackConfig, load_stack_config, stack_file_schema
+from components.config import (
+    ConfigError,
+    StackConfig,
+    load_stack_config,
+    stack_file_schema,
+)
 from tests.conftest import REPO, STACKS, load, stack_values
 
 
@@ -32,7 +38,7 @@ def test_defaults_are_filled_once_in_the_model():
 
 def test_config_is_frozen():
     cfg = load("dev")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.environment = "prod"  # type: ignore[misc]
 
 

@@ -8,7 +8,13 @@ import pytest
 import yaml
 
 from tests import conformance
-from tests.conformance import check_build, check_helm_release, check_manifest, iam_errors, arn_errors
+from tests.conformance import (
+    arn_errors,
+    check_build,
+    check_helm_release,
+    check_manifest,
+    iam_errors,
+)
 from tests.conftest import STACKS
 
 
