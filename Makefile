@@ -7,13 +7,15 @@ STACK ?= dev
 STACKS := dev staging prod
 
 .DEFAULT_GOAL := help
-.PHONY: help synth synth-all test conformance schema clean
+.PHONY: help synth synth-all test conformance simulate bench schema clean
 
 help: ## Show the targets
 	@echo "make synth STACK=<dev|staging|prod>  synthesize a stack offline into build/<stack>/"
 	@echo "make synth-all                       synthesize every stack"
 	@echo "make test                            run the test suite (conformance included)"
 	@echo "make conformance                     synthesize every stack, check build/ against upstream contracts"
+	@echo "make simulate STACK=prod SERVICE=chat-8b [TRACE=...]  replay a trace through the scaling loop (--tune)"
+	@echo "make bench                           simulator speed and memory figures"
 	@echo "make schema                          regenerate stacks/schema.json from the config models"
 	@echo "make clean                           remove build/ and .venv/"
 
@@ -35,6 +37,13 @@ test: $(VENV)/.installed
 conformance: synth-all
 	$(PY) -m synth dev --program examples/extra-model --out build/example-extra-model
 	$(PY) -m tests.conformance $(addprefix build/,$(STACKS)) build/example-extra-model
+
+TRACE ?= tests/upstream/traces/AzureLLMInferenceTrace_code.csv
+simulate: $(VENV)/.installed
+	$(PY) -m simulator --stack $(STACK) --service $(SERVICE) --trace $(TRACE) --tune
+
+bench: $(VENV)/.installed
+	$(PY) -m simulator.bench
 
 schema: $(VENV)/.installed
 	$(PY) -m components.schema > stacks/schema.json

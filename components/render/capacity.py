@@ -64,9 +64,13 @@ def report(config: StackConfig) -> str:
         burst = top - base
         base_cost = p.nodes(base) * it.on_demand_hourly
         on_spot = s.burst_capacity == "spot" and tier.spot.enabled
-        burst_nodes = p.nodes(burst)
-        low = base_cost + burst_nodes * (it.spot_hourly_low if on_spot else it.on_demand_hourly)
-        high = base_cost + burst_nodes * it.on_demand_hourly
+        if on_spot:
+            # Burst on spot nodes of its own; on-demand as the fallback (the high end).
+            low = base_cost + p.nodes(burst) * it.spot_hourly_low
+            high = base_cost + p.nodes(burst) * it.on_demand_hourly
+        else:
+            # On-demand burst shares the baseline's partly filled nodes.
+            low = high = p.nodes(top) * it.on_demand_hourly
         star = "*" if on_spot and it.spot_estimated else ""
         max_cost = _money(high) if low == high else f"{_money(low)}-{_money(high)}{star}"
         gpus = s.gpus_per_replica

@@ -1,0 +1,90 @@
+"""Per-replica vLLM performance and cold-start profiles (sources in the comments).
+
+Step-time model (llm-d WVA, Sarathi-Serve, Melange): a decode step of a batch of ``b``
+sequences takes ``alpha + beta * b``; prefill costs ``delta`` per prompt token.
+
+- ``alpha``: decode is memory-bound, each step reads the weights once:
+  weights per GPU / (HBM bandwidth x 0.7), +10 % all-reduce overhead when tensor parallel.
+  8B bf16 on H100: 16 GB / (3.35 TB/s x 0.7) = 6.8 ms (measured TPOT at C=1: 6.5 ms).
+- ``beta``: fitted to the same H100 anchor (C=16: TPOT 10.9 ms, so 0.29 ms per extra
+  sequence, 4.5 % of alpha); scaled as a fraction of alpha on other GPUs.
+- ``delta``: prefill is compute-bound: 2 x parameters FLOPs per token at 50 % of dense bf16
+  peak, split over the tensor-parallel GPUs.
+- KV-cache budget: (GPU memory x utilization x TP - weights - 1.5 GiB/GPU activations) /
+  KV bytes per token; 128 KiB/token for Llama-3.1-8B (32 layers x 8 KV heads x 128 x 2 x 2),
+  320 KiB for Llama-3.x-70B (80 layers), interpolated in log-log for other sizes. L40S with
+  an 8B model: ~195 k tokens (facts: 190-200 k).
+
+Cold start (autoscaling facts 3.2, 3.5; data-on-eks measured run on g6e.2xlarge): node
+provisioning 13 s (Karpenter) + 40 s (EC2 to Ready) + 36 s (GPU device plugin); image pull
+121 s unless the node has it; model download at 0.5 GiB/s into the node cache unless it is
+cached there; weights load from NVMe at 2 GiB/s; engine init 34 s; readiness within a
+probe period (10 s). p5 nodes are given 180 s to Ready (unmeasured; larger instances).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from components import catalog
+from components.config import ModelServiceConfig
+
+HBM_GB_S = {"l4": 300, "a10g": 600, "l40s": 864, "a100": 2039, "h100": 3350, "h200": 4800}
+BF16_TFLOPS = {"l4": 121, "a10g": 70, "l40s": 362, "a100": 312, "h100": 989, "h200": 989}
+BETA_FRACTION = 0.045
+ACTIVATION_GIB_PER_GPU = 1.5
+
+NODE_READY_SECONDS = {"g5": 89.0, "g6": 89.0, "g6e": 89.0, "p4d": 150.0, "p4de": 150.0, "p5": 180.0, "p5en": 180.0}
+IMAGE_PULL_SECONDS = 121.0
+S3_GIB_PER_S = 0.5
+NVME_GIB_PER_S = 2.0
+ENGINE_INIT_SECONDS = 34.0
+READINESS_SECONDS = 10.0
+SPOT_NOTICE_SECONDS = 120.0
+
+
+def kv_bytes_per_token(parameters_billion: float) -> float:
+    exponent = math.log(320 / 128) / math.log(70 / 8)
+    return 131072 * (parameters_billion / 8) ** exponent
+
+
+@dataclass(frozen=True)
+class ReplicaPerf:
+    alpha: float  # seconds per decode step
+    beta: float  # seconds per sequence per step
+    delta: float  # seconds per prompt token
+    kv_tokens: int
+    max_num_seqs: int
+
+    def step_seconds(self, batch: int) -> float:
+        return self.alpha + self.beta * batch
+
+
+def replica_perf(service: ModelServiceConfig, gpu: str) -> ReplicaPerf:
+    tp = service.tensor_parallel_size
+    weights = service.model.weights_gib * 2**30
+    alpha = weights / tp / (HBM_GB_S[gpu] * 1e9 * 0.7) * (1.1 if tp > 1 else 1.0)
+    delta = 2 * service.model.parameters_billion * 1e9 / (BF16_TFLOPS[gpu] * 1e12 * 0.5 * tp)
+    gpu_gib = catalog.GPUS[gpu].mib / 1024
+    free = (gpu_gib * service.gpu_memory_utilization - ACTIVATION_GIB_PER_GPU) * tp - service.model.weights_gib
+    kv = int(max(free, 0.5) * 2**30 / kv_bytes_per_token(service.model.parameters_billion))
+    return ReplicaPerf(alpha, alpha * BETA_FRACTION, delta, kv, service.max_num_seqs)
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    node_ready: float
+    image_pull: float
+    download: float
+    load: float
+
+    def pod_seconds(self, *, image_cached: bool, model_cached: bool) -> float:
+        """Container creation to Ready, on a node that exists."""
+        return ((0.0 if image_cached else self.image_pull) + (0.0 if model_cached else self.download)
+                + self.load + ENGINE_INIT_SECONDS + READINESS_SECONDS)
+
+
+def cold_start(service: ModelServiceConfig, instance: catalog.InstanceType) -> ColdStart:
+    w = service.model.weights_gib
+    return ColdStart(NODE_READY_SECONDS.get(instance.family, 120.0), IMAGE_PULL_SECONDS, w / S3_GIB_PER_S, w / NVME_GIB_PER_S)

@@ -1,0 +1,91 @@
+"""Scaling profiles: what the simulator's KEDA and HPA do for a service.
+
+``from_config`` reads the service's own ``scaling`` block (the same model the components
+render from: no second copy of the settings); ``seed_default`` is the naive setup the field
+starts from (production-stack defaults): one KEDA trigger at 5 waiting requests per pod,
+cooldown 300 s, polling 15 s, no HPA behavior (the legacy path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from components.config import ActiveHours, ModelServiceConfig
+from simulator import hpa
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    baseline: int  # on-demand replicas, not autoscaled
+    max_replicas: int
+    target_waiting: float
+    subtract_baseline: bool
+    kv_target: float | None
+    ttft_target: float | None
+    keep_alive_per_replica: int | None
+    polling_seconds: int
+    cooldown_seconds: int
+    initial_cooldown_seconds: int
+    scale_to_zero: bool
+    burst_on_spot: bool
+    scale_down_stabilization_seconds: int | None  # None: legacy HPA path
+    scale_up_pods_per_minute: int = 2
+    scale_down_pods_per_period: int = 1
+    scale_down_period_seconds: int = 120
+    active_hours: ActiveHours | None = None
+    wake: bool = False  # a wakeQuery on demand seen before vLLM (requests waiting at the caller)
+
+    @property
+    def burst_max(self) -> int:
+        return self.max_replicas - self.baseline
+
+    @property
+    def behavior(self) -> hpa.Behavior | None:
+        if self.scale_down_stabilization_seconds is None:
+            return None
+        return hpa.Behavior(
+            hpa.Rules(0, "Max", (hpa.Policy("Pods", self.scale_up_pods_per_minute, 60),)),
+            hpa.Rules(self.scale_down_stabilization_seconds, "Min",
+                      (hpa.Policy("Pods", self.scale_down_pods_per_period, self.scale_down_period_seconds),)),
+        )
+
+    def with_(self, **changes) -> Profile:
+        return replace(self, **changes)
+
+
+def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name: str = "stack") -> Profile:
+    sc = service.scaling
+    return Profile(
+        name=name,
+        baseline=sc.min_replicas,
+        max_replicas=sc.max_replicas,
+        target_waiting=sc.target_waiting_per_replica,
+        subtract_baseline=True,
+        kv_target=sc.kv_cache_target,
+        ttft_target=service.slo.ttft_p95_seconds if sc.ttft_trigger else None,
+        keep_alive_per_replica=service.max_num_seqs if sc.keep_alive else None,
+        polling_seconds=sc.polling_interval_seconds,
+        cooldown_seconds=sc.cooldown_seconds,
+        initial_cooldown_seconds=initial_cooldown_seconds,
+        scale_to_zero=sc.scale_to_zero,
+        burst_on_spot=service.burst_capacity == "spot",
+        scale_down_stabilization_seconds=sc.scale_down_stabilization_seconds,
+        scale_up_pods_per_minute=sc.scale_up_pods_per_minute,
+        scale_down_pods_per_period=sc.scale_down_pods_per_period,
+        scale_down_period_seconds=sc.scale_down_period_seconds,
+        active_hours=sc.active_hours,
+        wake=sc.wake_query is not None,
+    )
+
+
+def seed_default(service: ModelServiceConfig) -> Profile:
+    sc = service.scaling
+    return Profile(
+        name="seed-default", baseline=sc.min_replicas, max_replicas=sc.max_replicas, target_waiting=5,
+        subtract_baseline=False, kv_target=None, ttft_target=None, keep_alive_per_replica=None,
+        polling_seconds=15, cooldown_seconds=300, initial_cooldown_seconds=0, scale_to_zero=sc.scale_to_zero,
+        burst_on_spot=service.burst_capacity == "spot", scale_down_stabilization_seconds=None,
+        active_hours=sc.active_hours,
+        wake=sc.wake_query is not None,
+    )

@@ -1,0 +1,213 @@
+"""Run profiles, the oracle and the tuner; summarize and write the outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.config import ModelServiceConfig, StackConfig
+from components.render.vllm import cold_start_seconds
+from simulator import profile as profiles
+from simulator.profile import Profile
+from simulator.sim import Result, Simulation, percentile
+from simulator.trace import Trace
+
+ORACLE_WINDOW_SECONDS = 60.0
+ORACLE_FACTORS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+# Policy floors for scale-down stabilization (policies/config: scaling-gpu-scale-down-stabilization).
+STABILIZATION_FLOOR = {"dev": 60, "staging": 300, "prod": 300}
+
+
+@dataclass
+class Run:
+    profile: Profile | None
+    result: Result
+
+    def metrics(self, oracle_cost: float | None = None) -> dict[str, Any]:
+        r = self.result
+        ttft = r.ttfts()
+        waits = [a2 - a1 for a1, a2 in zip(r.arrival, r.admitted, strict=True) if a2 == a2]
+        n = len(r.arrival)
+        attained = sum(1 for x in ttft if x <= r.slo_seconds)
+
+        def rnd(x: float) -> float | None:
+            return None if x != x else round(x, 3)
+
+        out = {
+            "requests": n,
+            "served": len(ttft),
+            "ttft_p50_s": rnd(percentile(ttft, 0.5)),
+            "ttft_p95_s": rnd(percentile(ttft, 0.95)),
+            "ttft_p99_s": rnd(percentile(ttft, 0.99)),
+            "queue_wait_p99_s": rnd(percentile(waits, 0.99)),
+            "slo_ttft_s": r.slo_seconds,
+            "slo_attainment": round(attained / n, 4) if n else None,
+            "gpu_hours": round(r.gpu_hours, 3),
+            "cost_usd": round(r.cost, 2),
+            "node_hours": {k: round(v / 3600, 3) for k, v in sorted(r.node_seconds.items())},
+            "preemptions": r.preemptions,
+            "retries": r.retries,
+        }
+        if oracle_cost:
+            out["cost_vs_oracle"] = round(r.cost / oracle_cost, 3)
+        return out
+
+    def attainment(self) -> float:
+        r = self.result
+        return sum(1 for x in r.ttfts() if x <= r.slo_seconds) / max(len(r.arrival), 1)
+
+
+class Simulator:
+    """Everything about one service and one trace; profiles vary."""
+
+    def __init__(self, config: StackConfig, service: ModelServiceConfig, trace: Trace, *, seed: int = 0,
+                 spot_interruptions_per_hour: float = 0.0, progress: Callable[[float], None] | None = None):
+        self.config, self.service, self.trace = config, service, trace
+        self.seed, self.spot_rate, self.progress = seed, spot_interruptions_per_hour, progress
+
+    def profile(self, name: str) -> Profile:
+        if name == "stack":
+            return profiles.from_config(self.service, cold_start_seconds(self.service.model))
+        if name == "seed-default":
+            return profiles.seed_default(self.service)
+        raise ValueError(f"unknown profile {name!r}; known: stack, seed-default")
+
+    def run(self, profile: Profile, schedule: Callable[[float], int] | None = None) -> Run:
+        sim = Simulation(self.config, self.service, self.trace, profile, seed=self.seed,
+                         spot_interruptions_per_hour=self.spot_rate, schedule=schedule, progress=self.progress)
+        return Run(profile, sim.run())
+
+    # ------------------------------------------------------------------ oracle
+    def oracle(self, target: float) -> tuple[Run, float]:
+        """The clairvoyant lower bound: replicas sized to each minute's actual work, ready at
+        once (no provisioning or cold start). The work estimate is scaled by the smallest
+        factor whose replay meets the attainment target; returns the run and the factor."""
+        sim = Simulation(self.config, self.service, self.trace, self.profile("stack"))
+        perf = sim.perf
+        batch = max(1, min(perf.max_num_seqs, 32))
+        per_token = perf.step_seconds(batch) / batch
+        windows: dict[int, float] = {}
+        for r in self.trace.requests:
+            w = int(r.arrival // ORACLE_WINDOW_SECONDS)
+            windows[w] = windows.get(w, 0.0) + perf.delta * r.prompt_tokens + r.output_tokens * per_token
+        best: tuple[Run, float] | None = None
+        for factor in ORACLE_FACTORS:
+            def schedule(t: float, f: float = factor) -> int:
+                work = windows.get(int(t // ORACLE_WINDOW_SECONDS), 0.0)
+                return math.ceil(f * work / ORACLE_WINDOW_SECONDS) if work else 0
+            run = self.run(self.profile("stack").with_(name="oracle"), schedule=schedule)
+            best = (run, factor)
+            if run.attainment() >= target:
+                break
+        assert best is not None
+        return best
+
+    # ------------------------------------------------------------------ tuner
+    def tune(self, start: Profile, target: float, rounds: int = 2) -> tuple[Profile, Run, int]:
+        """Coordinate descent for the cheapest profile that meets the attainment target (or,
+        failing that, the highest attainment). Returns the profile, its run, evaluations."""
+        env = self.config.environment
+        floor = STABILIZATION_FLOOR[env]
+        sc = self.service.scaling
+        min_base = sc.min_replicas if env == "prod" else (0 if sc.scale_to_zero else 1)
+        space: dict[str, list[Any]] = {
+            "target_waiting": [1, 2, 3, 5, 8, 12],
+            "kv_target": [0.6, 0.7, 0.8, 0.9],
+            "scale_down_stabilization_seconds": [s for s in (60, 120, 300, 600, 900) if s >= floor],
+            "polling_seconds": [5, 10, 15, 30],
+            "baseline": list(range(min_base, min(sc.max_replicas, min_base + 3) + 1)),
+        }
+        evaluations = 0
+        cache: dict[Profile, Run] = {}
+
+        def score(p: Profile) -> tuple[Any, ...]:
+            nonlocal evaluations
+            if p not in cache:
+                cache[p] = self.run(p)
+                evaluations += 1
+            run = cache[p]
+            ok = run.attainment() >= target
+            return (0, run.result.cost) if ok else (1, -run.attainment(), run.result.cost)
+
+        best = start.with_(name="tuned")
+        for _ in range(rounds):
+            for key, values in space.items():
+                candidates = [best.with_(**{key: v}) for v in values]
+                if key == "baseline":
+                    candidates = [c.with_(scale_to_zero=c.baseline == 0 and sc.scale_to_zero) for c in candidates]
+                # Ties keep the current value: only a better score moves a parameter.
+                best = min([best, *candidates], key=score)
+        return best, cache[best], evaluations
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+def write_requests_csv(path: Path, run: Run, trace: Trace) -> None:
+    r = run.result
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "arrival_s", "prompt_tokens", "output_tokens", "queue_wait_s", "ttft_s", "e2e_s", "capacity"])
+        for i, req in enumerate(trace.requests):
+            def fmt(x: float) -> str:
+                return "" if x != x else f"{x:.3f}"
+            w.writerow([req.id, f"{req.arrival:.3f}", req.prompt_tokens, req.output_tokens,
+                        fmt(r.admitted[i] - req.arrival), fmt(r.first_token[i] - req.arrival),
+                        fmt(r.end[i] - req.arrival), r.capacity[i]])
+
+
+def write_timeline_png(path: Path, run: Run, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tl = run.result.timeline
+    minutes = [row["t"] / 60 for row in tl]
+    fig, axes = plt.subplots(4, 1, figsize=(10, 9), sharex=True)
+    axes[0].step(minutes, [row["ready"] for row in tl], where="post", label="ready")
+    axes[0].step(minutes, [row["pending"] for row in tl], where="post", label="pending")
+    axes[0].set_ylabel("replicas")
+    axes[1].step(minutes, [row["nodes_on_demand"] for row in tl], where="post", label="on-demand")
+    axes[1].step(minutes, [row["nodes_spot"] for row in tl], where="post", label="spot")
+    axes[1].set_ylabel("nodes")
+    axes[2].plot(minutes, [row["queue"] for row in tl], label="queued requests")
+    axes[2].set_ylabel("queue")
+    axes[3].plot(minutes, [row["ttft_p95"] if row["ttft_p95"] is not None else float("nan") for row in tl],
+                 label="TTFT p95 (60 s)")
+    axes[3].axhline(run.result.slo_seconds, color="red", linestyle="--", label="SLO")
+    axes[3].set_ylabel("seconds")
+    axes[3].set_xlabel("minutes")
+    for ax in axes:
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def snippet(profile: Profile, service: ModelServiceConfig, metrics: dict[str, Any]) -> str:
+    """The tuned values as a stack-file YAML snippet with the predicted figures."""
+    lines = [
+        f"# tuned by python -m simulator: SLO attainment {metrics['slo_attainment']:.1%} "
+        f"(target {service.slo.attainment_target:.0%}), TTFT p95 {metrics['ttft_p95_s']}s, "
+        f"${metrics['cost_usd']} for the trace",
+        "scaling:",
+        f"  minReplicas: {profile.baseline}",
+        f"  maxReplicas: {profile.max_replicas}",
+        f"  targetWaitingPerReplica: {profile.target_waiting:g}",
+        f"  kvCacheTarget: {profile.kv_target:g}" if profile.kv_target is not None else "",
+        f"  pollingIntervalSeconds: {profile.polling_seconds}",
+        f"  scaleDownStabilizationSeconds: {profile.scale_down_stabilization_seconds}",
+    ]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def dump(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
