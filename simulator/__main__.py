@@ -16,14 +16,20 @@ Deterministic for a seed. Exit 2 on a bad stack, service or trace.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from components.config import ConfigError
-from simulator.run import Simulator, dump, snippet, write_requests_csv, write_timeline_png
+from simulator.run import (
+    Simulator,
+    dump,
+    snippet,
+    write_requests_csv,
+    write_timeline_png,
+)
 from simulator.trace import load
-from synth.run import REPO, SynthError, _namespace_values, load_stack_file
+from synth import cli
+from synth.run import REPO, SynthError, load_platform_config
 
 
 def _progress(enabled: bool):
@@ -58,10 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        from components.config import load_stack_config
-
-        sf = load_stack_file(args.stack, REPO)
-        config = load_stack_config(_namespace_values(sf), sf.config.get("aws:region"))
+        config = load_platform_config(args.stack)
         services = {s.name: s for s in config.model_services}
         if args.service not in services:
             raise SynthError(f"--service {args.service!r}: the {args.stack} stack has {', '.join(services) or 'no services'}")
@@ -112,8 +115,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # output piped into e.g. head: stop quietly, like other CLIs
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    cli.run(main)

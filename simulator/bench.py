@@ -11,10 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from components.config import load_stack_config
 from simulator.run import Simulator
 from simulator.trace import load
-from synth.run import REPO, _namespace_values, load_stack_file
+from synth.run import REPO, load_platform_config
 
 TRACE = REPO / "tests" / "upstream" / "traces" / "AzureLLMInferenceTrace_code.csv"
 
@@ -24,8 +23,7 @@ def main() -> int:
     print(f"trace: {TRACE.name}, {len(trace.requests)} requests over {trace.duration / 60:.1f} min")
     print(f"{'stack/service':<22} {'replay s':>9} {'tune s':>8} {'evals':>6}")
     for stack in ("dev", "staging", "prod"):
-        sf = load_stack_file(stack, REPO)
-        config = load_stack_config(_namespace_values(sf), sf.config.get("aws:region"))
+        config = load_platform_config(stack)
         for service in config.model_services:
             sim = Simulator(config, service, trace)
             t0 = time.perf_counter()

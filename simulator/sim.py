@@ -35,10 +35,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from components import catalog
-from components.config import ActiveHours, GpuTier, ModelServiceConfig, StackConfig, karpenter_seconds
+from components.config import (
+    ActiveHours,
+    GpuTier,
+    ModelServiceConfig,
+    StackConfig,
+    karpenter_seconds,
+)
 from components.render.capacity import placement
 from simulator import hpa
-from simulator.perf import SPOT_NOTICE_SECONDS, ColdStart, ReplicaPerf, cold_start, replica_perf
+from simulator.perf import (
+    SPOT_NOTICE_SECONDS,
+    ColdStart,
+    ReplicaPerf,
+    cold_start,
+    replica_perf,
+)
 from simulator.profile import Profile
 from simulator.trace import Trace
 

@@ -8,10 +8,10 @@ config is invalid (one message on stderr, no traceback), 3 when the program itse
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from synth import cli
 from synth.run import REPO, ProgramError, SynthError, synthesize
 
 
@@ -35,8 +35,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # output piped into e.g. head: stop quietly, like other CLIs
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    cli.run(main)

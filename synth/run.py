@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components.config import NAMESPACE, ConfigError, load_stack_config
+from components.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
 from components.render import capacity
 from policies.offline import Resource, evaluate, mandatory, policy_config
 from policies.rules import POLICIES, RULES
@@ -147,14 +147,19 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
     write_contract(out, run, report)
     if program == REPO:
         # The platform's own stacks: cost and capacity at a glance.
-        config = load_stack_config(_namespace_values(sf), sf.config.get("aws:region"))
-        (out / "capacity.md").write_text(capacity.report(config))
+        (out / "capacity.md").write_text(capacity.report(load_platform_config(stack)))
     return SynthResult(stack, out, run, report)
 
 
 def _namespace_values(sf: StackFile) -> dict[str, Any]:
     prefix = f"{NAMESPACE}:"
     return {k[len(prefix):]: json.loads(v) if v[:1] in "{[" else v for k, v in sf.config.items() if k.startswith(prefix)}
+
+
+def load_platform_config(stack: str) -> StackConfig:
+    """The validated config of one of this repo's platform stacks (raises ConfigError, SynthError)."""
+    sf = load_stack_file(stack, REPO)
+    return load_stack_config(_namespace_values(sf), sf.config.get("aws:region"))
 
 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:

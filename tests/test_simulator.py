@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +12,8 @@ from simulator import perf as perf_mod
 from simulator.profile import from_config, seed_default
 from simulator.run import Simulator
 from simulator.sim import Simulation
-from simulator.trace import Request, Trace, load as load_trace
+from simulator.trace import Request, Trace
+from simulator.trace import load as load_trace
 from tests.conftest import REPO, load, load_with
 
 TRACE = REPO / "tests" / "upstream" / "traces" / "AzureLLMInferenceTrace_code.csv"
