@@ -459,7 +459,8 @@ class Simulation:
                     for _ in range(want - len(live)):
                         pods.append(Pod(self._next_id(), role, t))
                     if len(live) > want:
-                        victims = sorted(live, key=lambda q: (q.node is not None, q.ready, q.id), reverse=False)
+                        # ReplicaSet order: unscheduled, then not ready, then the newest ready pods.
+                        victims = sorted(live, key=lambda q: (q.node is not None, q.ready, -q.id))
                         for q in victims[: len(live) - want]:
                             if q.node is None:
                                 q.gone = True
