@@ -80,6 +80,7 @@ class Platform(pulumi.ComponentResource):
             # Full tier specs, so consumer stacks validate their services against them.
             "gpuTierSpecs": [t.model_dump(mode="json", by_alias=True) for t in args.gpu_tiers],
             "karpenterNodeRoleName": self.karpenter.node_role_name,
+            "systemNodeRoleName": self.cluster.system_node_role_name,
             "interruptionQueueName": self.karpenter.interruption_queue_name,
             "prometheusUrl": self.monitoring.prometheus_url,
             "grafanaService": self.monitoring.grafana_service,

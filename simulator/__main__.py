@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate-multiplier", type=float, default=1.0)
     ap.add_argument("--spot-interruptions-per-hour", type=float, default=0.05,
                     help="per spot node (default 0.05: one reclaim per 20 node-hours)")
+    ap.add_argument("--prometheus-outage", action="append", default=[], metavar="START:END",
+                    help="seconds of the trace during which Prometheus queries fail (repeatable): exercises KEDA fallback")
     ap.add_argument("--progress", action="store_true", default=None, help="progress bar (default: when stderr is a tty)")
     args = ap.parse_args(argv)
 
@@ -69,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.service not in services:
             raise SynthError(f"--service {args.service!r}: the {args.stack} stack has {', '.join(services) or 'no services'}")
         trace = load(args.trace, speedup=args.speedup, rate_multiplier=args.rate_multiplier, seed=args.seed)
+        outages = tuple(tuple(float(x) for x in o.split(":", 1)) for o in args.prometheus_outage)
+        if any(len(o) != 2 or o[0] >= o[1] for o in outages):
+            raise ValueError("--prometheus-outage takes START:END seconds with START < END")
     except ConfigError as exc:
         print("simulator: invalid stack config:\n  " + "\n  ".join(exc.messages), file=sys.stderr)
         return 2
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     service = services[args.service]
     show = _progress(sys.stderr.isatty() if args.progress is None else args.progress)
     sim = Simulator(config, service, trace, seed=args.seed, spot_interruptions_per_hour=args.spot_interruptions_per_hour,
-                    progress=show)
+                    progress=show, prometheus_outages=outages)
     target = service.slo.attainment_target
     oracle, factor = sim.oracle(target)
     runs = {"stack": sim.run(sim.profile("stack")), "seed-default": sim.run(sim.profile("seed-default"))}
@@ -88,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "stack": args.stack, "service": args.service, "trace": args.trace.name, "seed": args.seed,
         "speedup": args.speedup, "rate_multiplier": args.rate_multiplier,
         "spot_interruptions_per_hour": args.spot_interruptions_per_hour,
+        "prometheus_outages": [list(o) for o in outages],
         "requests": len(trace.requests), "slo": {"ttft_p95_s": service.slo.ttft_p95_seconds, "attainment_target": target},
         "profiles": {name: run.metrics(oracle_cost) for name, run in runs.items()},
     }

@@ -35,6 +35,8 @@ class Profile:
     scale_down_period_seconds: int = 120
     active_hours: ActiveHours | None = None
     wake: bool = False  # a wakeQuery on demand seen before vLLM (requests waiting at the caller)
+    fallback_replicas: int | None = None  # KEDA fallback when the metrics cannot be read
+    fallback_failure_threshold: int = 3
 
     @property
     def burst_max(self) -> int:
@@ -76,6 +78,8 @@ def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name
         scale_down_period_seconds=sc.scale_down_period_seconds,
         active_hours=sc.active_hours,
         wake=sc.wake_query is not None,
+        # As the ScaledObject renders it (render/vllm.py): half the burst range, after 3 failures.
+        fallback_replicas=max(1, (sc.max_replicas - sc.min_replicas) // 2),
     )
 
 

@@ -66,9 +66,11 @@ class Simulator:
     """Everything about one service and one trace; profiles vary."""
 
     def __init__(self, config: StackConfig, service: ModelServiceConfig, trace: Trace, *, seed: int = 0,
-                 spot_interruptions_per_hour: float = 0.0, progress: Callable[[float], None] | None = None):
+                 spot_interruptions_per_hour: float = 0.0, progress: Callable[[float], None] | None = None,
+                 prometheus_outages: tuple[tuple[float, float], ...] = ()):
         self.config, self.service, self.trace = config, service, trace
         self.seed, self.spot_rate, self.progress = seed, spot_interruptions_per_hour, progress
+        self.outages = prometheus_outages
 
     def profile(self, name: str) -> Profile:
         if name == "stack":
@@ -79,7 +81,8 @@ class Simulator:
 
     def run(self, profile: Profile, schedule: Callable[[float], int] | None = None) -> Run:
         sim = Simulation(self.config, self.service, self.trace, profile, seed=self.seed,
-                         spot_interruptions_per_hour=self.spot_rate, schedule=schedule, progress=self.progress)
+                         spot_interruptions_per_hour=self.spot_rate, schedule=schedule, progress=self.progress,
+                         prometheus_outages=self.outages)
         return Run(profile, sim.run())
 
     # ------------------------------------------------------------------ oracle

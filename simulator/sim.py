@@ -173,7 +173,8 @@ def active_hours_on(hours: ActiveHours, start: datetime) -> Callable[[float], bo
 class Simulation:
     def __init__(self, config: StackConfig, service: ModelServiceConfig, trace: Trace, profile: Profile, *,
                  seed: int = 0, spot_interruptions_per_hour: float = 0.0, scrape_seconds: float | None = None,
-                 schedule: Callable[[float], int] | None = None, progress: Callable[[float], None] | None = None):
+                 schedule: Callable[[float], int] | None = None, progress: Callable[[float], None] | None = None,
+                 prometheus_outages: tuple[tuple[float, float], ...] = ()):
         self.config, self.service, self.trace, self.profile = config, service, trace, profile
         self.tier: GpuTier = config.tier(service.tier)
         place = placement(service, self.tier)
@@ -186,6 +187,7 @@ class Simulation:
         self.scrape = scrape_seconds or config.addons.monitoring.scrape_interval_seconds
         self.schedule = schedule  # oracle: replicas wanted at t, ready at once
         self.progress = progress
+        self.outages = prometheus_outages  # (start, end) seconds when queries fail
         self.consolidate_after = karpenter_seconds(self.tier.consolidate_after)
         self.limits = {"on-demand": config.on_demand_gpu_limit(self.tier.name) if self.tier.on_demand.enabled else 0,
                        "spot": self.tier.spot.gpu_limit if self.tier.spot.enabled else 0}
@@ -227,6 +229,7 @@ class Simulation:
         if self.active_hours is not None and self.active_hours(0.0):
             burst_desired = max(burst_desired, 1)  # the window opened before the trace began
         last_active = -math.inf
+        failures = 0  # consecutive failed metric reads (KEDA's fallback counter)
         last = reqs[-1].arrival if reqs else 0.0
         tail = 600.0  # keep simulating (and billing) the scale-down after the last arrival
         horizon = last + 3600.0  # hard stop for requests that never finish
@@ -430,12 +433,16 @@ class Simulation:
                     running_burst = sum(v[1] for k, v in scraped.items() if k in burst_ids)
                     triggers.append(("avg", running_burst / p.keep_alive_per_replica))
                 cron_active = self.active_hours(t) if self.active_hours else False
+                outage = any(a <= t < b for a, b in self.outages)
                 active = any(ratio > (1.0 if kind == "val" else 0.0) for kind, ratio in triggers) or cron_active
                 if active:
                     last_active = t
                 burst_now = sum(1 for q in pods if q.role == "burst" and not q.terminating)
                 if t >= next_poll and p.burst_max > 0:
-                    if active and burst_desired == 0:
+                    failures = failures + 1 if outage else 0
+                    if outage:
+                        pass  # isError: KEDA neither activates nor scales to zero; the HPA may fall back
+                    elif active and burst_desired == 0:
                         burst_desired = 1
                     elif not active and burst_desired > 0 and (p.scale_to_zero or p.baseline > 0):
                         if t >= p.initial_cooldown_seconds and last_active + p.cooldown_seconds < t:
@@ -444,6 +451,12 @@ class Simulation:
                 if t >= next_hpa and burst_desired > 0:
                     ready_burst = sum(1 for q in pods if q.role == "burst" and q.ready and not q.terminating)
                     proposals = []
+                    if outage:
+                        # No metric: the HPA holds, unless KEDA's fallback answers target x replicas.
+                        if p.fallback_replicas is not None and failures > p.fallback_failure_threshold:
+                            triggers = [("avg", float(p.fallback_replicas))]
+                        else:
+                            triggers = []
                     for kind, ratio in triggers:
                         if kind == "avg":
                             proposals.append(hpa.external_average_value(ratio, 1.0, max(burst_now, 1), burst_desired))

@@ -136,6 +136,24 @@ def test_karpenter_respects_nodepool_limits_and_prefers_spot_for_burst():
     assert max(row["pending"] for row in result.timeline) > 0  # the rest stays Pending
 
 
+def test_keda_fallback_during_a_prometheus_outage():
+    cfg = load("prod")
+    svc = cfg.model_services[0]
+    trace = synthetic([(10.0 * i, 100, 10) for i in range(120)])  # light load: one replica is plenty
+    # No separate baseline: the autoscaled Deployment never drops below 1, so its HPA is active
+    # (at zero replicas the HPA is off and a fallback has nothing to act on).
+    prof = from_config(svc, 0).with_(baseline=0, fallback_replicas=3)
+
+    def replicas(result) -> int:
+        return max(row["ready"] + row["pending"] for row in result.timeline if 300 <= row["t"] < 900)
+
+    assert replicas(Simulation(cfg, svc, trace, prof).run()) == 1
+    outage = ((300.0, 900.0),)
+    assert replicas(Simulation(cfg, svc, trace, prof, prometheus_outages=outage).run()) == 3
+    # Without a fallback the HPA holds what it had while the metric is missing.
+    assert replicas(Simulation(cfg, svc, trace, prof.with_(fallback_replicas=None), prometheus_outages=outage).run()) == 1
+
+
 def test_on_demand_burst_never_uses_spot():
     cfg = load("prod")
     svc = cfg.model_services[1]  # reason-70b: burstCapacity onDemand
