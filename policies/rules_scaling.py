@@ -84,21 +84,19 @@ def prometheus_address(rtype: str, props: Mapping[str, Any], config: Mapping[str
                    f"Prometheus {config['prometheusUrl']!r}.")
 
 
-
-
 RULES = [
     resource_rule("scaling-replica-bounds", "Scaling", "Autoscalers have min <= max (and KEDA's idleReplicaCount < minReplicaCount).",
-          "KEDA's webhook and the HPA controller reject inverted bounds; the service never scales.",
-          "set the minimum at or below the maximum.", replica_bounds),
+        "KEDA's webhook and the HPA controller reject inverted bounds; the service never scales.",
+        "set the minimum at or below the maximum.", replica_bounds),
     resource_rule("keda-prometheus-single-series", "Scaling", "KEDA Prometheus triggers aggregate to exactly one series.",
-          "The KEDA Prometheus scaler errors when a query returns more than one element, and the service stops scaling.",
-          "wrap the query in sum(...), max(...) or histogram_quantile(q, sum by (le) (...)).", single_series),
+        "The KEDA Prometheus scaler errors when a query returns more than one element, and the service stops scaling.",
+        "wrap the query in sum(...), max(...) or histogram_quantile(q, sum by (le) (...)).", single_series),
     resource_rule("vllm-current-metric-names", "Scaling", "Triggers, alerts and dashboards use metric names vLLM 0.12+ still emits.",
-          "vllm:gpu_cache_usage_perc was removed in 0.12; a query on it returns nothing and never scales.",
-          "replace the removed metric with its current name.", current_metric_names),
+        "vllm:gpu_cache_usage_perc was removed in 0.12; a query on it returns nothing and never scales.",
+        "replace the removed metric with its current name.", current_metric_names),
     resource_rule("keda-platform-prometheus", "Scaling", "KEDA Prometheus triggers read the platform's Prometheus.",
-          "A trigger pointed at another or a mistyped server returns nothing; KEDA then treats demand as zero.",
-          "use the Monitoring component's prometheus_url output instead of a typed URL.", prometheus_address,
-          {"prometheusUrl": {"type": "string", "default": "http://kps-prometheus.monitoring.svc:9090",
+        "A trigger pointed at another or a mistyped server returns nothing; KEDA then treats demand as zero.",
+        "use the Monitoring component's prometheus_url output instead of a typed URL.", prometheus_address,
+        {"prometheusUrl": {"type": "string", "default": "http://kps-prometheus.monitoring.svc:9090",
                              "description": "The platform's in-cluster Prometheus URL."}}),
 ]
