@@ -41,7 +41,6 @@ S3_GIB_PER_S = 0.5
 NVME_GIB_PER_S = 2.0
 ENGINE_INIT_SECONDS = 34.0
 READINESS_SECONDS = 10.0
-SPOT_NOTICE_SECONDS = 120.0
 
 
 def kv_bytes_per_token(parameters_billion: float) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 from components.config import ModelServiceConfig, StackConfig
 from components.render.vllm import cold_start_seconds
+from policies.rules_stack import STABILIZATION
 from simulator import profile as profiles
 from simulator.profile import Profile
 from simulator.sim import Result, Simulation, percentile
@@ -19,8 +20,8 @@ from simulator.trace import Trace
 
 ORACLE_WINDOW_SECONDS = 60.0
 ORACLE_FACTORS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-# Policy floors for scale-down stabilization (policies/config: scaling-gpu-scale-down-stabilization).
-STABILIZATION_FLOOR = {"dev": 60, "staging": 300, "prod": 300}
+# The tuner stays within what the policy pack accepts (scaling-gpu-scale-down-stabilization).
+STABILIZATION_FLOOR: dict[str, int] = STABILIZATION["minStabilizationSeconds"]["default"]
 
 
 @dataclass

@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 
 from components import catalog
 from components.config import (
+    SPOT_NOTICE_SECONDS,
     ActiveHours,
     GpuTier,
     ModelServiceConfig,
@@ -44,13 +45,7 @@ from components.config import (
 )
 from components.render.capacity import placement
 from simulator import hpa
-from simulator.perf import (
-    SPOT_NOTICE_SECONDS,
-    ColdStart,
-    ReplicaPerf,
-    cold_start,
-    replica_perf,
-)
+from simulator.perf import ColdStart, ReplicaPerf, cold_start, replica_perf
 from simulator.profile import Profile
 from simulator.trace import Trace
 

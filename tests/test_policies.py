@@ -305,3 +305,17 @@ def test_bad_program_fails_with_the_expected_violations(tmp_path):
     assert fired == {"gpu-requests-equal-limits", "gpu-cpu-memory-requests", "gpu-startup-probe", "gpu-readiness-probe",
                      "gpu-prestop-hook", "gpu-termination-grace", "gpu-taint-toleration", "image-tag-pinned",
                      "gpu-rolling-update-keeps-capacity", "vllm-workload-scraped"}
+
+
+def test_policy_constants_agree_with_the_components():
+    # Policies import nothing from components (they judge any resource), so a few facts
+    # live on both sides; they must not drift.
+    from components import config
+    from components.render import vllm
+    from policies import rules_capacity, rules_stack, rules_workloads
+
+    assert rules_stack.BASELINE_ANNOTATION == vllm.BASELINE_ANNOTATION
+    assert rules_workloads.P99_ANNOTATION == vllm.P99_ANNOTATION
+    assert rules_workloads.SPOT_NOTICE_SECONDS == config.SPOT_NOTICE_SECONDS
+    for d in ("5m", "1h30m", "90s", "720h"):
+        assert rules_capacity.karpenter_seconds(d) == config.karpenter_seconds(d)
