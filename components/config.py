@@ -29,7 +29,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components import catalog
+from platform_facts import catalog
+from platform_facts.aws import KUBERNETES_VERSIONS, SPOT_NOTICE_SECONDS
 
 NAMESPACE = "gpu-platform"
 
@@ -39,12 +40,8 @@ KARPENTER_DURATION = r"^([0-9]+(s|m|h))+$"
 # Prometheus duration (model.ParseDuration): units ms, s, m, h, d, w, y.
 PROMETHEUS_DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-# The spot interruption notice: EC2 warns two minutes before it reclaims an instance.
-SPOT_NOTICE_SECONDS = 120
 # vLLM needs room for the KV cache and activations beyond the weights on every GPU.
 MIN_KV_CACHE_GIB_PER_GPU = 2.0
-# Supported control-plane versions: EKS standard support and Karpenter 1.14 (1.26-1.36).
-KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36")
 
 _M = typing.TypeVar("_M", bound="_Model")
 DnsName = Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]

@@ -6,16 +6,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from platform_facts.vllm import REMOVED_METRICS as REMOVED_VLLM_METRICS
 from policies.base import resource_rule
 from policies.workloads import dig, workload_name
 
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 SCALED_JOB = "kubernetes:keda.sh/v1alpha1:ScaledJob"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-REMOVED_VLLM_METRICS = {
-    "vllm:gpu_cache_usage_perc": "vllm:kv_cache_usage_perc",
-    "vllm:time_per_output_token_seconds": "vllm:inter_token_latency_seconds",
-}
 QUERY_CARRIERS = (SCALED_OBJECT, SCALED_JOB, "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
                   "kubernetes:core/v1:ConfigMap", "kubernetes:helm.sh/v3:Release")
 # A KEDA Prometheus query must return one element: an aggregation over everything.

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from platform_facts.aws import SPOT_NOTICE_SECONDS
 from policies.base import resource_rule
 from policies.workloads import (
     GPU,
@@ -22,7 +23,6 @@ from policies.workloads import (
 )
 
 SERVING = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet")
-SPOT_NOTICE_SECONDS = 120
 P99_ANNOTATION = "platform.gpu/p99-generation-seconds"
 
 

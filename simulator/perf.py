@@ -27,20 +27,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components import catalog
 from components.config import ModelServiceConfig
+from platform_facts import catalog
+from platform_facts import coldstart as cs
+from platform_facts.catalog import BF16_TFLOPS, HBM_GB_S
 
-HBM_GB_S = {"l4": 300, "a10g": 600, "l40s": 864, "a100": 2039, "h100": 3350, "h200": 4800}
-BF16_TFLOPS = {"l4": 121, "a10g": 70, "l40s": 362, "a100": 312, "h100": 989, "h200": 989}
 BETA_FRACTION = 0.045
 ACTIVATION_GIB_PER_GPU = 1.5
 
-NODE_READY_SECONDS = {"g5": 89.0, "g6": 89.0, "g6e": 89.0, "p4d": 150.0, "p4de": 150.0, "p5": 180.0, "p5en": 180.0}
-IMAGE_PULL_SECONDS = 121.0
-S3_GIB_PER_S = 0.5
-NVME_GIB_PER_S = 2.0
-ENGINE_INIT_SECONDS = 34.0
-READINESS_SECONDS = 10.0
 
 
 def kv_bytes_per_token(parameters_billion: float) -> float:
@@ -81,9 +75,10 @@ class ColdStart:
     def pod_seconds(self, *, image_cached: bool, model_cached: bool) -> float:
         """Container creation to Ready, on a node that exists."""
         return ((0.0 if image_cached else self.image_pull) + (0.0 if model_cached else self.download)
-                + self.load + ENGINE_INIT_SECONDS + READINESS_SECONDS)
+                + self.load + cs.EXPECTED_ENGINE_INIT_SECONDS + cs.EXPECTED_READINESS_SECONDS)
 
 
 def cold_start(service: ModelServiceConfig, instance: catalog.InstanceType) -> ColdStart:
     w = service.model.weights_gib
-    return ColdStart(NODE_READY_SECONDS.get(instance.family, 120.0), IMAGE_PULL_SECONDS, w / S3_GIB_PER_S, w / NVME_GIB_PER_S)
+    node_ready = cs.EXPECTED_NODE_READY_SECONDS.get(instance.family, cs.EXPECTED_NODE_READY_DEFAULT_SECONDS)
+    return ColdStart(node_ready, cs.EXPECTED_IMAGE_PULL_SECONDS, w / cs.EXPECTED_S3_GIB_PER_S, w / cs.EXPECTED_NVME_GIB_PER_S)

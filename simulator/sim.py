@@ -34,9 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from components import catalog
 from components.config import (
-    SPOT_NOTICE_SECONDS,
     ActiveHours,
     GpuTier,
     ModelServiceConfig,
@@ -44,6 +42,8 @@ from components.config import (
     karpenter_seconds,
 )
 from components.render.capacity import placement
+from platform_facts import catalog
+from platform_facts.aws import SPOT_NOTICE_SECONDS
 from simulator import hpa
 from simulator.perf import ColdStart, ReplicaPerf, cold_start, replica_perf
 from simulator.profile import Profile

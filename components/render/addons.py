@@ -9,6 +9,7 @@ import yaml
 
 from components import labels
 from components.config import GpuTier, StackConfig
+from platform_facts import vllm as metrics
 
 MONITORING_NAMESPACE = "monitoring"
 KEDA_NAMESPACE = "keda"
@@ -22,7 +23,7 @@ MIG_CONFIG = "custom-mig-config"
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 
 # vLLM per-pod gauges exposed to HPAs through the custom metrics API, ':' renamed to '_'.
-ADAPTER_METRICS = ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc")
+ADAPTER_METRICS = (metrics.NUM_REQUESTS_WAITING, metrics.NUM_REQUESTS_RUNNING, metrics.KV_CACHE_USAGE)
 
 
 def prometheus_url() -> str:

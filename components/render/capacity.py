@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components import catalog
+from platform_facts import catalog
 from components.config import GpuTier, ModelServiceConfig, StackConfig, replica_fits
 
 

@@ -9,15 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# vLLM 0.12+ metric families (vllm/v1/metrics/loggers.py); histograms are queried as
-# _bucket/_sum/_count, counters with _total.
-VLLM_METRICS = {
-    "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-    "vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:num_preemptions_total",
-    "vllm:request_success_total", "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
-    "vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds", "vllm:inter_token_latency_seconds",
-    "vllm:request_queue_time_seconds", "vllm:request_prefill_time_seconds", "vllm:request_decode_time_seconds",
-}
+from platform_facts.vllm import METRIC_FAMILIES as VLLM_METRICS
+
 # dcp-metrics-included.csv, the exporter config the GPU Operator enables.
 DCGM_METRICS = {
     "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_POWER_USAGE",

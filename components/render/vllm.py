@@ -16,6 +16,8 @@ from components import labels, versions
 from components.config import GpuTier, ModelServiceConfig, ModelSpec
 from components.naming import SCALED_OBJECT_MAX, k8s_name
 from components.render import cache
+from platform_facts import coldstart
+from platform_facts import vllm as metrics
 
 PORT = 8000
 PORT_NAME = "http"
@@ -23,9 +25,6 @@ ROLE = "platform.gpu/role"  # baseline | burst | canary
 TRACK = "track"  # stable | canary: dashboards compare them
 BASELINE_ANNOTATION = "platform.gpu/baseline-deployment"
 P99_ANNOTATION = "platform.gpu/p99-generation-seconds"
-ENGINE_INIT_SECONDS = 240  # uncached torch.compile + CUDA graph capture: 3-4 min (autoscaling facts 3.3, 3.5)
-NVME_READ_GIB_PER_S = 0.5  # worst case reading weights from the node cache into GPU memory
-S3_SYNC_GIB_PER_S = 0.25  # worst case aws s3 sync into the cache (S3 streamer measured 0.9 GiB/s)
 STARTUP_PERIOD_SECONDS = 10
 STARTUP_SAFETY = 1.5
 
@@ -35,12 +34,12 @@ STARTUP_SAFETY = 1.5
 
 def load_seconds(model: ModelSpec) -> int:
     """Worst-case time from container start to a serving engine, the model already cached."""
-    return math.ceil(model.weights_gib / NVME_READ_GIB_PER_S + ENGINE_INIT_SECONDS)
+    return math.ceil(model.weights_gib / coldstart.WORST_NVME_READ_GIB_PER_S + coldstart.WORST_ENGINE_INIT_SECONDS)
 
 
 def cold_start_seconds(model: ModelSpec) -> int:
     """Worst case on a node without the model: download into the cache, then load."""
-    return math.ceil(model.weights_gib / S3_SYNC_GIB_PER_S) + load_seconds(model)
+    return math.ceil(model.weights_gib / coldstart.WORST_S3_SYNC_GIB_PER_S) + load_seconds(model)
 
 
 def startup_failure_threshold(model: ModelSpec) -> int:
@@ -252,12 +251,12 @@ def queries(svc: ModelServiceConfig, namespace: str) -> dict[str, str]:
     burst_pods = f"{names(svc)['burst']}-.*"
     return {
         # Waiting requests beyond what the baseline replicas absorb at their target.
-        "waiting": f"clamp_min(sum({_m('vllm:num_requests_waiting', svc, namespace)}) - {base * target:g}, 0)",
-        "kv_cache": f"max({_m('vllm:kv_cache_usage_perc', svc, namespace)}) or vector(0)",
+        "waiting": f"clamp_min(sum({_m(metrics.NUM_REQUESTS_WAITING, svc, namespace)}) - {base * target:g}, 0)",
+        "kv_cache": f"max({_m(metrics.KV_CACHE_USAGE, svc, namespace)}) or vector(0)",
         "ttft_p95": ("histogram_quantile(0.95, sum by (le) "
-                     f"(rate({_m('vllm:time_to_first_token_seconds_bucket', svc, namespace)}[2m])))"),
+                     f"(rate({_m(metrics.TTFT_BUCKET, svc, namespace)}[2m])))"),
         # Keep-alive: running requests on burst pods keep them up until they finish.
-        "running": f"sum({_m('vllm:num_requests_running', svc, namespace, pod=burst_pods)}) or vector(0)",
+        "running": f"sum({_m(metrics.NUM_REQUESTS_RUNNING, svc, namespace, pod=burst_pods)}) or vector(0)",
     }
 
 
@@ -357,10 +356,10 @@ def prometheus_rule(svc: ModelServiceConfig, namespace: str) -> dict[str, Any]:
         return {"alert": f"{title}{name}", "expr": expr, "for": for_,
                 "labels": {**common, "severity": severity}, "annotations": {"summary": summary}}
 
-    waiting = _m("vllm:num_requests_waiting", svc, namespace)
-    running = _m("vllm:num_requests_running", svc, namespace)
-    kv = _m("vllm:kv_cache_usage_perc", svc, namespace)
-    ttft = _m("vllm:time_to_first_token_seconds_bucket", svc, namespace)
+    waiting = _m(metrics.NUM_REQUESTS_WAITING, svc, namespace)
+    running = _m(metrics.NUM_REQUESTS_RUNNING, svc, namespace)
+    kv = _m(metrics.KV_CACHE_USAGE, svc, namespace)
+    ttft = _m(metrics.TTFT_BUCKET, svc, namespace)
     rules = [
         alert("QueueBacklog", f"sum({waiting}) / clamp_min(count({running}), 1) > {svc.scaling.target_waiting_per_replica:g}",
               "10m", "warning", f"{svc.name}: more than {svc.scaling.target_waiting_per_replica:g} requests waiting per replica for 10m"),

@@ -1,4 +1,4 @@
-"""GPU instance and model facts: plain data, imported by config and render.
+"""GPU instance and model facts: plain data, imported by config, render, policies and the simulator.
 
 Hardware columns come from EC2 DescribeInstanceTypes as published in the Karpenter
 v1.14 instance-type reference (GPU MiB is EC2's ``MemoryInfo.SizeInMiB`` per GPU, the
@@ -92,3 +92,8 @@ DTYPE_BYTES: dict[str, float] = {"bfloat16": 2.0, "float16": 2.0, "fp8": 1.0, "i
 def weights_gib(parameters_billion: float, dtype: str) -> float:
     """Size of the weights in GiB: parameters x bytes per parameter."""
     return parameters_billion * 1e9 * DTYPE_BYTES[dtype] / 2**30
+
+
+# HBM bandwidth (GB/s) and dense bf16 peak (TFLOPS) per GPU, from the vendors' data sheets.
+HBM_GB_S = {"l4": 300, "a10g": 600, "l40s": 864, "a100": 2039, "h100": 3350, "h200": 4800}
+BF16_TFLOPS = {"l4": 121, "a10g": 70, "l40s": 362, "a100": 312, "h100": 989, "h200": 989}

@@ -1,0 +1,13 @@
+"""Facts that the components, the policy pack and the simulator all need, kept once.
+
+The rule: this package is a leaf of pure data (and the one-line arithmetic that reads it).
+It imports nothing of ours and nothing outside the standard library, so the policy pack,
+which judges resources whoever made them and must load on its own, can depend on it
+without pulling in the components.
+
+- ``catalog``: GPU and EC2 instance facts, model weight sizes.
+- ``aws``: platform facts of AWS and EKS (spot notice, supported Kubernetes versions,
+  documentation-only CIDRs).
+- ``vllm``: vLLM metric names (current and removed).
+- ``coldstart``: the phases of a replica's cold start.
+"""

@@ -1,0 +1,32 @@
+"""The phases of a replica's cold start, in seconds and GiB/s.
+
+Two views of the same phases, kept side by side so that they can be compared (the
+performance-model work reconciles them against published breakdowns):
+
+- ``WORST_*``: the budget a probe or an await must allow before it gives up. Render uses it
+  for the startup probe (a pod killed while it is still loading never becomes ready).
+- ``EXPECTED_*``: the typical time, which the simulator replays.
+
+Sources: autoscaling facts 3.2, 3.3, 3.5 (data-on-eks measured run on g6e.2xlarge: node
+provisioning 13 s by Karpenter + 40 s EC2 to Ready + 36 s GPU device plugin; image pull
+121 s; engine init 34 s with a warm compile cache, 3-4 min uncached).
+"""
+
+from __future__ import annotations
+
+# --- worst case (startup probes)
+WORST_ENGINE_INIT_SECONDS = 240  # uncached torch.compile + CUDA graph capture: 3-4 min
+WORST_NVME_READ_GIB_PER_S = 0.5  # reading weights from the node cache into GPU memory
+WORST_S3_SYNC_GIB_PER_S = 0.25  # aws s3 sync into the cache (S3 streamer measured 0.9 GiB/s)
+
+# --- expected (the simulator)
+# Node launch to a schedulable GPU, per instance family. p4 and p5 nodes are given more
+# (unmeasured; larger instances, more GPUs for the device plugin to announce).
+EXPECTED_NODE_READY_SECONDS = {"g5": 89.0, "g6": 89.0, "g6e": 89.0, "p4d": 150.0, "p4de": 150.0,
+                               "p5": 180.0, "p5en": 180.0}
+EXPECTED_NODE_READY_DEFAULT_SECONDS = 120.0
+EXPECTED_IMAGE_PULL_SECONDS = 121.0
+EXPECTED_S3_GIB_PER_S = 0.5
+EXPECTED_NVME_GIB_PER_S = 2.0
+EXPECTED_ENGINE_INIT_SECONDS = 34.0
+EXPECTED_READINESS_SECONDS = 10.0  # within one readiness probe period

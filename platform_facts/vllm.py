@@ -1,0 +1,25 @@
+"""vLLM's Prometheus metric names (vLLM >= 0.12, the V1 engine's names)."""
+
+from __future__ import annotations
+
+NUM_REQUESTS_WAITING = "vllm:num_requests_waiting"
+NUM_REQUESTS_RUNNING = "vllm:num_requests_running"
+KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
+TTFT_BUCKET = "vllm:time_to_first_token_seconds_bucket"
+
+# Names that vLLM removed, with their replacements: a query on a removed name returns
+# nothing, so a trigger on it never scales.
+REMOVED_METRICS = {
+    "vllm:gpu_cache_usage_perc": KV_CACHE_USAGE,
+    "vllm:time_per_output_token_seconds": "vllm:inter_token_latency_seconds",
+}
+
+# vLLM 0.12+ metric families (vllm/v1/metrics/loggers.py); histograms are queried as
+# _bucket/_sum/_count, counters with _total.
+METRIC_FAMILIES = {
+    "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+    "vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:num_preemptions_total",
+    "vllm:request_success_total", "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
+    "vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds", "vllm:inter_token_latency_seconds",
+    "vllm:request_queue_time_seconds", "vllm:request_prefill_time_seconds", "vllm:request_decode_time_seconds",
+}
