@@ -26,7 +26,7 @@ nobody holds, which is what the ``accurate`` scaling strategy expects.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -39,7 +39,7 @@ from components.naming import child
 from components.render import batch as render
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchInferenceArgs:
     worker: BatchWorkerConfig
     """The worker's validated config."""
@@ -47,7 +47,7 @@ class BatchInferenceArgs:
     """The GPU tier its jobs run on."""
     cluster_name: pulumi.Input[str]
     """EKS cluster, for the model cache reader's Pod Identity association."""
-    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    depends_on: Sequence[pulumi.Resource] = ()
     """What must exist first: the KEDA release (its CRDs) and the namespace."""
 
 

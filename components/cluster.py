@@ -4,13 +4,15 @@ on-demand system node group the controllers run on."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.config import ClusterConfig, StackConfig
+from components.config import ClusterConfig, NetworkConfig
 from components.naming import child
 from components.render.iam import CLUSTER_ADMIN_POLICY, NODE_POLICIES, assume_role
 from components.render.network import subnet_plan
@@ -19,6 +21,44 @@ CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
 # Controllers tolerate this taint; GPU and user workloads stay off the system nodes.
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
 SYSTEM_POOL_LABEL = {"platform.gpu/pool": "system"}
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    cluster_name: str
+    """The EKS cluster the VPC serves: names and tags its subnets for load balancers and Karpenter."""
+    network: NetworkConfig
+    """CIDR, zones, NAT gateways, or an existing VPC to use instead."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """AWS tags on every taggable resource."""
+
+
+@dataclass(frozen=True)
+class GpuClusterArgs:
+    cluster: ClusterConfig
+    """Name, version, endpoint access, admins, network and system node group."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """AWS tags on every taggable resource."""
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """A cluster as the components that run inside it need it, passed as objects.
+
+    ``GpuCluster.ref()`` gives ours; a consumer with an EKS cluster of its own builds one from
+    that cluster's outputs and can then use ``Karpenter`` (or ``Monitoring``) without the rest.
+    """
+
+    name: str
+    """The cluster name, known before the cluster exists: it names queues, roles and chart values."""
+    ready_name: pulumi.Output[str]
+    """The same name as an output of the cluster: resources that take it wait for the cluster."""
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    """Subnets for nodes."""
+    node_security_group_id: pulumi.Input[str]
+    """The security group every node joins."""
+    system_nodes: tuple[pulumi.Resource, ...] = ()
+    """What controllers pinned to the system nodes wait for (the node group)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -31,17 +71,20 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: pulumi.Output[list[str]]
     """Public subnets, one per zone (internet-facing load balancers, NAT gateways)."""
 
-    def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:cluster:Network", name, None, opts)
-        net = args.cluster.network
+        net = args.network
         if net.existing is not None:
             self.vpc_id = pulumi.Output.from_input(net.existing.vpc_id)
             self.private_subnet_ids = pulumi.Output.from_input(list(net.existing.private_subnet_ids))
             self.public_subnet_ids = pulumi.Output.from_input(list(net.existing.public_subnet_ids))
-            self.register_outputs({"vpc_id": self.vpc_id})
-            return
+        else:
+            self._create(name, args)
+        self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids,
+                               "public_subnet_ids": self.public_subnet_ids})
 
-        cluster = args.cluster.name
+    def _create(self, name: str, args: NetworkArgs) -> None:
+        net, cluster = args.network, args.cluster_name
         tags = {**args.tags, f"kubernetes.io/cluster/{cluster}": "shared"}
         p = pulumi.ResourceOptions(parent=self)
         zones = aws.get_availability_zones(state="available").names[: net.availability_zones]
@@ -87,7 +130,6 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
-        self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids})
 
 
 class GpuCluster(pulumi.ComponentResource):
@@ -110,14 +152,14 @@ class GpuCluster(pulumi.ComponentResource):
     system_node_group: eks.ManagedNodeGroup
     """The controllers' node group; charts that must land there depend on it."""
 
-    def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: GpuClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:cluster:GpuCluster", name, None, opts)
         cfg: ClusterConfig = args.cluster
         p = pulumi.ResourceOptions(parent=self)
-        network = Network(child(name, "network"), args, opts=p)
+        network = Network(child(name, "network"), NetworkArgs(cfg.name, cfg.network, args.tags), opts=p)
 
         key = aws.kms.Key(child(name, "secrets"), description=f"EKS secrets envelope encryption for {cfg.name}",
-                          enable_key_rotation=True, deletion_window_in_days=30, tags=args.tags, opts=p)
+                          enable_key_rotation=True, deletion_window_in_days=30, tags=dict(args.tags), opts=p)
         endpoint = cfg.endpoint
         admins = {
             f"admin-{i}": eks.AccessEntryArgs(
@@ -153,13 +195,13 @@ class GpuCluster(pulumi.ComponentResource):
             # node groups use already; Karpenter nodes join it by ID.
             skip_default_security_groups=True,
             create_oidc_provider=False,
-            tags=args.tags,
+            tags=dict(args.tags),
             opts=p,
         )
         eks.Addon(child(name, "pod-identity-agent"), cluster=cluster, addon_name="eks-pod-identity-agent", opts=p)
 
         node_role = aws.iam.Role(child(name, "system-node"), assume_role_policy=json.dumps(assume_role("ec2.amazonaws.com")),
-                                 description=f"{cfg.name} system node group", tags=args.tags, opts=p)
+                                 description=f"{cfg.name} system node group", tags=dict(args.tags), opts=p)
         for arn in NODE_POLICIES:
             aws.iam.RolePolicyAttachment(child(name, f"system-node-{arn.rsplit('/', 1)[1]}"), role=node_role.name,
                                          policy_arn=arn, opts=p)
@@ -178,7 +220,7 @@ class GpuCluster(pulumi.ComponentResource):
             disk_size=sys_nodes.disk_size_gib,
             labels=SYSTEM_POOL_LABEL,
             taints=[aws.eks.NodeGroupTaintArgs(key=SYSTEM_TAINT["key"], value=SYSTEM_TAINT["value"], effect="NO_SCHEDULE")],
-            tags=args.tags,
+            tags=dict(args.tags),
             opts=p,
         )
 
@@ -191,12 +233,23 @@ class GpuCluster(pulumi.ComponentResource):
         self.private_subnet_ids = network.private_subnet_ids
         self.system_node_role_name = node_role.name
         self.provider = k8s.Provider(child(name, "k8s"), kubeconfig=self.kubeconfig, opts=p)
+        self._name = cfg.name
         self.register_outputs({
             "cluster_name": self.cluster_name,
             "kubeconfig": self.kubeconfig,
             "oidc_issuer": self.oidc_issuer,
             "cluster_security_group_id": self.cluster_security_group_id,
+            "private_subnet_ids": self.private_subnet_ids,
+            "system_node_role_name": self.system_node_role_name,
+            "provider": self.provider,
+            "system_node_group": self.system_node_group,
         })
+
+    def ref(self) -> ClusterRef:
+        """This cluster as the components inside it take it."""
+        return ClusterRef(name=self._name, ready_name=self.cluster_name, private_subnet_ids=self.private_subnet_ids,
+                          node_security_group_id=self.cluster_security_group_id,
+                          system_nodes=(self.system_node_group,))
 
 
 SYSTEM_TOLERATIONS = [{"key": SYSTEM_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]

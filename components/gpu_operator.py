@@ -3,14 +3,29 @@ the optional time-slicing and MIG profiles of the GPU tiers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components import helm, versions
 from components.cluster import SYSTEM_PLACEMENT
-from components.config import StackConfig
+from components.config import GpuOperatorConfig, GpuTier
 from components.naming import child
 from components.render import addons as render
 from components.render.karpenter import mig_config_name
+
+
+@dataclass(frozen=True)
+class GpuOperatorArgs:
+    config: GpuOperatorConfig
+    """DCGM exporter on or off."""
+    tiers: tuple[GpuTier, ...]
+    """GPU tiers: their time-slicing and MIG profiles become device-plugin and mig-parted configs."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the chart waits for: the system nodes, and the prometheus-operator CRDs for the
+    DCGM exporter's ServiceMonitor (the kube-prometheus-stack release)."""
 
 
 class GpuOperator(pulumi.ComponentResource):
@@ -18,17 +33,18 @@ class GpuOperator(pulumi.ComponentResource):
 
     namespace: pulumi.Output[str]
     """The GPU Operator namespace."""
+    release: k8s.helm.v3.Release
+    """The operator release: GPU workloads need its device plugin to schedule."""
 
-    def __init__(self, name: str, args: StackConfig, depends_on: list[pulumi.Resource],
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:addons:GpuOperator", name, None, opts)
         ns = helm.namespace(child(name, "namespace"), render.GPU_OPERATOR_NAMESPACE, pulumi.ResourceOptions(parent=self),
                             # The operator's operands need privileged pods (device plugin, DCGM).
                             labels={"pod-security.kubernetes.io/enforce": "privileged"})
-        mig_names = {t.name: mig_config_name(t) for t in args.gpu_tiers if t.mig is not None}
-        release = helm.release(child(name, "gpu-operator"), versions.GPU_OPERATOR, release_name="gpu-operator",
+        mig_names = {t.name: mig_config_name(t) for t in args.tiers if t.mig is not None}
+        self.release = release = helm.release(child(name, "gpu-operator"), versions.GPU_OPERATOR, release_name="gpu-operator",
                                namespace=render.GPU_OPERATOR_NAMESPACE,
-                               values=render.gpu_operator(args, SYSTEM_PLACEMENT, mig_names),
-                               opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, *depends_on]))
+                               values=render.gpu_operator(args.config, args.tiers, SYSTEM_PLACEMENT, mig_names),
+                               opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, *args.depends_on]))
         self.namespace = release.status.apply(lambda _: render.GPU_OPERATOR_NAMESPACE)
-        self.register_outputs({"namespace": self.namespace})
+        self.register_outputs({"namespace": self.namespace, "release": self.release})

@@ -17,7 +17,7 @@ Shape and guarantees (details in ``render/vllm.py``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -28,7 +28,7 @@ from components.naming import child
 from components.render import vllm as render
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelServiceArgs:
     service: ModelServiceConfig
     """The service's validated config."""
@@ -40,7 +40,7 @@ class ModelServiceArgs:
     """The Monitoring component's Prometheus URL, for the KEDA triggers."""
     scrape_interval_seconds: int = 15
     """ServiceMonitor scrape interval."""
-    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    depends_on: Sequence[pulumi.Resource] = ()
     """What must exist first: the KEDA and kube-prometheus-stack releases (their CRDs)."""
 
 

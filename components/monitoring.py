@@ -3,15 +3,26 @@ and the Prometheus Adapter for HPAs on vLLM pod metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import helm, versions
 from components.cluster import SYSTEM_PLACEMENT
-from components.config import StackConfig
+from components.config import MonitoringConfig
 from components.naming import child
 from components.render import addons as render
 from components.render import dashboards
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    config: MonitoringConfig
+    """Retention, storage, scrape interval, Grafana on or off."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the charts wait for: the nodes they are pinned to (the system node group)."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -26,19 +37,18 @@ class Monitoring(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     """kube-prometheus-stack: ServiceMonitors and PrometheusRules depend on its CRDs."""
 
-    def __init__(self, name: str, args: StackConfig, depends_on: list[pulumi.Resource],
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:addons:Monitoring", name, None, opts)
         ns = helm.namespace(child(name, "namespace"), render.MONITORING_NAMESPACE, pulumi.ResourceOptions(parent=self))
-        after_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns, *depends_on])
+        after_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns, *args.depends_on])
         self.release = helm.release(
             child(name, "kube-prometheus-stack"), versions.KUBE_PROMETHEUS_STACK, release_name="kps",
-            namespace=render.MONITORING_NAMESPACE, values=render.kube_prometheus_stack(args, SYSTEM_PLACEMENT),
+            namespace=render.MONITORING_NAMESPACE, values=render.kube_prometheus_stack(args.config, SYSTEM_PLACEMENT),
             opts=after_ns)
         helm.release(child(name, "prometheus-adapter"), versions.PROMETHEUS_ADAPTER, release_name="prometheus-adapter",
                      namespace=render.MONITORING_NAMESPACE, values=render.prometheus_adapter(SYSTEM_PLACEMENT),
                      opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
-        if args.addons.monitoring.grafana_enabled:
+        if args.config.grafana_enabled:
             for cm_name, data in dashboards.configmap_data().items():
                 k8s.core.v1.ConfigMap(
                     child(name, cm_name),
@@ -48,6 +58,7 @@ class Monitoring(pulumi.ComponentResource):
         self.namespace = ns.metadata.apply(lambda m: m["name"])
         # The URL is fixed by fullnameOverride; deriving it from the release makes users wait for it.
         self.prometheus_url = self.release.status.apply(lambda _: render.prometheus_url())
-        grafana = f"{render.MONITORING_NAMESPACE}/{render.KPS_FULLNAME}-grafana" if args.addons.monitoring.grafana_enabled else ""
+        grafana = f"{render.MONITORING_NAMESPACE}/{render.KPS_FULLNAME}-grafana" if args.config.grafana_enabled else ""
         self.grafana_service = self.release.status.apply(lambda _: grafana)
-        self.register_outputs({"prometheus_url": self.prometheus_url, "grafana_service": self.grafana_service})
+        self.register_outputs({"prometheus_url": self.prometheus_url, "grafana_service": self.grafana_service,
+                               "namespace": self.namespace, "release": self.release})

@@ -1,18 +1,22 @@
-"""Platform: every component of one environment, wired in dependency order."""
+"""Platform: every component of one environment, wired in dependency order.
+
+This is the only place that turns the whole ``StackConfig`` into component args: each
+component gets exactly what it needs, so each can also be used on its own.
+"""
 
 from __future__ import annotations
 
 import pulumi
 
 from components.batch import BatchInference, BatchInferenceArgs
-from components.cluster import GpuCluster
+from components.cluster import GpuCluster, GpuClusterArgs
 from components.config import StackConfig
-from components.gpu_operator import GpuOperator
+from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.helm import namespace
-from components.karpenter import Karpenter
-from components.keda import Keda
+from components.karpenter import Karpenter, KarpenterArgs
+from components.keda import Keda, KedaArgs
 from components.model_service import ModelService, ModelServiceArgs
-from components.monitoring import Monitoring
+from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import child
 
 
@@ -33,20 +37,27 @@ class Platform(pulumi.ComponentResource):
     """The stack's model services by name."""
     batch: dict[str, BatchInference]
     """The stack's batch workers by name."""
+    outputs: dict[str, pulumi.Input[object]]
+    """The stack outputs consumers read through a StackReference (``export()`` exports them)."""
 
     def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:index:Platform", name, None, opts)
         p = pulumi.ResourceOptions(parent=self)
-        self.cluster = GpuCluster(child(name, "cluster"), args, opts=p)
+        self.cluster = GpuCluster(child(name, "cluster"), GpuClusterArgs(args.cluster, args.tags), opts=p)
         # Everything in the cluster inherits its Kubernetes provider through the parent.
         in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
-        self.karpenter = Karpenter(child(name, "karpenter"), args, self.cluster, opts=in_cluster)
-        system = [self.cluster.system_node_group]
-        self.monitoring = Monitoring(child(name, "monitoring"), args, depends_on=system, opts=in_cluster)
-        self.keda = Keda(child(name, "keda"), args, depends_on=system, opts=in_cluster)
+        self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
+            cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
+            on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
+            create_spot_service_linked_role=args.cluster.create_spot_service_linked_role, tags=args.tags),
+            opts=in_cluster)
+        system = (self.cluster.system_node_group,)
+        self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(args.addons.monitoring, system),
+                                     opts=in_cluster)
+        self.keda = Keda(child(name, "keda"), KedaArgs(args.addons.keda, system), opts=in_cluster)
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
-        self.gpu_operator = GpuOperator(child(name, "gpu-operator"), args,
-                                        depends_on=[self.monitoring.release, *system], opts=in_cluster)
+        self.gpu_operator = GpuOperator(child(name, "gpu-operator"), GpuOperatorArgs(
+            args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system)), opts=in_cluster)
         service_namespaces = {
             ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster)
             for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
@@ -58,8 +69,8 @@ class Platform(pulumi.ComponentResource):
                     service=s, tier=args.tier(s.tier), cluster_name=self.cluster.cluster_name,
                     prometheus_url=self.monitoring.prometheus_url,
                     scrape_interval_seconds=args.addons.monitoring.scrape_interval_seconds,
-                    depends_on=[self.keda.release, self.monitoring.release, self.karpenter.release,
-                                service_namespaces[s.namespace]]),
+                    depends_on=(self.keda.release, self.monitoring.release, self.karpenter.release,
+                                service_namespaces[s.namespace])),
                 opts=in_cluster)
             for s in args.model_services
         }
@@ -67,11 +78,20 @@ class Platform(pulumi.ComponentResource):
             b.name: BatchInference(
                 child(name, b.name),
                 BatchInferenceArgs(worker=b, tier=args.tier(b.tier), cluster_name=self.cluster.cluster_name,
-                                   depends_on=[self.keda.release, self.karpenter.release, service_namespaces[b.namespace]]),
+                                   depends_on=(self.keda.release, self.karpenter.release,
+                                               service_namespaces[b.namespace])),
                 opts=in_cluster)
             for b in args.batch_workers
         }
-        self.outputs: dict[str, pulumi.Input[object]] = {
+        self.outputs = self._stack_outputs(args, list(service_namespaces.values()))
+        self.register_outputs({
+            "cluster": self.cluster, "karpenter": self.karpenter, "monitoring": self.monitoring, "keda": self.keda,
+            "gpu_operator": self.gpu_operator, "services": self.services, "batch": self.batch,
+            "outputs": self.outputs,
+        })
+
+    def _stack_outputs(self, args: StackConfig, workload_namespaces: list) -> dict[str, pulumi.Input[object]]:
+        return {
             "clusterName": self.cluster.cluster_name,
             "kubeconfig": self.cluster.kubeconfig,
             "oidcIssuer": self.cluster.oidc_issuer,
@@ -90,11 +110,10 @@ class Platform(pulumi.ComponentResource):
                       for n, b in self.batch.items()},
             "namespaces": pulumi.Output.all(
                 monitoring=self.monitoring.namespace, keda=self.keda.namespace, gpuOperator=self.gpu_operator.namespace),
-            "workloadNamespaces": [ns.metadata.apply(lambda m: m["name"]) for ns in service_namespaces.values()],
+            "workloadNamespaces": [ns.metadata.apply(lambda m: m["name"]) for ns in workload_namespaces],
             "environment": args.environment,
             "region": args.region,
         }
-        self.register_outputs(self.outputs)
 
     def export(self) -> None:
         """Export the outputs consumers need as stack outputs (StackReference them)."""

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from components import labels
-from components.config import GpuTier, StackConfig
+from components.config import GpuOperatorConfig, GpuTier, KedaConfig, MonitoringConfig
 from platform_facts import vllm as metrics
 
 MONITORING_NAMESPACE = "monitoring"
@@ -34,8 +35,7 @@ def _placement(system: dict[str, Any]) -> dict[str, Any]:
     return {"nodeSelector": system["nodeSelector"], "tolerations": system["tolerations"]}
 
 
-def kube_prometheus_stack(config: StackConfig, system: dict[str, Any]) -> dict[str, Any]:
-    mon = config.addons.monitoring
+def kube_prometheus_stack(mon: MonitoringConfig, system: dict[str, Any]) -> dict[str, Any]:
     place = _placement(system)
     return {
         "fullnameOverride": KPS_FULLNAME,
@@ -88,8 +88,8 @@ def prometheus_adapter(system: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def keda(config: StackConfig, system: dict[str, Any]) -> dict[str, Any]:
-    replicas = config.addons.keda.operator_replicas
+def keda(config: KedaConfig, system: dict[str, Any]) -> dict[str, Any]:
+    replicas = config.operator_replicas
     return {
         "operator": {"replicaCount": replicas},
         "metricsServer": {"replicaCount": replicas},
@@ -98,10 +98,10 @@ def keda(config: StackConfig, system: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def time_slicing_data(config: StackConfig) -> dict[str, str]:
+def time_slicing_data(tiers: Sequence[GpuTier]) -> dict[str, str]:
     """Device plugin configs, one key per time-sliced tier (its nodes select it by label)."""
     data = {}
-    for tier in config.gpu_tiers:
+    for tier in tiers:
         if tier.time_slicing is None:
             continue
         data[tier.name] = yaml.safe_dump({
@@ -113,10 +113,10 @@ def time_slicing_data(config: StackConfig) -> dict[str, str]:
     return data
 
 
-def mig_parted_config(config: StackConfig, names: dict[str, str]) -> str | None:
+def mig_parted_config(tiers: Sequence[GpuTier], names: dict[str, str]) -> str | None:
     """mig-parted config.yaml with one entry per MIG tier (named by ``names[tier]``)."""
     entries: dict[str, Any] = {"all-disabled": [{"devices": "all", "mig-enabled": False}]}
-    for tier in config.gpu_tiers:
+    for tier in tiers:
         if tier.mig is not None:
             entries[names[tier.name]] = [{"devices": "all", "mig-enabled": True,
                                           "mig-devices": dict(sorted(tier.mig.profiles.items()))}]
@@ -125,7 +125,8 @@ def mig_parted_config(config: StackConfig, names: dict[str, str]) -> str | None:
     return yaml.safe_dump({"version": "v1", "mig-configs": entries}, sort_keys=False)
 
 
-def gpu_operator(config: StackConfig, system: dict[str, Any], mig_names: dict[str, str]) -> dict[str, Any]:
+def gpu_operator(config: GpuOperatorConfig, tiers: Sequence[GpuTier], system: dict[str, Any],
+                 mig_names: dict[str, str]) -> dict[str, Any]:
     """GPU Operator on the EKS AL2023 NVIDIA AMI: the AMI ships the driver and the container
     toolkit, so the operator installs neither; it runs the device plugin, GFD, NFD, DCGM."""
     values: dict[str, Any] = {
@@ -135,9 +136,9 @@ def gpu_operator(config: StackConfig, system: dict[str, Any], mig_names: dict[st
         "gfd": {"enabled": True},
         "devicePlugin": {"enabled": True},
         "dcgmExporter": {
-            "enabled": config.addons.gpu_operator.dcgm_exporter,
+            "enabled": config.dcgm_exporter,
             # honorLabels keeps DCGM's pod/namespace labels instead of exported_pod/...
-            "serviceMonitor": {"enabled": config.addons.gpu_operator.dcgm_exporter, "interval": "15s",
+            "serviceMonitor": {"enabled": config.dcgm_exporter, "interval": "15s",
                                "honorLabels": True},
         },
         "operator": {"nodeSelector": {"kubernetes.io/os": "linux", **system["nodeSelector"]},
@@ -146,12 +147,12 @@ def gpu_operator(config: StackConfig, system: dict[str, Any], mig_names: dict[st
         "daemonsets": {"tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]},
         "node-feature-discovery": {"master": _placement(system), "gc": _placement(system)},
     }
-    slicing = time_slicing_data(config)
+    slicing = time_slicing_data(tiers)
     if slicing:
         values["devicePlugin"]["config"] = {"create": True, "name": TIME_SLICING_CONFIG, "data": slicing}
-    mig = mig_parted_config(config, mig_names)
+    mig = mig_parted_config(tiers, mig_names)
     if mig is not None:
-        strategy = next(t.mig.strategy for t in config.gpu_tiers if t.mig is not None)
+        strategy = next(t.mig.strategy for t in tiers if t.mig is not None)
         values["mig"] = {"strategy": strategy}
         values["migManager"] = {
             "enabled": True,

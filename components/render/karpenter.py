@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from components import labels
-from components.config import GpuTier, StackConfig
+from components.config import GpuTier
 from components.render.addons import tier_node_labels
 
 SERVICE_ACCOUNT = "karpenter"
@@ -212,14 +212,18 @@ def mig_config_name(tier: GpuTier) -> str | None:
     return "custom-" + "-".join(f"{n}x{p.replace('.', '-')}" for p, n in sorted(tier.mig.profiles.items()))
 
 
-def node_pools(config: StackConfig, tier: GpuTier) -> list[tuple[str, dict[str, Any]]]:
-    """The tier's on-demand (baseline) and spot (burst) NodePools: (name, spec)."""
+def node_pools(tier: GpuTier, on_demand_gpu_limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """The tier's on-demand (baseline) and spot (burst) NodePools: (name, spec).
+
+    ``on_demand_gpu_limit`` is the on-demand pool's ``nvidia.com/gpu`` limit, which depends on
+    the services placed on the tier (``StackConfig.on_demand_gpu_limit``).
+    """
     pools = []
     node_labels = {labels.TIER: tier.name, labels.GPU_PRESENT: "true", **tier_node_labels(tier)}
     if (mig := mig_config_name(tier)) is not None:
         node_labels[labels.MIG_CONFIG] = mig
     capacities = [
-        ("on-demand", tier.on_demand.enabled, tier.on_demand.weight, config.on_demand_gpu_limit(tier.name)),
+        ("on-demand", tier.on_demand.enabled, tier.on_demand.weight, on_demand_gpu_limit),
         ("spot", tier.spot.enabled, tier.spot.weight, tier.spot.gpu_limit),
     ]
     for capacity, enabled, weight, gpu_limit in capacities:
