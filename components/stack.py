@@ -1,21 +1,147 @@
-"""Read the stack's Pulumi config into a validated :class:`StackConfig`."""
+"""The one stack-config loader: the Pulumi program, synth, the simulator and the tests all
+read stack config through it, so a bad file gets the same message everywhere.
+
+Two sources, one path to a :class:`StackConfig`:
+
+- :func:`load_config` reads the Pulumi runtime's config (``pulumi up``, or synth's engine);
+- :func:`read_stack_file` reads ``Pulumi.<stack>.yaml`` strictly (UTF-8, no duplicate keys,
+  string keys only) and :func:`load_stack` validates it.
+
+Both go through :func:`stack_config`, which refuses a namespace that looks like a typo of
+ours (``gpu-platfrom:modelServices`` would otherwise drop every service silently) before the
+models validate the ``gpu-platform`` keys.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pulumi.runtime import config as runtime_config
 
-from components.config import NAMESPACE, StackConfig, load_stack_config
+from components.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
+
+# What a `secure:` value becomes when the file is read without its secrets provider.
+SECRET_PLACEHOLDER = "[secret]"
+# Namespaces of the providers and tools a platform stack file may configure besides ours.
+KNOWN_NAMESPACES = frozenset({"aws", "eks", "kubernetes", "pulumi", "random", "tls"})
 
 
-def _all_config() -> dict[str, Any]:
-    # The CLI passes config through PULUMI_CONFIG; tests and synth set it in-process.
-    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+@dataclass(frozen=True)
+class StackFile:
+    """A stack file as written: full keys (``project:key``), values as YAML gives them."""
+
+    path: Path
+    project: str
+    config: dict[str, Any]
+    """Full key -> value; ``secure:`` values replaced by :data:`SECRET_PLACEHOLDER`."""
+    secret_keys: tuple[str, ...]
+    """Keys whose value is (or holds) a ``secure:`` value, as the Pulumi CLI marks them."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses duplicate keys (YAML keeps the last silently) and non-string keys."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str):
+            raise ConfigError([f"line {line}: key {key!r} is not a string; quote it"])
+        if key in seen:
+            raise ConfigError([f"line {line}: duplicate key {key!r} (first at line {seen[key]}); "
+                               "YAML keeps only the last one, so merge them into one"])
+        seen[key] = line
+        out[key] = loader.construct_object(value_node, deep=deep)
+    return out
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def project_of(program: Path) -> tuple[str, Path]:
+    """The project name and stack config directory from ``program/Pulumi.yaml``."""
+    path = program / "Pulumi.yaml"
+    if not path.is_file():
+        raise ConfigError([f"{path}: no Pulumi.yaml in the program directory"])
+    meta = _parse(path)
+    if not isinstance(meta, Mapping):
+        raise ConfigError([f"{path}: expected a mapping with 'name' and 'runtime'"])
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError([f"{path}: 'name' is missing"])
+    config_dir = meta.get("stackConfigDir") or "."
+    if not isinstance(config_dir, str):
+        raise ConfigError([f"{path}: 'stackConfigDir' must be a path, got {config_dir!r}"])
+    return name, program / config_dir
+
+
+def stack_file_path(stack: str, program: Path) -> tuple[str, Path]:
+    """The project name and the path of ``Pulumi.<stack>.yaml`` in the program's config dir."""
+    project, config_dir = project_of(program)
+    path = config_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in config_dir.glob("Pulumi.*.yaml"))
+        raise ConfigError([f"{path}: no such stack file; stacks here: {', '.join(known) or 'none'}"])
+    return project, path
+
+
+def _parse(path: Path) -> Any:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
+                           "save the file as UTF-8"]) from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError([f"{path}: {m}" for m in exc.messages]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+
+
+def _redact(value: Any) -> tuple[Any, bool]:
+    """Replace ``secure:`` values (anywhere in the value) by the placeholder."""
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        items = {k: _redact(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
+    if isinstance(value, list):
+        pairs = [_redact(v) for v in value]
+        return [v for v, _ in pairs], any(s for _, s in pairs)
+    return value, False
+
+
+def read_stack_file(path: Path, project: str) -> StackFile:
+    """Read a stack file strictly; keys without a namespace belong to ``project``."""
+    doc = _parse(path) or {}
+    raw = doc.get("config") if isinstance(doc, Mapping) else None
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{path}: needs a top-level 'config' mapping"])
+    config: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    for key, value in raw.items():
+        full = key if ":" in key else f"{project}:{key}"
+        plain, secret = _redact(value)
+        config[full] = plain
+        if secret:
+            secret_keys.append(full)
+    return StackFile(path, project, config, tuple(sorted(secret_keys)))
 
 
 def _decode(value: Any) -> Any:
+    """The CLI hands objects and lists to programs as JSON strings."""
     if isinstance(value, str) and value[:1] in "{[":
         try:
             return json.loads(value)
@@ -24,9 +150,34 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def load_config() -> StackConfig:
-    """Every key of the ``gpu-platform`` namespace (unknown ones are errors) plus aws:region."""
-    config = _all_config()
+def _namespace_typos(keys: list[str]) -> list[str]:
+    problems = []
+    for key in keys:
+        namespace, _, rest = key.partition(":")
+        if namespace in KNOWN_NAMESPACES or namespace == NAMESPACE:
+            continue
+        if difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.75):
+            problems.append(f"{key}: unknown config namespace {namespace!r}; did you mean {NAMESPACE}:{rest}?")
+    return problems
+
+
+def stack_config(config: Mapping[str, Any]) -> StackConfig:
+    """Validate full-key config (``gpu-platform:*`` and ``aws:region``) into a StackConfig."""
+    typos = _namespace_typos(sorted(config))
+    if typos:
+        raise ConfigError(typos)
     prefix = f"{NAMESPACE}:"
     values = {k[len(prefix):]: _decode(v) for k, v in config.items() if k.startswith(prefix)}
     return load_stack_config(values, config.get("aws:region"))
+
+
+def load_stack(stack: str, program: Path) -> StackConfig:
+    """The validated config of ``Pulumi.<stack>.yaml`` in ``program``'s stack config dir."""
+    project, path = stack_file_path(stack, program)
+    return stack_config(read_stack_file(path, project).config)
+
+
+def load_config() -> StackConfig:
+    """The Pulumi runtime's config (every key of every namespace) as a StackConfig."""
+    # The CLI passes config through PULUMI_CONFIG; synth sets it in-process.
+    return stack_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()})

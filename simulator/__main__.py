@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from components.config import ConfigError
+from components.stack import load_stack
 from simulator.run import (
     Simulator,
     dump,
@@ -29,7 +30,8 @@ from simulator.run import (
 )
 from simulator.trace import load
 from synth import cli
-from synth.run import REPO, SynthError, load_platform_config
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _progress(enabled: bool):
@@ -66,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        config = load_platform_config(args.stack)
+        config = load_stack(args.stack, REPO)
         services = {s.name: s for s in config.model_services}
         if args.service not in services:
-            raise SynthError(f"--service {args.service!r}: the {args.stack} stack has {', '.join(services) or 'no services'}")
+            raise ValueError(f"--service {args.service!r}: the {args.stack} stack has {', '.join(services) or 'no services'}")
         trace = load(args.trace, speedup=args.speedup, rate_multiplier=args.rate_multiplier, seed=args.seed)
         outages = tuple(tuple(float(x) for x in o.split(":", 1)) for o in args.prometheus_outage)
         if any(len(o) != 2 or o[0] >= o[1] for o in outages):
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print("simulator: invalid stack config:\n  " + "\n  ".join(exc.messages), file=sys.stderr)
         return 2
-    except (SynthError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)
         return 2
 

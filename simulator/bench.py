@@ -13,7 +13,9 @@ from pathlib import Path
 
 from simulator.run import Simulator
 from simulator.trace import load
-from synth.run import REPO, load_platform_config
+from components.stack import load_stack
+
+REPO = Path(__file__).resolve().parent.parent
 
 TRACE = REPO / "tests" / "upstream" / "traces" / "AzureLLMInferenceTrace_code.csv"
 
@@ -23,7 +25,7 @@ def main() -> int:
     print(f"trace: {TRACE.name}, {len(trace.requests)} requests over {trace.duration / 60:.1f} min")
     print(f"{'stack/service':<22} {'replay s':>9} {'tune s':>8} {'evals':>6}")
     for stack in ("dev", "staging", "prod"):
-        config = load_platform_config(stack)
+        config = load_stack(stack, REPO)
         for service in config.model_services:
             sim = Simulator(config, service, trace)
             t0 = time.perf_counter()

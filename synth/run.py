@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from components.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
+from components.config import NAMESPACE, ConfigError
+from components.stack import load_stack, read_stack_file, stack_file_path
 from components.render import capacity
 from policies.offline import Resource, evaluate, mandatory, policy_config
 from policies.rules import POLICIES, RULES
-from synth.engine import SECRET_PLACEHOLDER, Recorded, RunResult, run_program
+from synth.engine import Recorded, RunResult, run_program
 from synth.writer import write_contract
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,18 +65,6 @@ class SynthResult:
         return "\n".join(lines)
 
 
-def _project(program: Path) -> tuple[str, Path]:
-    """The project name and stack config directory from ``Pulumi.yaml``."""
-    path = program / "Pulumi.yaml"
-    if not path.is_file():
-        raise SynthError(f"{path}: no Pulumi.yaml in the program directory")
-    meta = yaml.safe_load(path.read_text()) or {}
-    name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        raise SynthError(f"{path}: 'name' is missing")
-    return name, program / str(meta.get("stackConfigDir") or ".")
-
-
 def _config_value(value: Any) -> str:
     """A stack-file value as the Pulumi CLI hands it to programs: strings, JSON for objects."""
     if isinstance(value, str):
@@ -88,42 +76,16 @@ def _config_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _redact(value: Any) -> tuple[Any, bool]:
-    """Replace ``secure:`` values (anywhere in the value) by a placeholder."""
-    if isinstance(value, Mapping):
-        if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
-        items = {k: _redact(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
-    if isinstance(value, list):
-        items = [_redact(v) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
-
-
 def load_stack_file(stack: str, program: Path) -> StackFile:
-    project, config_dir = _project(program)
-    path = config_dir / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in config_dir.glob("Pulumi.*.yaml"))
-        raise SynthError(f"{path}: no such stack file; stacks here: {', '.join(known) or 'none'}")
+    """The stack file read by the one loader, its values as the CLI passes them to programs."""
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SynthError(f"{path}: not valid YAML: {exc}") from None
-    raw = doc.get("config") if isinstance(doc, Mapping) else None
-    if not isinstance(raw, Mapping):
-        raise SynthError(f"{path}: needs a top-level 'config' mapping")
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in raw.items():
-        full = key if ":" in key else f"{project}:{key}"
-        plain, secret = _redact(value)
-        config[full] = _config_value(plain)
-        if secret:
-            secret_keys.append(full)
+        project, path = stack_file_path(stack, program)
+        sf = read_stack_file(path, project)
+    except ConfigError as exc:
+        raise SynthError("\n".join(exc.messages)) from None
+    config = {key: _config_value(value) for key, value in sf.config.items()}
     env = config.get(f"{NAMESPACE}:environment") or (stack if stack in ENVIRONMENTS else "prod")
-    return StackFile(project, path, config, sorted(secret_keys), config.get("aws:region", "us-east-1"), env)
+    return StackFile(project, path, config, list(sf.secret_keys), config.get("aws:region", "us-east-1"), env)
 
 
 def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> SynthResult:
@@ -147,19 +109,8 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
     write_contract(out, run, report)
     if program == REPO:
         # The platform's own stacks: cost and capacity at a glance.
-        (out / "capacity.md").write_text(capacity.report(load_platform_config(stack)))
+        (out / "capacity.md").write_text(capacity.report(load_stack(stack, REPO)))
     return SynthResult(stack, out, run, report)
-
-
-def _namespace_values(sf: StackFile) -> dict[str, Any]:
-    prefix = f"{NAMESPACE}:"
-    return {k[len(prefix):]: json.loads(v) if v[:1] in "{[" else v for k, v in sf.config.items() if k.startswith(prefix)}
-
-
-def load_platform_config(stack: str) -> StackConfig:
-    """The validated config of one of this repo's platform stacks (raises ConfigError, SynthError)."""
-    sf = load_stack_file(stack, REPO)
-    return load_stack_config(_namespace_values(sf), sf.config.get("aws:region"))
 
 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:

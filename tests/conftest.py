@@ -10,24 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from components.config import NAMESPACE, StackConfig, load_stack_config
+from components.stack import load_stack, read_stack_file
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = ("dev", "staging", "prod")
 
 
 def stack_values(stack: str) -> tuple[dict[str, Any], str]:
-    """The gpu-platform namespace of a stack file (prefix stripped) and its aws:region."""
-    raw = yaml.safe_load((REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    """The gpu-platform namespace of a stack file (prefix stripped) and its aws:region, read by
+    the one loader, for tests that change one key before validating."""
+    raw = read_stack_file(REPO / "stacks" / f"Pulumi.{stack}.yaml", NAMESPACE).config
     values = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:")}
     return copy.deepcopy(values), raw["aws:region"]
 
 
 def load(stack: str) -> StackConfig:
-    values, region = stack_values(stack)
-    return load_stack_config(values, region)
+    return load_stack(stack, REPO)
 
 
 def run_synth(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
