@@ -4,15 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
-STACKS := dev staging prod
+# Every stack file in stacks/: a new stack is synthesized, checked and golden-filed too.
+STACKS := $(patsubst stacks/Pulumi.%.yaml,%,$(wildcard stacks/Pulumi.*.yaml))
 
 .DEFAULT_GOAL := help
-.PHONY: help synth synth-all test conformance simulate bench schema clean
+.PHONY: help synth synth-all test conformance golden simulate bench schema clean
 
 help: ## Show the targets
 	@echo "make synth STACK=<dev|staging|prod>  synthesize a stack offline into build/<stack>/"
 	@echo "make synth-all                       synthesize every stack"
 	@echo "make test                            run the test suite (conformance included)"
+	@echo "make golden                          rewrite tests/golden/ from synth output (review the diff)"
 	@echo "make conformance                     synthesize every stack, check build/ against upstream contracts"
 	@echo "make simulate STACK=prod SERVICE=chat-8b [TRACE=...]  replay a trace through the scaling loop (--tune)"
 	@echo "make bench                           simulator speed and memory figures"
@@ -37,6 +39,11 @@ test: $(VENV)/.installed
 conformance: synth-all
 	$(PY) -m synth dev --program examples/extra-model --out build/example-extra-model
 	$(PY) -m tests.conformance $(addprefix build/,$(STACKS)) build/example-extra-model
+
+golden: $(VENV)/.installed
+	@for s in $(STACKS); do $(PY) -m synth $$s --out tests/golden/$$s > /dev/null; rc=$$?; [ $$rc -le 1 ] || exit $$rc; done
+	$(PY) -m synth dev --program examples/extra-model --out tests/golden/example-extra-model > /dev/null
+	git status --short tests/golden
 
 TRACE ?= tests/upstream/traces/AzureLLMInferenceTrace_code.csv
 simulate: $(VENV)/.installed

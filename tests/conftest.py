@@ -15,7 +15,8 @@ from components.config import NAMESPACE, StackConfig, load_stack_config
 from components.stack import load_stack, read_stack_file
 
 REPO = Path(__file__).resolve().parent.parent
-STACKS = ("dev", "staging", "prod")
+# Every stack file in stacks/ (a new one is covered without editing a list).
+STACKS = tuple(sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (REPO / "stacks").glob("Pulumi.*.yaml")))
 
 
 def stack_values(stack: str) -> tuple[dict[str, Any], str]:
