@@ -96,7 +96,9 @@ class Network(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
             tags={**tags, "Name": f"{cluster}-public"}, opts=p,
         )
-        public, private, nats = [], [], []
+        public: list[aws.ec2.Subnet] = []
+        private: list[aws.ec2.Subnet] = []
+        nats: list[aws.ec2.NatGateway] = []
         for plan in subnet_plan(net.cidr, len(zones)):
             zone = zones[plan.zone_index]
             role = "public" if plan.public else "private"

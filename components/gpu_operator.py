@@ -41,10 +41,11 @@ class GpuOperator(pulumi.ComponentResource):
         ns = helm.namespace(child(name, "namespace"), render.GPU_OPERATOR_NAMESPACE, pulumi.ResourceOptions(parent=self),
                             # The operator's operands need privileged pods (device plugin, DCGM).
                             labels={"pod-security.kubernetes.io/enforce": "privileged"})
-        mig_names = {t.name: mig_config_name(t) for t in args.tiers if t.mig is not None}
-        self.release = release = helm.release(child(name, "gpu-operator"), versions.GPU_OPERATOR, release_name="gpu-operator",
-                               namespace=render.GPU_OPERATOR_NAMESPACE,
-                               values=render.gpu_operator(args.config, args.tiers, SYSTEM_PLACEMENT, mig_names),
-                               opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, *args.depends_on]))
-        self.namespace = release.status.apply(lambda _: render.GPU_OPERATOR_NAMESPACE)
+        mig_names = {t.name: mig for t in args.tiers if (mig := mig_config_name(t)) is not None}
+        self.release = helm.release(
+            child(name, "gpu-operator"), versions.GPU_OPERATOR, release_name="gpu-operator",
+            namespace=render.GPU_OPERATOR_NAMESPACE,
+            values=render.gpu_operator(args.config, args.tiers, SYSTEM_PLACEMENT, mig_names),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, *args.depends_on]))
+        self.namespace = self.release.status.apply(lambda _: render.GPU_OPERATOR_NAMESPACE)
         self.register_outputs({"namespace": self.namespace, "release": self.release})

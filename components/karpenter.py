@@ -50,23 +50,45 @@ class Karpenter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:capacity:Karpenter", name, None, opts)
+        node_role, node_access = self._node_identity(name, args)
+        queue = self._interruption_queue(name, args)
+        association = self._controller_identity(name, args, queue, node_role)
+        crds = helm.release(child(name, "crd"), versions.KARPENTER_CRD, release_name="karpenter-crd",
+                            namespace=render.NAMESPACE, opts=pulumi.ResourceOptions(parent=self))
+        self.release = helm.release(
+            child(name, "controller"), versions.KARPENTER, release_name="karpenter", namespace=render.NAMESPACE,
+            values=queue.name.apply(lambda q: render.chart_values(
+                cluster=args.cluster.name, queue_name=q, system_tolerations=SYSTEM_TOLERATIONS,
+                system_selector=SYSTEM_NODE_SELECTOR)),
+            # CRDs come from the karpenter-crd chart, which upgrades them; Helm never does.
+            skip_crds=True,
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[crds, association, *args.cluster.system_nodes, node_access]),
+        )
+        self.node_pools = {tier.name: self._tier_capacity(name, args, tier, node_role) for tier in args.tiers}
+        self.node_role_name = node_role.name
+        self.interruption_queue_name = queue.name
+        self.register_outputs({"node_role_name": self.node_role_name,
+                               "interruption_queue_name": self.interruption_queue_name,
+                               "node_pools": self.node_pools, "release": self.release})
+
+    def _node_identity(self, name: str, args: KarpenterArgs) -> tuple[aws.iam.Role, aws.eks.AccessEntry]:
+        """The role Karpenter's nodes run as, and its access entry to the cluster."""
         p = pulumi.ResourceOptions(parent=self)
-        cluster = args.cluster
-        cluster_name = cluster.name
-        tags = dict(args.tags)
-        identity = aws.get_caller_identity()
-        partition = aws.get_partition().partition
-
         node_role = aws.iam.Role(child(name, "node"), assume_role_policy=json.dumps(assume_role("ec2.amazonaws.com")),
-                                 description=f"{cluster_name} Karpenter nodes", tags=tags, opts=p)
-        for policy in render.NODE_ROLE_POLICIES:
-            aws.iam.RolePolicyAttachment(child(name, f"node-{policy}"), role=node_role.name,
-                                         policy_arn=f"{MANAGED}/{policy}", opts=p)
+                                 description=f"{args.cluster.name} Karpenter nodes", tags=dict(args.tags), opts=p)
+        for managed in render.NODE_ROLE_POLICIES:
+            aws.iam.RolePolicyAttachment(child(name, f"node-{managed}"), role=node_role.name,
+                                         policy_arn=f"{MANAGED}/{managed}", opts=p)
         # A separate role from the system node group's: one principal, one access entry.
-        node_access = aws.eks.AccessEntry(child(name, "node"), cluster_name=cluster.ready_name,
+        node_access = aws.eks.AccessEntry(child(name, "node"), cluster_name=args.cluster.ready_name,
                                           principal_arn=node_role.arn, type="EC2_LINUX", opts=p)
+        return node_role, node_access
 
-        queue = aws.sqs.Queue(child(name, "interruption"), name=f"{cluster_name}-karpenter",
+    def _interruption_queue(self, name: str, args: KarpenterArgs) -> aws.sqs.Queue:
+        """The SQS queue and the EventBridge rules that feed it (spot notices, rebalance, health)."""
+        p, tags = pulumi.ResourceOptions(parent=self), dict(args.tags)
+        queue = aws.sqs.Queue(child(name, "interruption"), name=f"{args.cluster.name}-karpenter",
                               message_retention_seconds=300, sqs_managed_sse_enabled=True, tags=tags, opts=p)
         aws.sqs.QueuePolicy(child(name, "interruption"), queue_url=queue.url,
                             policy=queue.arn.apply(lambda arn: json.dumps(render.queue_policy(arn))), opts=p)
@@ -77,7 +99,14 @@ class Karpenter(pulumi.ComponentResource):
                                        target_id="KarpenterInterruptionQueueTarget", opts=p)
         if args.create_spot_service_linked_role:
             aws.iam.ServiceLinkedRole(child(name, "spot"), aws_service_name="spot.amazonaws.com", opts=p)
+        return queue
 
+    def _controller_identity(self, name: str, args: KarpenterArgs, queue: aws.sqs.Queue,
+                             node_role: aws.iam.Role) -> aws.eks.PodIdentityAssociation:
+        """The controller's IAM role and policies, bound to its service account by Pod Identity."""
+        p, tags, cluster_name = pulumi.ResourceOptions(parent=self), dict(args.tags), args.cluster.name
+        identity = aws.get_caller_identity()
+        partition = aws.get_partition().partition
         controller_role = aws.iam.Role(child(name, "controller"), assume_role_policy=json.dumps(pod_identity_trust()),
                                        description=f"{cluster_name} Karpenter controller", tags=tags, opts=p)
         documents = pulumi.Output.all(queue.arn, node_role.arn).apply(
@@ -88,43 +117,24 @@ class Karpenter(pulumi.ComponentResource):
                                     policy=documents.apply(lambda d, k=key: json.dumps(d[k])), tags=tags, opts=p)
             aws.iam.RolePolicyAttachment(child(name, f"controller-{key}"), role=controller_role.name,
                                          policy_arn=policy.arn, opts=p)
-        association = aws.eks.PodIdentityAssociation(
-            child(name, "controller"), cluster_name=cluster.ready_name, namespace=render.NAMESPACE,
+        return aws.eks.PodIdentityAssociation(
+            child(name, "controller"), cluster_name=args.cluster.ready_name, namespace=render.NAMESPACE,
             service_account=render.SERVICE_ACCOUNT, role_arn=controller_role.arn, tags=tags, opts=p)
 
-        crds = helm.release(child(name, "crd"), versions.KARPENTER_CRD, release_name="karpenter-crd",
-                            namespace=render.NAMESPACE, opts=p)
-        self.release = helm.release(
-            child(name, "controller"), versions.KARPENTER, release_name="karpenter", namespace=render.NAMESPACE,
-            values=queue.name.apply(lambda q: render.chart_values(
-                cluster=cluster_name, queue_name=q, system_tolerations=SYSTEM_TOLERATIONS,
-                system_selector=SYSTEM_NODE_SELECTOR)),
-            # CRDs come from the karpenter-crd chart, which upgrades them; Helm never does.
-            skip_crds=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, association, *cluster.system_nodes, node_access]),
-        )
-
-        after = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
-        self.node_pools = {}
-        for tier in args.tiers:
-            node_class = k8s.apiextensions.CustomResource(
-                child(name, f"{tier.name}-nodeclass"), api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
-                metadata={"name": render.node_class_name(tier)},
-                spec=render.ec2_node_class(
-                    tier, node_role=node_role.name,
-                    subnet_ids=pulumi.Output.from_input(cluster.private_subnet_ids).apply(lambda ids: [{"id": i} for i in ids]),
-                    security_group_id=cluster.node_security_group_id, tags=tags),
-                opts=after)
-            self.node_pools[tier.name] = {}
-            for pool_name, spec in render.node_pools(tier, args.on_demand_gpu_limits[tier.name]):
-                k8s.apiextensions.CustomResource(
-                    child(name, pool_name), api_version="karpenter.sh/v1", kind="NodePool",
-                    metadata={"name": pool_name}, spec=spec,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class]))
-                self.node_pools[tier.name][pool_name.removeprefix(f"{tier.name}-")] = pool_name
-
-        self.node_role_name = node_role.name
-        self.interruption_queue_name = queue.name
-        self.register_outputs({"node_role_name": self.node_role_name,
-                               "interruption_queue_name": self.interruption_queue_name,
-                               "node_pools": self.node_pools, "release": self.release})
+    def _tier_capacity(self, name: str, args: KarpenterArgs, tier: GpuTier, node_role: aws.iam.Role) -> dict[str, str]:
+        """The tier's EC2NodeClass and NodePools; returns capacity type -> NodePool name."""
+        subnets = pulumi.Output.from_input(args.cluster.private_subnet_ids).apply(lambda ids: [{"id": i} for i in ids])
+        node_class = k8s.apiextensions.CustomResource(
+            child(name, f"{tier.name}-nodeclass"), api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
+            metadata={"name": render.node_class_name(tier)},
+            spec=render.ec2_node_class(tier, node_role=node_role.name, subnet_ids=subnets,
+                                       security_group_id=args.cluster.node_security_group_id, tags=dict(args.tags)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
+        pools = {}
+        for pool_name, spec in render.node_pools(tier, args.on_demand_gpu_limits[tier.name]):
+            k8s.apiextensions.CustomResource(
+                child(name, pool_name), api_version="karpenter.sh/v1", kind="NodePool",
+                metadata={"name": pool_name}, spec=spec,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class]))
+            pools[pool_name.removeprefix(f"{tier.name}-")] = pool_name
+        return pools
