@@ -84,11 +84,13 @@ class EndpointConfig(ConfigModel):
 class SystemNodesConfig(ConfigModel):
     """The managed node group that runs the controllers (tainted CriticalAddonsOnly)."""
 
-    instance_types: tuple[str, ...] = Field(default=("m7i.xlarge",), min_length=1)
+    instance_types: tuple[str, ...] = Field(
+        default=("m7i.xlarge",), min_length=1, description="Instance types of the system node group."
+    )
     min_size: int = Field(default=2, ge=2, le=20, description="At least 2 (Karpenter runs 2 replicas).")
-    desired_size: int = Field(default=2, ge=2, le=20)
-    max_size: int = Field(default=4, ge=2, le=20)
-    disk_size_gib: int = Field(default=50, ge=20, le=1000)
+    desired_size: int = Field(default=2, ge=2, le=20, description="Nodes at creation, between minSize and maxSize.")
+    max_size: int = Field(default=4, ge=2, le=20, description="Upper bound of the node group.")
+    disk_size_gib: int = Field(default=50, ge=20, le=1000, description="Root volume of each system node.")
 
     @model_validator(mode="after")
     def _sizes(self) -> SystemNodesConfig:
@@ -107,12 +109,14 @@ class ClusterConfig(ConfigModel):
     kubernetes_version: Literal[KUBERNETES_VERSIONS] = Field(  # type: ignore[valid-type]
         default="1.35", description="EKS control-plane version."
     )
-    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig, description="Who may reach the API server.")
     admin_role_arns: tuple[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")], ...] = (
         Field(default=(), description="Extra IAM roles given cluster-admin through access entries.")
     )
-    network: NetworkConfig = Field(default_factory=NetworkConfig)
-    system_nodes: SystemNodesConfig = Field(default_factory=SystemNodesConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig, description="The VPC: created, or an existing one.")
+    system_nodes: SystemNodesConfig = Field(
+        default_factory=SystemNodesConfig, description="The managed node group that runs the controllers."
+    )
     create_spot_service_linked_role: bool = Field(
         default=False, description="Create AWSServiceRoleForEC2Spot (exists once per account)."
     )

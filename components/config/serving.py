@@ -14,8 +14,8 @@ from platform_facts import catalog
 
 
 class SecretRef(ConfigModel):
-    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=253)]
-    key: str = Field(min_length=1, max_length=253)
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=253)] = Field(description="Secret name.")
+    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
 
 
 class ModelSpec(ConfigModel):
@@ -25,7 +25,9 @@ class ModelSpec(ConfigModel):
         description="s3://bucket/prefix (synced to the node cache) or hf://org/name.",
     )
     parameters_billion: float = Field(gt=0, le=2000, description="Parameters, for memory and load-time sizing.")
-    dtype: Literal[tuple(catalog.DTYPE_BYTES)] = "bfloat16"  # type: ignore[valid-type]
+    dtype: Literal[tuple(catalog.DTYPE_BYTES)] = Field(  # type: ignore[valid-type]
+        default="bfloat16", description="Weight data type; sets bytes per parameter."
+    )
 
     @property
     def weights_gib(self) -> float:
@@ -54,12 +56,16 @@ class Scaling(ConfigModel):
     target_waiting_per_replica: float = Field(default=5, gt=0, le=1000, description="Queued requests per replica.")
     kv_cache_target: float = Field(default=0.8, gt=0, le=1, description="KV-cache usage that adds a replica.")
     ttft_trigger: bool = Field(default=True, description="Also scale on TTFT p95 against the SLO.")
-    polling_interval_seconds: int = Field(default=15, ge=5, le=300)
+    polling_interval_seconds: int = Field(default=15, ge=5, le=300, description="How often KEDA queries the triggers.")
     cooldown_seconds: int = Field(default=300, ge=30, le=7200, description="KEDA wait before 1 -> 0.")
-    scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
-    scale_up_pods_per_minute: int = Field(default=2, ge=1, le=64)
-    scale_down_pods_per_period: int = Field(default=1, ge=1, le=64)
-    scale_down_period_seconds: int = Field(default=120, ge=15, le=1800)
+    scale_down_stabilization_seconds: int = Field(
+        default=300, ge=0, le=3600, description="HPA scale-down stabilization window."
+    )
+    scale_up_pods_per_minute: int = Field(default=2, ge=1, le=64, description="Replicas the HPA may add per minute.")
+    scale_down_pods_per_period: int = Field(
+        default=1, ge=1, le=64, description="Replicas the HPA may remove per scaleDownPeriodSeconds."
+    )
+    scale_down_period_seconds: int = Field(default=120, ge=15, le=1800, description="Period of the scale-down policy.")
     keep_alive: bool = Field(default=True, description="Trigger on running requests so in-flight work keeps a replica.")
     active_hours: ActiveHours | None = Field(default=None, description="Hours when one replica stays up (scale to zero).")
     wake_query: str | None = Field(
@@ -87,7 +93,7 @@ class Scaling(ConfigModel):
 class Drain(ConfigModel):
     pre_stop_seconds: int = Field(default=15, ge=0, le=120, description="Sleep so endpoints drop the pod before SIGTERM.")
     shutdown_timeout_seconds: int = Field(default=60, ge=1, le=3600, description="vLLM --shutdown-timeout.")
-    margin_seconds: int = Field(default=10, ge=0, le=120)
+    margin_seconds: int = Field(default=10, ge=0, le=120, description="Added to preStop + shutdown for the grace period.")
 
     @property
     def termination_grace_seconds(self) -> int:
@@ -98,7 +104,7 @@ class Cache(ConfigModel):
     medium: Literal["hostPath", "emptyDir"] = Field(
         default="hostPath", description="hostPath on the NVMe RAID (survives restarts) or a per-pod emptyDir."
     )
-    size_gib: int = Field(default=200, ge=10, le=30000)
+    size_gib: int = Field(default=200, ge=10, le=30000, description="Size limit of an emptyDir cache.")
 
 
 class Canary(ConfigModel):
@@ -107,31 +113,35 @@ class Canary(ConfigModel):
     image: ImageRef | None = Field(default=None, description="vLLM image of the canary (default: the pinned one).")
     model: ModelSpec | None = Field(default=None, description="Model of the canary (default: the service's).")
     extra_args: tuple[str, ...] = Field(default=(), description="vllm serve arguments of the canary.")
-    replicas: int = Field(default=1, ge=1, le=8)
+    replicas: int = Field(default=1, ge=1, le=8, description="Canary replicas.")
     max_share_percent: int = Field(default=25, ge=1, le=50, description="Cap on canary / (baseline + canary).")
 
 
 class ModelServiceConfig(ConfigModel):
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=30)] = Field(description="Service name (never 'vllm').")
-    namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = "inference"
-    model: ModelSpec
+    namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = Field(
+        default="inference", description="Namespace of the service."
+    )
+    model: ModelSpec = Field(description="The model served.")
     tier: str = Field(description="Name of a gpuTiers entry.")
-    tensor_parallel_size: int = Field(default=1, ge=1, le=8)
-    gpu_memory_utilization: float = Field(default=0.90, ge=0.5, le=0.98)
-    max_num_seqs: int = Field(default=256, ge=1, le=4096)
-    max_model_len: int = Field(default=8192, ge=256, le=1_048_576)
+    tensor_parallel_size: int = Field(default=1, ge=1, le=8, description="GPUs per replica (1, 2, 4 or 8), on one node.")
+    gpu_memory_utilization: float = Field(
+        default=0.90, ge=0.5, le=0.98, description="vLLM --gpu-memory-utilization: share of GPU memory vLLM may use."
+    )
+    max_num_seqs: int = Field(default=256, ge=1, le=4096, description="vLLM --max-num-seqs: sequences per batch.")
+    max_model_len: int = Field(default=8192, ge=256, le=1_048_576, description="vLLM --max-model-len: context length.")
     extra_args: tuple[str, ...] = Field(default=(), description="Appended to vllm serve's arguments.")
     hf_token_secret: SecretRef | None = Field(default=None, description="Secret holding a Hugging Face token.")
     burst_capacity: Literal["spot", "onDemand"] = Field(
         default="spot", description="Burst replicas prefer spot (falling back to on-demand) or stay on-demand."
     )
-    slo: Slo = Field(default_factory=Slo)
-    scaling: Scaling = Field(default_factory=Scaling)
-    drain: Drain = Field(default_factory=Drain)
-    cache: Cache = Field(default_factory=Cache)
+    slo: Slo = Field(default_factory=Slo, description="Latency targets; scaling and drain derive from them.")
+    scaling: Scaling = Field(default_factory=Scaling, description="Replica bounds and autoscaling triggers.")
+    drain: Drain = Field(default_factory=Drain, description="Graceful shutdown of a replica.")
+    cache: Cache = Field(default_factory=Cache, description="Where the model weights are cached on the node.")
     pre_pull: bool = Field(default=False, description="DaemonSet that pulls the image and warms the cache on tier nodes.")
     pending_alert_minutes: int = Field(default=10, ge=1, le=120, description="Alert when GPU pods stay Pending this long.")
-    canary: Canary | None = None
+    canary: Canary | None = Field(default=None, description="A second revision behind the same Service.")
 
     @field_validator("name")
     @classmethod

@@ -23,11 +23,11 @@ class StackConfig(ConfigModel):
 
     environment: Environment = Field(description="dev, staging or prod; policies key off it.")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", description="From aws:region.")
-    cluster: ClusterConfig
-    gpu_tiers: tuple[GpuTier, ...] = Field(min_length=1)
-    addons: AddonsConfig = Field(default_factory=AddonsConfig)
-    model_services: tuple[ModelServiceConfig, ...] = ()
-    batch_workers: tuple[BatchWorkerConfig, ...] = ()
+    cluster: ClusterConfig = Field(description="The EKS cluster, its network and system nodes.")
+    gpu_tiers: tuple[GpuTier, ...] = Field(min_length=1, description="GPU tiers: a GPU model and its NodePools.")
+    addons: AddonsConfig = Field(default_factory=AddonsConfig, description="Cluster add-ons.")
+    model_services: tuple[ModelServiceConfig, ...] = Field(default=(), description="vLLM services to run.")
+    batch_workers: tuple[BatchWorkerConfig, ...] = Field(default=(), description="Queue-driven batch workers.")
     tags: dict[str, str] = Field(default_factory=dict, description="AWS tags on every taggable resource.")
 
     @model_validator(mode="after")

@@ -15,9 +15,14 @@ from platform_facts import catalog
 
 class DisruptionBudget(ConfigModel):
     nodes: str = Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$", description="Nodes that may be disrupted at once.")
-    reasons: tuple[Literal["Underutilized", "Empty", "Drifted"], ...] = ()
+    reasons: tuple[Literal["Underutilized", "Empty", "Drifted"], ...] = Field(
+        default=(), description="Disruption reasons this budget limits; empty means all."
+    )
     schedule: str | None = Field(default=None, description="Cron (UTC) when this budget applies.")
-    duration: str | None = Field(default=None, pattern=r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
+    duration: str | None = Field(
+        default=None, pattern=r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$",
+        description="How long the budget applies from each schedule hit, e.g. 8h.",
+    )
 
     @model_validator(mode="after")
     def _together(self) -> DisruptionBudget:
@@ -38,7 +43,7 @@ class OnDemandPool(ConfigModel):
 
 class SpotPool(ConfigModel):
     enabled: bool = Field(default=True, description="Create the spot NodePool for burst replicas.")
-    weight: int = Field(default=10, ge=1, le=100)
+    weight: int = Field(default=10, ge=1, le=100, description="Karpenter weight; below the on-demand pool's.")
     gpu_limit: int = Field(default=8, ge=0, le=4096, description="nvidia.com/gpu limit of the spot pool.")
 
 
@@ -47,7 +52,9 @@ class TimeSlicing(ConfigModel):
 
 
 class MigConfig(ConfigModel):
-    strategy: Literal["single", "mixed"] = "single"
+    strategy: Literal["single", "mixed"] = Field(
+        default="single", description="GPU Operator MIG strategy (one profile size per GPU, or several)."
+    )
     profiles: dict[str, int] = Field(
         min_length=1, description="MIG profile -> instances per GPU, e.g. {'1g.10gb': 7}."
     )
@@ -80,18 +87,23 @@ class GpuTier(ConfigModel):
         default="al2023@latest", pattern=r"^al2023@(latest|v[0-9]{8})$",
         description="EC2NodeClass AMI alias; pin a version (al2023@v20260801) in prod.",
     )
-    root_volume_gib: int = Field(default=100, ge=20, le=16000)
+    root_volume_gib: int = Field(default=100, ge=20, le=16000, description="Encrypted gp3 root volume of each node.")
     metadata_hop_limit: int = Field(default=1, ge=1, le=2, description="IMDSv2 hop limit (2 only if a pod needs IMDS).")
-    on_demand: OnDemandPool = Field(default_factory=OnDemandPool)
-    spot: SpotPool = Field(default_factory=SpotPool)
-    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmpty"
-    consolidate_after: str = Field(default="10m", pattern=KARPENTER_DURATION, description=">= 5m for GPU pools.")
-    expire_after: str = Field(default="720h", pattern=r"^(([0-9]+(s|m|h))+|Never)$")
-    disruption_budgets: tuple[DisruptionBudget, ...] = Field(
-        default=(DisruptionBudget(nodes="1"),), min_length=1, max_length=50
+    on_demand: OnDemandPool = Field(default_factory=OnDemandPool, description="The on-demand NodePool (baselines).")
+    spot: SpotPool = Field(default_factory=SpotPool, description="The spot NodePool (burst).")
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = Field(
+        default="WhenEmpty", description="When Karpenter may remove or replace a node of this tier."
     )
-    time_slicing: TimeSlicing | None = None
-    mig: MigConfig | None = None
+    consolidate_after: str = Field(default="10m", pattern=KARPENTER_DURATION, description=">= 5m for GPU pools.")
+    expire_after: str = Field(
+        default="720h", pattern=r"^(([0-9]+(s|m|h))+|Never)$", description="Node lifetime before replacement, or Never."
+    )
+    disruption_budgets: tuple[DisruptionBudget, ...] = Field(
+        default=(DisruptionBudget(nodes="1"),), min_length=1, max_length=50,
+        description="Karpenter disruption budgets of the tier's NodePools.",
+    )
+    time_slicing: TimeSlicing | None = Field(default=None, description="Share each GPU by time-slicing.")
+    mig: MigConfig | None = Field(default=None, description="Partition each GPU with MIG (A100/H100 class).")
 
     @model_validator(mode="after")
     def _tier(self) -> GpuTier:
