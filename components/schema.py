@@ -2,7 +2,7 @@
 
 import json
 
-from components.config import stack_file_schema
+from components.config.schema import stack_file_schema
 
 if __name__ == "__main__":
     print(json.dumps(stack_file_schema(), indent=2, sort_keys=True))

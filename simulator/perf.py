@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from components import sizing
 from components.config import ModelServiceConfig
 from platform_facts import catalog
 from platform_facts import coldstart as cs
@@ -59,8 +60,8 @@ def replica_perf(service: ModelServiceConfig, gpu: str) -> ReplicaPerf:
     weights = service.model.weights_gib * 2**30
     alpha = weights / tp / (HBM_GB_S[gpu] * 1e9 * 0.7) * (1.1 if tp > 1 else 1.0)
     delta = 2 * service.model.parameters_billion * 1e9 / (BF16_TFLOPS[gpu] * 1e12 * 0.5 * tp)
-    gpu_gib = catalog.GPUS[gpu].mib / 1024
-    free = (gpu_gib * service.gpu_memory_utilization - ACTIVATION_GIB_PER_GPU) * tp - service.model.weights_gib
+    free = sizing.kv_cache_gib(sizing.gpu_gib(gpu), service.gpu_memory_utilization, tp, service.model.weights_gib,
+                               ACTIVATION_GIB_PER_GPU)
     kv = int(max(free, 0.5) * 2**30 / kv_bytes_per_token(service.model.parameters_billion))
     return ReplicaPerf(alpha, alpha * BETA_FRACTION, delta, kv, service.max_num_seqs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,11 @@ from pydantic import ValidationError
 
 from components.config import (
     ConfigError,
+    GpuTier,
+    ModelServiceConfig,
     StackConfig,
+    check_service_on_tier,
+    load_model,
     load_stack_config,
     stack_file_schema,
 )
@@ -167,6 +172,44 @@ BAD: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
     ("batch-min-above-zero", "staging", _set("batchWorkers.0.minReplicas", 1),
      ["batchWorkers[0].minReplicas:", "less than or equal to 0"]),
     ("wrong-type", "dev", _set("modelServices.0.maxNumSeqs", "lots"), ["modelServices[0].maxNumSeqs:", "'lots'"]),
+    ("endpoint-unreachable", "dev", _set("cluster.endpoint", {"publicAccess": False, "privateAccess": False}),
+     ["cluster.endpoint.publicAccess: false with privateAccess false leaves no way to reach the API server"]),
+    ("cidrs-without-public", "staging", _set("cluster.endpoint", {"publicAccess": False, "publicAccessCidrs": ["203.0.113.0/24"]}),
+     ["cluster.endpoint.publicAccessCidrs: set only when publicAccess is true"]),
+    ("system-desired-below-min", "dev", _set("cluster.systemNodes", {"minSize": 3, "desiredSize": 2, "maxSize": 4}),
+     ["cluster.systemNodes.desiredSize: 2 must lie between minSize 3 and maxSize 4"]),
+    ("budget-schedule-alone", "dev", _set("gpuTiers.0.disruptionBudgets", [{"nodes": "1", "schedule": "0 9 * * *"}]),
+     ["gpuTiers[0].disruptionBudgets[0].schedule: schedule and duration must be set together"]),
+    ("tier-without-pools", "dev", lambda v: v["gpuTiers"][0].update(onDemand={"enabled": False}, spot={"enabled": False}),
+     ["gpuTiers[0].onDemand.enabled: a tier needs at least one of onDemand and spot"]),
+    ("mig-profile-name", "prod", _set("gpuTiers.1.mig", {"profiles": {"9g.10gb": 1}}),
+     ["gpuTiers[1].mig.profiles.9g.10gb: is not a MIG profile such as 1g.10gb or 3g.40gb"]),
+    ("mig-profile-count", "prod", _set("gpuTiers.1.mig", {"profiles": {"1g.10gb": 9}}),
+     ["gpuTiers[1].mig.profiles.1g.10gb: 9 instances per GPU; allowed 1..7"]),
+    ("mig-strategies-disagree", "prod",
+     lambda v: (v["gpuTiers"][1].update(mig={"strategy": "single", "profiles": {"1g.10gb": 7}}),
+                v["gpuTiers"].append({**copy.deepcopy(v["gpuTiers"][1]), "name": "h100b",
+                                      "mig": {"strategy": "mixed", "profiles": {"1g.10gb": 7}}})),
+     ["gpuTiers[1].mig.strategy: MIG tiers disagree on strategy"]),
+    ("scale-to-zero-with-baseline", "staging", _set("modelServices.0.scaling.scaleToZero", True),
+     ["modelServices[0].scaling.scaleToZero: true needs minReplicas 0, got 1"]),
+    ("tp-not-power-of-two", "prod", _set("modelServices.1.tensorParallelSize", 3),
+     ["modelServices[1].tensorParallelSize: 3; allowed 1, 2, 4 or 8"]),
+    ("hpa-without-burst", "prod", lambda v: v["modelServices"][0]["scaling"].update(mode="hpa", maxReplicas=2, minReplicas=2),
+     ["modelServices[0].scaling.maxReplicas: hpa mode scales burst replicas above the baseline"]),
+    ("model-needs-tensor-parallel", "prod", _set("modelServices.1.tensorParallelSize", 1),
+     ["modelServices[1].model: 70B at bfloat16 needs ~130 GiB, 130.4 GiB per GPU at tensorParallelSize 1; "
+      "a h100 GPU offers 80.0 GiB x 0.9 minus 2 GiB KV cache = 70.0 GiB; use tensorParallelSize >= 2"]),
+    ("burst-on-missing-spot-pool", "prod", _set("gpuTiers.0.spot", {"enabled": False}),
+     ["modelServices[0].burstCapacity: spot, but tier l40s has no spot pool; set onDemand"]),
+    ("batch-gpus-beyond-node", "staging", _set("batchWorkers.0.gpusPerJob", 8),
+     ["batchWorkers[0].gpusPerJob: 8 exceeds the 1 GPUs of the largest l40s instance"]),
+    ("batch-latest-image", "staging", _set("batchWorkers.0.image", "ghcr.io/x/y:latest"),
+     ["batchWorkers[0].image: 'ghcr.io/x/y:latest' uses :latest; pin a version"]),
+    ("cidr-not-a-cidr", "dev", _set("cluster.network.cidr", "nope"),
+     ["cluster.network.cidr: 'nope' is not an IPv4 CIDR such as 10.0.0.0/16"]),
+    ("typo-in-list-item", "dev", _set("gpuTiers.0.spot.wieght", 3),
+     ["gpuTiers[0].spot.wieght: unknown key; allowed keys: enabled, gpuLimit, weight; did you mean weight?"]),
 ]
 
 
@@ -220,3 +263,54 @@ def test_schema_rejects_an_unknown_namespace_key():
                       "gpu-platform:cluster": {"name": "x"}, "gpu-platform:gpuTiers": [], "gpu-platform:typo": 1}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, stack_file_schema())
+
+
+def test_rule_errors_carry_their_path_as_data():
+    tier = stack_values("dev")[0]["gpuTiers"][0]
+    with pytest.raises(ValidationError) as info:
+        GpuTier.model_validate({**tier, "spot": {"weight": 100}})
+    [err] = info.value.errors()
+    # The model validator runs at the tier's root; the key it blames travels in the context.
+    assert err["loc"] == ()
+    assert err["ctx"]["path"] == ("spot", "weight")
+    assert err["msg"] == "100 must be below onDemand.weight 100"
+
+
+def _prod_service_and_tier() -> tuple[dict, dict]:
+    values, _ = stack_values("prod")
+    return values["modelServices"][1], values["gpuTiers"][1]
+
+
+def test_load_model_joins_the_prefix_and_the_rule_path():
+    service, tier = _prod_service_and_tier()
+    with pytest.raises(ConfigError) as info:
+        load_model(ModelServiceConfig, {**service, "drain": {"shutdownTimeoutSeconds": 5}}, "service")
+    assert info.value.messages == ["service.drain.shutdownTimeoutSeconds: 5 is below 2 x slo.p99GenerationSeconds = 90"]
+    with pytest.raises(ConfigError) as info:
+        load_model(GpuTier, {**tier, "instanceTypes": ["g6e.xlarge"]}, "platform gpuTierSpecs")
+    assert info.value.messages == ["platform gpuTierSpecs.instanceTypes[0]: g6e.xlarge has l40s GPUs, not h100"]
+    with pytest.raises(ConfigError) as info:
+        load_model(ModelServiceConfig, 5, "service")
+    assert info.value.messages == ["service: Input should be a valid dictionary or instance of ModelServiceConfig (got 5)"]
+
+
+def test_load_model_lists_the_keys_of_the_model_it_loads():
+    service, _ = _prod_service_and_tier()
+    with pytest.raises(ConfigError) as info:
+        load_model(ModelServiceConfig, {**service, "tensorParallel": 4}, "service")
+    [line] = info.value.messages
+    assert line.startswith("service.tensorParallel: unknown key; allowed keys: burstCapacity, cache, canary, ")
+    assert line.endswith("; did you mean tensorParallelSize?")
+    assert "gpuTiers" not in line
+
+
+def test_check_service_on_tier_names_the_service_path():
+    service, tier = _prod_service_and_tier()
+    svc = load_model(ModelServiceConfig, {**service, "tensorParallelSize": 1}, "service")
+    with pytest.raises(ConfigError) as info:
+        check_service_on_tier("service", svc, load_model(GpuTier, tier, "tier"), "prod")
+    assert info.value.messages == [
+        "service.model: 70B at bfloat16 needs ~130 GiB, 130.4 GiB per GPU at tensorParallelSize 1; a h100 GPU "
+        "offers 80.0 GiB x 0.9 minus 2 GiB KV cache = 70.0 GiB; use tensorParallelSize >= 2"]
+    check_service_on_tier("service", load_model(ModelServiceConfig, service, "service"),
+                          load_model(GpuTier, tier, "tier"), "prod")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from components import sizing
+from components.config import GpuTier, ModelServiceConfig, StackConfig
 from platform_facts import catalog
-from components.config import GpuTier, ModelServiceConfig, StackConfig, replica_fits
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,9 @@ def placement(service: ModelServiceConfig, tier: GpuTier) -> Placement:
     best: Placement | None = None
     for name in tier.instance_types:
         it = catalog.INSTANCE_TYPES[name]
-        if not replica_fits(service, it):
+        if not sizing.replica_fits(service, it):
             continue
-        per_node = min(it.gpus // service.gpus_per_replica,
-                       int((it.vcpu - 0.5) // service.cpu_per_replica),
-                       int((it.memory_gib * 0.9 - 1) // service.memory_gib_per_replica))
-        cand = Placement(it, max(per_node, 1))
+        cand = Placement(it, sizing.replicas_per_node(service, it))
         if best is None or it.on_demand_hourly / cand.replicas_per_node < best.instance.on_demand_hourly / best.replicas_per_node:
             best = cand
     assert best is not None, "config validation guarantees a fitting instance type"

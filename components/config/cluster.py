@@ -1,0 +1,122 @@
+"""Models of the cluster: network, API endpoint, system nodes."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config.base import DNS_LABEL, ConfigModel
+from components.config.errors import rule_error
+from platform_facts.aws import KUBERNETES_VERSIONS
+
+
+class ExistingVpc(ConfigModel):
+    """Use a VPC you already have instead of creating one."""
+
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$", description="ID of the VPC.")
+    private_subnet_ids: tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")], ...] = Field(
+        min_length=2, description="Private subnets for nodes, in at least two zones."
+    )
+    public_subnet_ids: tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")], ...] = Field(
+        default=(), description="Public subnets for internet-facing load balancers (optional)."
+    )
+
+
+class NetworkConfig(ConfigModel):
+    cidr: str = Field(default="10.0.0.0/16", description="VPC CIDR block (/16 to /20).")
+    availability_zones: int = Field(default=3, ge=2, le=6, description="Zones to span.")
+    nat_gateways: Literal["single", "perAz"] = Field(
+        default="single",
+        description="One shared NAT gateway (cheap, one zone's outage cuts egress) or one per zone.",
+    )
+    existing: ExistingVpc | None = Field(
+        default=None, description="Use this VPC and its subnets instead of creating a VPC."
+    )
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(v)
+        except ValueError:
+            raise rule_error((), f"{v!r} is not an IPv4 CIDR such as 10.0.0.0/16") from None
+        if not 16 <= net.prefixlen <= 20:
+            raise rule_error((), f"{v!r}: the prefix must be /16 to /20 to fit the node subnets")
+        return v
+
+
+class EndpointConfig(ConfigModel):
+    private_access: bool = Field(default=True, description="Reach the API server from inside the VPC.")
+    public_access: bool = Field(default=True, description="Expose the API server publicly.")
+    public_access_cidrs: tuple[str, ...] = Field(
+        default=(), description="CIDRs allowed on the public endpoint; empty means 0.0.0.0/0."
+    )
+    allow_public_from_anywhere: bool = Field(
+        default=False,
+        description="Allow a public endpoint open to 0.0.0.0/0 in prod (refused unless true).",
+    )
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, cidr in enumerate(v):
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise rule_error((i,), f"{cidr!r} is not a CIDR") from None
+        return v
+
+    @property
+    def open_to_world(self) -> bool:
+        return self.public_access and (not self.public_access_cidrs or "0.0.0.0/0" in self.public_access_cidrs)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EndpointConfig:
+        if not self.public_access and not self.private_access:
+            raise rule_error(("publicAccess",), "false with privateAccess false leaves no way to reach the API server")
+        if self.public_access_cidrs and not self.public_access:
+            raise rule_error(("publicAccessCidrs",), "set only when publicAccess is true")
+        return self
+
+
+class SystemNodesConfig(ConfigModel):
+    """The managed node group that runs the controllers (tainted CriticalAddonsOnly)."""
+
+    instance_types: tuple[str, ...] = Field(
+        default=("m7i.xlarge",), min_length=1, description="Instance types of the system node group."
+    )
+    min_size: int = Field(default=2, ge=2, le=20, description="At least 2 (Karpenter runs 2 replicas).")
+    desired_size: int = Field(default=2, ge=2, le=20, description="Nodes at creation, between minSize and maxSize.")
+    max_size: int = Field(default=4, ge=2, le=20, description="Upper bound of the node group.")
+    disk_size_gib: int = Field(default=50, ge=20, le=1000, description="Root volume of each system node.")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SystemNodesConfig:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise rule_error(
+                ("desiredSize",),
+                f"{self.desired_size} must lie between minSize {self.min_size} and maxSize {self.max_size}",
+            )
+        return self
+
+
+class ClusterConfig(ConfigModel):
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=32)] = Field(
+        description="EKS cluster name; also prefixes IAM roles and the interruption queue (<= 32)."
+    )
+    kubernetes_version: Literal[KUBERNETES_VERSIONS] = Field(  # type: ignore[valid-type]
+        default="1.35", description="EKS control-plane version."
+    )
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig, description="Who may reach the API server.")
+    admin_role_arns: tuple[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")], ...] = (
+        Field(default=(), description="Extra IAM roles given cluster-admin through access entries.")
+    )
+    network: NetworkConfig = Field(default_factory=NetworkConfig, description="The VPC: created, or an existing one.")
+    system_nodes: SystemNodesConfig = Field(
+        default_factory=SystemNodesConfig, description="The managed node group that runs the controllers."
+    )
+    create_spot_service_linked_role: bool = Field(
+        default=False, description="Create AWSServiceRoleForEC2Spot (exists once per account)."
+    )

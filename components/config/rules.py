@@ -1,0 +1,143 @@
+"""Cross-field rules of a stack: what no single model can check alone.
+
+Each rule raises :func:`~components.config.errors.rule_error` with the absolute path of the
+key to fix (the stack model sits at the root, so pydantic adds nothing in front).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from components import sizing
+from components.config.errors import Path, rule_error
+from platform_facts import catalog
+from platform_facts.aws import SPOT_NOTICE_SECONDS
+
+if TYPE_CHECKING:
+    from components.config.batch import BatchWorkerConfig
+    from components.config.serving import ModelServiceConfig
+    from components.config.stack import StackConfig
+    from components.config.tiers import GpuTier
+
+
+def check_stack(cfg: StackConfig) -> None:
+    """Every cross-field rule, in the order a reader fixes them; the first broken one raises."""
+    unique(("gpuTiers",), [t.name for t in cfg.gpu_tiers])
+    unique(("modelServices",), [s.name for s in cfg.model_services])
+    unique(("batchWorkers",), [b.name for b in cfg.batch_workers])
+    tiers = {t.name: t for t in cfg.gpu_tiers}
+    prod = cfg.environment == "prod"
+    endpoint = cfg.cluster.endpoint
+    if prod and endpoint.open_to_world and not endpoint.allow_public_from_anywhere:
+        raise rule_error(
+            ("cluster", "endpoint", "publicAccessCidrs"),
+            "prod refuses a public endpoint open to 0.0.0.0/0; list your CIDRs, "
+            "set publicAccess false, or set allowPublicFromAnywhere true",
+        )
+    _check_tiers(cfg, prod)
+    for i, s in enumerate(cfg.model_services):
+        check_service(("modelServices", i), s, tiers, prod)
+    for i, b in enumerate(cfg.batch_workers):
+        _check_batch(("batchWorkers", i), b, tiers)
+    _check_gpu_limits(cfg)
+
+
+def unique(path: Path, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            raise rule_error((*path, i, "name"), f"{n!r} is used twice; names must be unique")
+        seen.add(n)
+
+
+def tier_of(path: Path, name: str, tiers: dict[str, GpuTier]) -> GpuTier:
+    """The tier a workload names, or an error at ``path.tier``."""
+    if name not in tiers:
+        raise rule_error((*path, "tier"), f"{name!r} is not a gpuTiers name; defined: {', '.join(tiers)}")
+    return tiers[name]
+
+
+def _check_tiers(cfg: StackConfig, prod: bool) -> None:
+    strategies = {t.mig.strategy for t in cfg.gpu_tiers if t.mig is not None}
+    if len(strategies) > 1:
+        first = next(i for i, t in enumerate(cfg.gpu_tiers) if t.mig is not None)
+        raise rule_error(("gpuTiers", first, "mig", "strategy"),
+                         "MIG tiers disagree on strategy; the GPU Operator applies one strategy cluster-wide")
+    for i, t in enumerate(cfg.gpu_tiers):
+        if prod and t.ami_alias.endswith("@latest"):
+            raise rule_error(("gpuTiers", i, "amiAlias"),
+                             f"{t.ami_alias}: prod pins an AMI version, e.g. al2023@v20260801")
+
+
+def _check_gpu_limits(cfg: StackConfig) -> None:
+    for i, t in enumerate(cfg.gpu_tiers):
+        if t.on_demand.gpu_limit is not None and t.on_demand.gpu_limit < cfg.baseline_gpus(t.name):
+            raise rule_error(
+                ("gpuTiers", i, "onDemand", "gpuLimit"),
+                f"{t.on_demand.gpu_limit} is below the {cfg.baseline_gpus(t.name)} GPUs the services' "
+                "baselines need on this tier; raise it or drop it to use the computed limit",
+            )
+
+
+def _check_batch(path: Path, b: BatchWorkerConfig, tiers: dict[str, GpuTier]) -> None:
+    tier = tier_of(path, b.tier, tiers)
+    if b.gpus_per_job > tier.max_gpus_per_node:
+        raise rule_error((*path, "gpusPerJob"),
+                         f"{b.gpus_per_job} exceeds the {tier.max_gpus_per_node} GPUs of the largest {tier.name} instance")
+    if b.capacity == "spotOnly" and not tier.spot.enabled:
+        raise rule_error((*path, "capacity"), f"spotOnly but tier {tier.name} has no spot pool")
+    if b.capacity == "onDemand" and not tier.on_demand.enabled:
+        raise rule_error((*path, "capacity"), f"onDemand but tier {tier.name} has no on-demand pool")
+
+
+def check_service(path: Path, s: ModelServiceConfig, tiers: dict[str, GpuTier], prod: bool) -> None:
+    """A service against the tier it names: GPU memory, node fit, pools, drain, prod rules."""
+    tier = tier_of(path, s.tier, tiers)
+    _check_gpu_memory(path, s, tier)
+    if not any(sizing.replica_fits(s, catalog.INSTANCE_TYPES[it]) for it in tier.instance_types):
+        raise rule_error(
+            (*path, "tier"),
+            f"no {tier.name} instance type fits one replica ({s.tensor_parallel_size} GPU, {s.cpu_per_replica} vCPU, "
+            f"{s.memory_gib_per_replica} GiB after system reservations); add a larger type to instanceTypes",
+        )
+    if s.scaling.min_replicas > 0 and not tier.on_demand.enabled:
+        raise rule_error(
+            (*path, "tier"),
+            f"{tier.name} has no on-demand pool, but the service's {s.scaling.min_replicas} baseline "
+            "replicas must never depend on spot; enable gpuTiers[].onDemand or pick another tier",
+        )
+    if s.burst_capacity == "spot" and s.scaling.max_replicas > s.scaling.min_replicas and not tier.spot.enabled:
+        raise rule_error((*path, "burstCapacity"), f"spot, but tier {tier.name} has no spot pool; set onDemand")
+    if s.uses_spot and s.drain.termination_grace_seconds > SPOT_NOTICE_SECONDS:
+        raise rule_error(
+            (*path, "drain"),
+            f"preStop {s.drain.pre_stop_seconds} + shutdownTimeout {s.drain.shutdown_timeout_seconds} + margin "
+            f"{s.drain.margin_seconds} = {s.drain.termination_grace_seconds} s does not fit the "
+            f"{SPOT_NOTICE_SECONDS} s spot notice; shorten the drain or set burstCapacity: onDemand",
+        )
+    if prod and s.scaling.scale_to_zero:
+        raise rule_error((*path, "scaling", "scaleToZero"), "prod forbids scale to zero; keep an on-demand baseline")
+
+
+def _check_gpu_memory(path: Path, s: ModelServiceConfig, tier: GpuTier) -> None:
+    tp = s.tensor_parallel_size
+    if tp > tier.max_gpus_per_node:
+        raise rule_error(
+            (*path, "tensorParallelSize"),
+            f"{tp} exceeds the {tier.max_gpus_per_node} GPUs of the largest {tier.name} instance; "
+            "tensor parallelism stays within one node",
+        )
+    weights = s.model.weights_gib
+    per_gpu = sizing.weights_gib_per_gpu(weights, tp)
+    usable = sizing.usable_gib_per_gpu(tier.gpu_gib, s.gpu_memory_utilization)
+    if per_gpu <= usable:
+        return
+    fit = sizing.smallest_tensor_parallel(weights, usable, tier.max_gpus_per_node)
+    hint = f"use tensorParallelSize >= {fit}" if fit else "use a tier with larger GPUs"
+    raise rule_error(
+        (*path, "model"),
+        f"{s.model.parameters_billion:g}B at {s.model.dtype} needs ~{weights:.0f} GiB, "
+        f"{per_gpu:.1f} GiB per GPU at tensorParallelSize {tp}; a {tier.gpu} GPU offers "
+        f"{tier.gpu_gib:.1f} GiB x {s.gpu_memory_utilization} minus {sizing.MIN_KV_CACHE_GIB_PER_GPU:g} GiB KV cache "
+        f"= {usable:.1f} GiB; {hint}",
+    )

@@ -1,0 +1,194 @@
+"""Models of served models: the model, its SLO, scaling, drain, cache and canary."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components import sizing
+from components.config.base import DNS_LABEL, ConfigModel, ImageRef
+from components.config.errors import rule_error
+from platform_facts import catalog
+
+
+class SecretRef(ConfigModel):
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=253)] = Field(description="Secret name.")
+    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
+
+
+class ModelSpec(ConfigModel):
+    id: str = Field(min_length=1, description="Model id as clients name it, e.g. meta-llama/Llama-3.1-8B-Instruct.")
+    source: str = Field(
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]+|hf://[^\s/]+/[^\s]+)$",
+        description="s3://bucket/prefix (synced to the node cache) or hf://org/name.",
+    )
+    parameters_billion: float = Field(gt=0, le=2000, description="Parameters, for memory and load-time sizing.")
+    dtype: Literal[tuple(catalog.DTYPE_BYTES)] = Field(  # type: ignore[valid-type]
+        default="bfloat16", description="Weight data type; sets bytes per parameter."
+    )
+
+    @property
+    def weights_gib(self) -> float:
+        return catalog.weights_gib(self.parameters_billion, self.dtype)
+
+
+class Slo(ConfigModel):
+    ttft_p95_seconds: float = Field(default=2.0, gt=0, le=120, description="Time-to-first-token target (p95).")
+    p99_generation_seconds: float = Field(default=30.0, gt=0, le=600, description="p99 request duration.")
+    attainment_target: float = Field(default=0.95, gt=0, le=1, description="Share of requests within the TTFT SLO.")
+
+
+class ActiveHours(ConfigModel):
+    """When a scale-to-zero service keeps one replica up (KEDA cron trigger)."""
+
+    timezone: str = Field(default="Etc/UTC", min_length=1, description="IANA time zone.")
+    start: str = Field(default="0 8 * * 1-5", pattern=r"^\S+( \S+){4}$", description="Cron: wake up.")
+    end: str = Field(default="0 20 * * 1-5", pattern=r"^\S+( \S+){4}$", description="Cron: allow scale to zero again.")
+
+
+class Scaling(ConfigModel):
+    mode: Literal["keda", "hpa"] = Field(default="keda", description="KEDA ScaledObject or a plain HPA on the adapter.")
+    min_replicas: int = Field(default=1, ge=0, le=64, description="Baseline replicas, always on on-demand capacity.")
+    max_replicas: int = Field(default=2, ge=1, le=64, description="Baseline + burst replicas at most.")
+    scale_to_zero: bool = Field(default=False, description="Allow 0 replicas when idle (needs minReplicas 0).")
+    target_waiting_per_replica: float = Field(default=5, gt=0, le=1000, description="Queued requests per replica.")
+    kv_cache_target: float = Field(default=0.8, gt=0, le=1, description="KV-cache usage that adds a replica.")
+    ttft_trigger: bool = Field(default=True, description="Also scale on TTFT p95 against the SLO.")
+    polling_interval_seconds: int = Field(default=15, ge=5, le=300, description="How often KEDA queries the triggers.")
+    cooldown_seconds: int = Field(default=300, ge=30, le=7200, description="KEDA wait before 1 -> 0.")
+    scale_down_stabilization_seconds: int = Field(
+        default=300, ge=0, le=3600, description="HPA scale-down stabilization window."
+    )
+    scale_up_pods_per_minute: int = Field(default=2, ge=1, le=64, description="Replicas the HPA may add per minute.")
+    scale_down_pods_per_period: int = Field(
+        default=1, ge=1, le=64, description="Replicas the HPA may remove per scaleDownPeriodSeconds."
+    )
+    scale_down_period_seconds: int = Field(default=120, ge=15, le=1800, description="Period of the scale-down policy.")
+    keep_alive: bool = Field(default=True, description="Trigger on running requests so in-flight work keeps a replica.")
+    active_hours: ActiveHours | None = Field(default=None, description="Hours when one replica stays up (scale to zero).")
+    wake_query: str | None = Field(
+        default=None, min_length=1,
+        description="PromQL on demand seen outside vLLM (gateway or client requests); > 0 wakes a service at zero.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Scaling:
+        if self.max_replicas < self.min_replicas:
+            raise rule_error(("maxReplicas",), f"{self.max_replicas} is below minReplicas {self.min_replicas}")
+        if self.scale_to_zero and self.min_replicas != 0:
+            raise rule_error(("scaleToZero",), f"true needs minReplicas 0, got {self.min_replicas}")
+        if self.min_replicas == 0 and not self.scale_to_zero:
+            raise rule_error(("minReplicas",), "0 needs scaleToZero: true (say it explicitly)")
+        if self.scale_to_zero and not self.keep_alive:
+            raise rule_error(("keepAlive",),
+                             "scale to zero without a keep-alive trigger can drop in-flight requests; set true")
+        if self.scale_to_zero and self.active_hours is None and self.wake_query is None:
+            raise rule_error(("scaleToZero",), "nothing could wake the service at zero replicas (vLLM's metrics "
+                             "vanish with its pods); set activeHours and/or wakeQuery")
+        return self
+
+
+class Drain(ConfigModel):
+    pre_stop_seconds: int = Field(default=15, ge=0, le=120, description="Sleep so endpoints drop the pod before SIGTERM.")
+    shutdown_timeout_seconds: int = Field(default=60, ge=1, le=3600, description="vLLM --shutdown-timeout.")
+    margin_seconds: int = Field(default=10, ge=0, le=120, description="Added to preStop + shutdown for the grace period.")
+
+    @property
+    def termination_grace_seconds(self) -> int:
+        return self.pre_stop_seconds + self.shutdown_timeout_seconds + self.margin_seconds
+
+
+class Cache(ConfigModel):
+    medium: Literal["hostPath", "emptyDir"] = Field(
+        default="hostPath", description="hostPath on the NVMe RAID (survives restarts) or a per-pod emptyDir."
+    )
+    size_gib: int = Field(default=200, ge=10, le=30000, description="Size limit of an emptyDir cache.")
+
+
+class Canary(ConfigModel):
+    """A second revision behind the same Service; traffic share follows the replica ratio."""
+
+    image: ImageRef | None = Field(default=None, description="vLLM image of the canary (default: the pinned one).")
+    model: ModelSpec | None = Field(default=None, description="Model of the canary (default: the service's).")
+    extra_args: tuple[str, ...] = Field(default=(), description="vllm serve arguments of the canary.")
+    replicas: int = Field(default=1, ge=1, le=8, description="Canary replicas.")
+    max_share_percent: int = Field(default=25, ge=1, le=50, description="Cap on canary / (baseline + canary).")
+
+
+class ModelServiceConfig(ConfigModel):
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=30)] = Field(description="Service name (never 'vllm').")
+    namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = Field(
+        default="inference", description="Namespace of the service."
+    )
+    model: ModelSpec = Field(description="The model served.")
+    tier: str = Field(description="Name of a gpuTiers entry.")
+    tensor_parallel_size: int = Field(default=1, ge=1, le=8, description="GPUs per replica (1, 2, 4 or 8), on one node.")
+    gpu_memory_utilization: float = Field(
+        default=0.90, ge=0.5, le=0.98, description="vLLM --gpu-memory-utilization: share of GPU memory vLLM may use."
+    )
+    max_num_seqs: int = Field(default=256, ge=1, le=4096, description="vLLM --max-num-seqs: sequences per batch.")
+    max_model_len: int = Field(default=8192, ge=256, le=1_048_576, description="vLLM --max-model-len: context length.")
+    extra_args: tuple[str, ...] = Field(default=(), description="Appended to vllm serve's arguments.")
+    hf_token_secret: SecretRef | None = Field(default=None, description="Secret holding a Hugging Face token.")
+    burst_capacity: Literal["spot", "onDemand"] = Field(
+        default="spot", description="Burst replicas prefer spot (falling back to on-demand) or stay on-demand."
+    )
+    slo: Slo = Field(default_factory=Slo, description="Latency targets; scaling and drain derive from them.")
+    scaling: Scaling = Field(default_factory=Scaling, description="Replica bounds and autoscaling triggers.")
+    drain: Drain = Field(default_factory=Drain, description="Graceful shutdown of a replica.")
+    cache: Cache = Field(default_factory=Cache, description="Where the model weights are cached on the node.")
+    pre_pull: bool = Field(default=False, description="DaemonSet that pulls the image and warms the cache on tier nodes.")
+    pending_alert_minutes: int = Field(default=10, ge=1, le=120, description="Alert when GPU pods stay Pending this long.")
+    canary: Canary | None = Field(default=None, description="A second revision behind the same Service.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_vllm(cls, v: str) -> str:
+        if v == "vllm":
+            raise rule_error((), "'vllm' is refused: Kubernetes would inject VLLM_PORT=tcp://..., which vLLM rejects")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelServiceConfig:
+        need = math.ceil(2 * self.slo.p99_generation_seconds)
+        if self.drain.shutdown_timeout_seconds < need:
+            raise rule_error(("drain", "shutdownTimeoutSeconds"),
+                             f"{self.drain.shutdown_timeout_seconds} is below 2 x slo.p99GenerationSeconds = {need}")
+        if self.tensor_parallel_size not in sizing.TENSOR_PARALLEL_SIZES:
+            raise rule_error(("tensorParallelSize",), f"{self.tensor_parallel_size}; allowed 1, 2, 4 or 8")
+        if self.scaling.mode == "hpa" and self.scaling.scale_to_zero:
+            raise rule_error(("scaling", "mode"), "hpa cannot scale to zero; use keda or set scaleToZero false")
+        if self.scaling.mode == "hpa" and self.scaling.max_replicas <= self.scaling.min_replicas:
+            raise rule_error(("scaling", "maxReplicas"),
+                             "hpa mode scales burst replicas above the baseline; set maxReplicas > minReplicas")
+        if self.pre_pull and self.cache.medium != "hostPath":
+            raise rule_error(("prePull",),
+                             "warms a node cache, so it needs cache.medium hostPath (an emptyDir dies with its pod)")
+        if self.canary is not None:
+            share = 100 * self.canary.replicas / (self.scaling.min_replicas + self.canary.replicas)
+            if share > self.canary.max_share_percent:
+                raise rule_error(("canary", "replicas"),
+                                 f"{self.canary.replicas} canary replicas next to {self.scaling.min_replicas} "
+                                 f"baseline replicas take {share:.0f}% of traffic; the cap is {self.canary.max_share_percent}%")
+        return self
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tensor_parallel_size
+
+    @property
+    def cpu_per_replica(self) -> int:
+        """vCPUs requested per replica: 4 per GPU (tokenization, scheduling, detokenization)."""
+        return sizing.replica_vcpu(self.gpus_per_replica)
+
+    @property
+    def memory_gib_per_replica(self) -> int:
+        """Host memory per replica: at least 8 GiB per GPU, and enough to stage the weights
+        through host memory while loading (weights x 1.2 + 4 GiB)."""
+        return sizing.replica_memory_gib(self.model.weights_gib, self.gpus_per_replica)
+
+    @property
+    def uses_spot(self) -> bool:
+        return self.burst_capacity == "spot" and self.scaling.max_replicas > self.scaling.min_replicas

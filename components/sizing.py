@@ -1,0 +1,99 @@
+"""Sizing arithmetic: how much of a GPU and of a node one vLLM replica takes.
+
+One module for the figures that config validation, the capacity report (``render/capacity``)
+and the simulator must agree on. Pure functions of numbers and catalog facts; it imports
+no config model, so the config rules can use it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from platform_facts import catalog
+
+# vLLM needs room for the KV cache and activations beyond the weights on every GPU.
+MIN_KV_CACHE_GIB_PER_GPU = 2.0
+# Node reservations follow the EKS AMI's kubelet formulas, rounded up: ~0.5 vCPU and ~10 % of
+# memory plus 1 GiB for the kubelet, system daemons and the node's DaemonSets (device plugin,
+# DCGM, CNI).
+RESERVED_VCPU = 0.5
+ALLOCATABLE_MEMORY_FRACTION = 0.9
+RESERVED_MEMORY_GIB = 1
+# Per GPU: 4 vCPUs (tokenization, scheduling, detokenization) and at least 8 GiB of host memory.
+VCPU_PER_GPU = 4
+MIN_HOST_MEMORY_GIB_PER_GPU = 8
+# Weights are staged through host memory while loading: weights x 1.2 + 4 GiB.
+STAGING_FACTOR = 1.2
+STAGING_EXTRA_GIB = 4
+TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
+
+
+class ReplicaShape(Protocol):
+    """What a replica asks of a node (a ModelServiceConfig is one)."""
+
+    @property
+    def gpus_per_replica(self) -> int: ...
+    @property
+    def cpu_per_replica(self) -> int: ...
+    @property
+    def memory_gib_per_replica(self) -> int: ...
+
+
+def gpu_gib(gpu: str) -> float:
+    """Memory of one GPU of this model, in GiB."""
+    return catalog.GPUS[gpu].mib / 1024
+
+
+def weights_gib_per_gpu(weights_gib: float, tensor_parallel_size: int) -> float:
+    """Weights each GPU holds when the model is split over ``tensor_parallel_size`` GPUs."""
+    return weights_gib / tensor_parallel_size
+
+
+def usable_gib_per_gpu(gpu_gib: float, utilization: float, reserved_gib: float = MIN_KV_CACHE_GIB_PER_GPU) -> float:
+    """GPU memory vLLM may fill (``--gpu-memory-utilization``) less ``reserved_gib``."""
+    return gpu_gib * utilization - reserved_gib
+
+
+def kv_cache_gib(gpu_gib: float, utilization: float, tensor_parallel_size: int, weights_gib: float,
+                 reserved_gib_per_gpu: float) -> float:
+    """Memory left for the KV cache over all the replica's GPUs, once the weights are loaded."""
+    return usable_gib_per_gpu(gpu_gib, utilization, reserved_gib_per_gpu) * tensor_parallel_size - weights_gib
+
+
+def smallest_tensor_parallel(weights_gib: float, usable_gib: float, max_gpus: int) -> int | None:
+    """The smallest tensor-parallel size (up to ``max_gpus``) whose weights per GPU fit."""
+    return next((n for n in TENSOR_PARALLEL_SIZES
+                 if n <= max_gpus and weights_gib_per_gpu(weights_gib, n) <= usable_gib), None)
+
+
+def replica_vcpu(gpus: int) -> int:
+    """vCPUs requested per replica."""
+    return VCPU_PER_GPU * gpus
+
+
+def replica_memory_gib(weights_gib: float, gpus: int) -> int:
+    """Host memory requested per replica: enough per GPU, and enough to stage the weights."""
+    return max(MIN_HOST_MEMORY_GIB_PER_GPU * gpus, math.ceil(weights_gib * STAGING_FACTOR) + STAGING_EXTRA_GIB)
+
+
+def allocatable_vcpu(it: catalog.InstanceType) -> float:
+    return it.vcpu - RESERVED_VCPU
+
+
+def allocatable_memory_gib(it: catalog.InstanceType) -> float:
+    return it.memory_gib * ALLOCATABLE_MEMORY_FRACTION - RESERVED_MEMORY_GIB
+
+
+def replica_fits(replica: ReplicaShape, it: catalog.InstanceType) -> bool:
+    """Whether one replica fits the instance's allocatable resources."""
+    return (it.gpus >= replica.gpus_per_replica
+            and allocatable_vcpu(it) >= replica.cpu_per_replica
+            and allocatable_memory_gib(it) >= replica.memory_gib_per_replica)
+
+
+def replicas_per_node(replica: ReplicaShape, it: catalog.InstanceType) -> int:
+    """Replicas that fit on one node of this type (0 when not even one does)."""
+    return min(it.gpus // replica.gpus_per_replica,
+               int(allocatable_vcpu(it) // replica.cpu_per_replica),
+               int(allocatable_memory_gib(it) // replica.memory_gib_per_replica))
