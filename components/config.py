@@ -593,6 +593,7 @@ class StackConfig(_Model):
             tier = _tier_of(f"batchWorkers[{i}]", b.tier, tiers)
             if b.gpus_per_job > tier.max_gpus_per_node:
                 raise _fail(f"batchWorkers[{i}].gpusPerJob", f"{b.gpus_per_job} exceeds the {tier.max_gpus_per_node} GPUs of the largest {tier.name} instance")
+            _check_job_fits(f"batchWorkers[{i}]", b, tier)
             if b.capacity == "spotOnly" and not tier.spot.enabled:
                 raise _fail(f"batchWorkers[{i}].capacity", f"spotOnly but tier {tier.name} has no spot pool")
             if b.capacity == "onDemand" and not tier.on_demand.enabled:
@@ -690,13 +691,36 @@ def _check_service(path: str, s: ModelServiceConfig, tiers: dict[str, GpuTier], 
         raise _fail(f"{path}.scaling.scaleToZero", "prod forbids scale to zero; keep an on-demand baseline")
 
 
+def allocatable(it: catalog.InstanceType) -> tuple[float, float]:
+    """vCPU and GiB left for our pods. Reservations follow the EKS AMI's kubelet formulas,
+    rounded up: ~0.5 vCPU and ~10 % of memory plus 1 GiB for the kubelet, system daemons
+    and the node's DaemonSets (device plugin, DCGM, CNI)."""
+    return it.vcpu - 0.5, it.memory_gib * 0.9 - 1
+
+
 def replica_fits(s: ModelServiceConfig, it: catalog.InstanceType) -> bool:
-    """Whether a replica fits the instance's allocatable resources. Reservations follow the
-    EKS AMI's kubelet formulas, rounded up: ~0.5 vCPU and ~10 % of memory plus 1 GiB for
-    the kubelet, system daemons and the node's DaemonSets (device plugin, DCGM, CNI)."""
-    return (it.gpus >= s.gpus_per_replica
-            and it.vcpu - 0.5 >= s.cpu_per_replica
-            and it.memory_gib * 0.9 - 1 >= s.memory_gib_per_replica)
+    """Whether a replica fits the instance's allocatable resources (see :func:`allocatable`)."""
+    cpu, memory_gib = allocatable(it)
+    return it.gpus >= s.gpus_per_replica and cpu >= s.cpu_per_replica and memory_gib >= s.memory_gib_per_replica
+
+
+def _check_job_fits(path: str, b: BatchWorkerConfig, tier: GpuTier) -> None:
+    """A job pod must fit one instance type of its tier, by the rule replicas follow; else
+    the ScaledJob creates pods that stay Pending on every node Karpenter can offer."""
+    room = [allocatable(catalog.INSTANCE_TYPES[t]) for t in tier.instance_types
+            if catalog.INSTANCE_TYPES[t].gpus >= b.gpus_per_job]
+    if any(cpu >= b.cpu_per_job and mem >= b.memory_gib_per_job for cpu, mem in room):
+        return
+    max_cpu, max_mem = math.floor(max(c for c, _ in room)), math.floor(max(m for _, m in room))
+    types = ", ".join(tier.instance_types)
+    if b.cpu_per_job > max_cpu:
+        raise _fail(f"{path}.cpuPerJob", f"{b.cpu_per_job} does not fit tier {tier.name} ({types}): at most {max_cpu} "
+                    "vCPU after system reservations; lower it or add a larger type to instanceTypes")
+    if b.memory_gib_per_job > max_mem:
+        raise _fail(f"{path}.memoryGibPerJob", f"{b.memory_gib_per_job} does not fit tier {tier.name} ({types}): at most "
+                    f"{max_mem} GiB after system reservations; lower it or add a larger type to instanceTypes")
+    raise _fail(f"{path}.cpuPerJob", f"{b.cpu_per_job} vCPU and {b.memory_gib_per_job} GiB fit no single {tier.name} "
+                f"instance type ({types}); lower one or add a larger type to instanceTypes")
 
 
 # --------------------------------------------------------------------------- loading
