@@ -16,8 +16,12 @@ def k8s_name(*parts: str, max_length: int = 63) -> str:
     A name that must be shortened keeps a readable prefix and gets a stable 6-character
     hash of the full name, so two long names never collide after truncation.
     """
+    if not 8 <= max_length <= 63:
+        # Below 8 there is no room for one character, '-' and the hash; above 63 it is no label.
+        raise ValueError(f"max_length {max_length} is outside 8..63")
     name = "-".join(p for p in parts if p)
-    if not DNS1123_LABEL.match(name):
+    # fullmatch: with match, '$' would also accept a trailing newline.
+    if not DNS1123_LABEL.fullmatch(name):
         raise ValueError(f"{name!r} is not a DNS-1123 label (lower-case letters, digits, '-')")
     if len(name) <= max_length:
         return name

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from components.render import batch as render_batch
-from components.render import cache, vllm
 from tests.conformance import check_manifest
 from tests.conftest import build, by_type, load, load_with
 
@@ -76,21 +74,39 @@ def test_redis_requires_auth_from_the_generated_secret(staging):
 def test_network_policy_admits_workers_producers_and_keda_only(staging):
     (np,) = [r.inputs for r in by_type(staging, "kubernetes:networking.k8s.io/v1:NetworkPolicy")]
     (rule,) = np["spec"]["ingress"]
-    assert rule["from"][0] == {"podSelector": {"matchLabels": render_batch.worker_labels(load("staging").batch_workers[0])}}
+    workers = {"app.kubernetes.io/name": "batch-worker", "app.kubernetes.io/instance": "embed",
+               "app.kubernetes.io/component": "batch-worker"}
+    assert rule["from"][0] == {"podSelector": {"matchLabels": workers}}
+    # The selector admits the pods the ScaledJob actually creates.
+    (job,) = [r.inputs for r in by_type(staging, "kubernetes:keda.sh/v1alpha1:ScaledJob")]
+    assert workers.items() <= job["spec"]["jobTargetRef"]["template"]["metadata"]["labels"].items()
     assert rule["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["inference", "keda"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
 
 
-def test_init_container_is_the_model_service_one(staging, monkeypatch):
-    cfg = load("staging")
+def test_init_container_fills_the_shared_node_cache(staging):
     (job,) = [r.inputs for r in by_type(staging, "kubernetes:keda.sh/v1alpha1:ScaledJob")]
-    init = job["spec"]["jobTargetRef"]["template"]["spec"]["initContainers"]
-    assert init == [cache.init_container(cfg.batch_workers[0].model)]
-    # Same function, no copy: replacing it changes both renderings.
-    monkeypatch.setattr(cache, "init_container", lambda model, token=None: {"name": "sentinel"})
-    job_pod = render_batch.scaled_job(cfg.batch_workers[0], cfg.tier("l40s"))["spec"]["jobTargetRef"]["template"]["spec"]
-    svc_pod = vllm.pod_spec(cfg.model_services[0], cfg.tier("l40s"), "baseline")
-    assert job_pod["initContainers"] == svc_pod["initContainers"] == [{"name": "sentinel"}]
+    pod = job["spec"]["jobTargetRef"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (worker,) = pod["containers"]
+    assert init["name"] == "model-cache" and init["image"] == "public.ecr.aws/aws-cli/aws-cli:2.31.12"
+    assert init["env"] == [
+        {"name": "MODEL_SOURCE", "value": "s3://llm-staging-models/BAAI/bge-large-en-v1.5"},
+        {"name": "CACHE_DIR", "value": "/models/llm-staging-models/BAAI/bge-large-en-v1.5"},
+    ]
+    assert init["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models"}]
+    assert pod["volumes"] == [{"name": "model-cache", "hostPath": {"path": "/mnt/k8s-disks/0/models", "type": "DirectoryOrCreate"}}]
+    assert {"name": "MODEL_PATH", "value": "/models/llm-staging-models/BAAI/bge-large-en-v1.5"} in worker["env"]
+    assert worker["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models", "readOnly": True}]
+    # Jobs and vLLM replicas on one node share the hostPath cache, so they must write it the
+    # same way (same sync script and marker, same image, same mount), or one would redo or
+    # break the other's copy.
+    svc_pod = next(r.inputs for r in by_type(staging, "kubernetes:apps/v1:Deployment")
+                   if r.inputs["metadata"]["name"] == "chat-baseline")["spec"]["template"]["spec"]
+    (svc_init,) = svc_pod["initContainers"]
+    for key in ("image", "command", "volumeMounts", "resources"):
+        assert init[key] == svc_init[key], key
+    assert pod["volumes"][0] in svc_pod["volumes"]
 
 
 def test_existing_redis_with_tls():

@@ -6,6 +6,7 @@ key to fix (the stack model sits at the root, so pydantic adds nothing in front)
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from components import sizing
@@ -84,10 +85,30 @@ def _check_batch(path: Path, b: BatchWorkerConfig, tiers: dict[str, GpuTier]) ->
     if b.gpus_per_job > tier.max_gpus_per_node:
         raise rule_error((*path, "gpusPerJob"),
                          f"{b.gpus_per_job} exceeds the {tier.max_gpus_per_node} GPUs of the largest {tier.name} instance")
+    _check_job_fits(path, b, tier)
     if b.capacity == "spotOnly" and not tier.spot.enabled:
         raise rule_error((*path, "capacity"), f"spotOnly but tier {tier.name} has no spot pool")
     if b.capacity == "onDemand" and not tier.on_demand.enabled:
         raise rule_error((*path, "capacity"), f"onDemand but tier {tier.name} has no on-demand pool")
+
+
+def _check_job_fits(path: Path, b: BatchWorkerConfig, tier: GpuTier) -> None:
+    """A job pod must fit one instance type of its tier, by the rule replicas follow; else
+    the ScaledJob creates pods that stay Pending on every node Karpenter can offer."""
+    room = [(sizing.allocatable_vcpu(it), sizing.allocatable_memory_gib(it))
+            for it in (catalog.INSTANCE_TYPES[t] for t in tier.instance_types) if it.gpus >= b.gpus_per_job]
+    if any(cpu >= b.cpu_per_job and mem >= b.memory_gib_per_job for cpu, mem in room):
+        return
+    max_cpu, max_mem = math.floor(max(c for c, _ in room)), math.floor(max(m for _, m in room))
+    types = ", ".join(tier.instance_types)
+    if b.cpu_per_job > max_cpu:
+        raise rule_error((*path, "cpuPerJob"), f"{b.cpu_per_job} does not fit tier {tier.name} ({types}): at most "
+                         f"{max_cpu} vCPU after system reservations; lower it or add a larger type to instanceTypes")
+    if b.memory_gib_per_job > max_mem:
+        raise rule_error((*path, "memoryGibPerJob"), f"{b.memory_gib_per_job} does not fit tier {tier.name} ({types}): "
+                         f"at most {max_mem} GiB after system reservations; lower it or add a larger type to instanceTypes")
+    raise rule_error((*path, "cpuPerJob"), f"{b.cpu_per_job} vCPU and {b.memory_gib_per_job} GiB fit no single "
+                     f"{tier.name} instance type ({types}); lower one or add a larger type to instanceTypes")
 
 
 def check_service(path: Path, s: ModelServiceConfig, tiers: dict[str, GpuTier], prod: bool) -> None:

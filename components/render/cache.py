@@ -11,6 +11,7 @@ half model that vLLM would load; a cache whose marker matches the source is used
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -21,6 +22,12 @@ HOST_CACHE_ROOT = "/mnt/k8s-disks/0/models"
 MOUNT = "/models"
 VOLUME = "model-cache"
 MARKER = ".complete"
+# The init container runs before the pod's other containers, so the scheduler counts
+# max(init, sum of the others) per resource. Requests at or below the smallest pod that
+# carries this container (a batch job may ask for 1 vCPU and 1 GiB) never raise what the pod
+# asks for, so the config's fit checks (replica_fits, batch jobs), which size the main
+# container only, stay true. No CPU limit: the sync may use every idle core of the node.
+INIT_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
 
 _SYNC = r"""set -eu
 dest="$CACHE_DIR"
@@ -86,7 +93,7 @@ def init_container(model: ModelSpec, hf_token: SecretRef | None = None) -> dict[
         "image": image,
         "command": ["/bin/sh", "-c", _SYNC.format(marker=MARKER, fetch=fetch)],
         "env": env,
-        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "resources": copy.deepcopy(INIT_RESOURCES),
         "volumeMounts": [{"name": VOLUME, "mountPath": MOUNT}],
     }
 

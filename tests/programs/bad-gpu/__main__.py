@@ -1,5 +1,7 @@
-"""A raw Deployment that breaks GPU rules: :latest image, GPU requests != limits,
-no GPU toleration, no preStop hook."""
+"""A raw Deployment, written without our components, that breaks the pack's GPU rules:
+a :latest image; GPU requests (1) != limits (2); no CPU or memory request; no GPU
+toleration; no startup, readiness or preStop; the default 30 s grace and 25 % maxUnavailable;
+and no ServiceMonitor. tests/test_synth.py expects exactly these violations."""
 
 import pulumi
 import pulumi_kubernetes as k8s
