@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -212,3 +214,65 @@ def test_cli_rejects_an_unknown_service(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--service", "nope",
                            "--trace", str(TRACE), "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and "chat-8b, reason-70b" in proc.stderr
+
+
+# ---------------------------------------------------------------------- golden replays
+# Reviewed figures of a few replays of the vendored trace; any change to the simulation's
+# output (a refactor must make none) shows up here. After an intended model change, rewrite
+# the file with SIMULATOR_GOLDEN_UPDATE=1 and review the diff like any other.
+GOLDEN = REPO / "tests" / "golden" / "simulator" / "replays.json"
+
+
+def _replay_figures(run) -> dict:
+    """The metrics, the timeline every 5 minutes, and a digest of every request's timestamps."""
+    r = run.result
+    rows = [f"{a!r},{f!r},{e!r},{c}" for a, f, e, c in zip(r.admitted, r.first_token, r.end, r.capacity, strict=True)]
+    timeline = [[row["t"], row["ready"], row["pending"], row["nodes_on_demand"], row["nodes_spot"], row["queue"],
+                 row["ttft_p95"] if row["ttft_p95"] is None else round(row["ttft_p95"], 3)]
+                for row in r.timeline[::20]]
+    return {"metrics": run.metrics(), "timeline_t_ready_pending_od_spot_queue_p95": timeline,
+            "requests_sha256": hashlib.sha256("\n".join(rows).encode()).hexdigest()}
+
+
+def _golden_replays() -> dict:
+    trace = load_trace(TRACE)
+    out = {}
+    prod, staging, dev = load("prod"), load("staging"), load("dev")
+    chat8b, reason70b = prod.model_services
+    sim = Simulator(prod, chat8b, trace, seed=1, spot_interruptions_per_hour=6)
+    out["prod/chat-8b stack, 6 spot interruptions/h"] = _replay_figures(sim.run(sim.profile("stack")))
+    sim = Simulator(prod, chat8b, trace, seed=2)
+    out["prod/chat-8b seed-default"] = _replay_figures(sim.run(sim.profile("seed-default")))
+    oracle, factor = sim.oracle(chat8b.slo.attainment_target)
+    out["prod/chat-8b oracle"] = {**_replay_figures(oracle), "work_factor": factor}
+    sim = Simulator(prod, reason70b, trace)
+    out["prod/reason-70b stack"] = _replay_figures(sim.run(sim.profile("stack")))
+    svc = staging.model_services[0]
+    sim = Simulator(staging, svc, trace, seed=4, spot_interruptions_per_hour=1,
+                    prometheus_outages=((600.0, 1500.0), (2000.0, 2100.0)))
+    out["staging/chat stack, Prometheus outages"] = _replay_figures(sim.run(sim.profile("stack")))
+    svc = dev.model_services[0]
+    sim = Simulator(dev, svc, trace)
+    out["dev/chat stack (active hours close mid-trace)"] = _replay_figures(sim.run(sim.profile("stack")))
+    burst = synthetic(_burst_trace(100, 30, 4) + [(3000.0, 10, 1)])
+    sim = Simulator(dev, svc, burst)
+    out["dev/chat wake from zero"] = _replay_figures(sim.run(from_config(svc, 0).with_(active_hours=None, wake=True)))
+    long_generations = synthetic([(100 + i, 100, 6000) for i in range(4)])
+    sim = Simulator(dev, svc, long_generations)
+    cut = from_config(svc, 0).with_(active_hours=None, wake=True, keep_alive_per_replica=None)
+    out["dev/chat to zero under running requests"] = _replay_figures(sim.run(cut))
+    return out
+
+
+def test_replays_match_the_golden_figures():
+    figures = _golden_replays()
+    if os.environ.get("SIMULATOR_GOLDEN_UPDATE"):
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    assert json.loads(json.dumps(figures)) == golden
+    # The golden set exercises what it claims to: preemption, spot retries, KEDA fallback, zero.
+    assert golden["dev/chat to zero under running requests"]["metrics"]["retries"] > 0
+    assert golden["prod/chat-8b stack, 6 spot interruptions/h"]["metrics"]["node_hours"]["spot"] > 0
+    assert any(g["metrics"]["preemptions"] > 0 for g in golden.values())
+    assert golden["dev/chat wake from zero"]["timeline_t_ready_pending_od_spot_queue_p95"][0][1] == 0
