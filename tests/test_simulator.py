@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,8 +13,8 @@ import pytest
 
 from simulator import perf as perf_mod
 from simulator.profile import from_config, seed_default
-from simulator.run import Simulator
-from simulator.sim import Simulation
+from simulator.replay import ServiceReplay
+from simulator.run import Experiment
 from simulator.trace import Request, Trace
 from simulator.trace import load as load_trace
 from tests.conftest import REPO, load, load_with
@@ -60,7 +61,7 @@ def test_single_request_latency_matches_the_model():
     svc = cfg.model_services[0]
     p = perf_mod.replica_perf(svc, "l40s")
     trace = synthetic([(10.0, 1000, 101)])
-    result = Simulation(cfg, svc, trace, from_config(svc, 300)).run()
+    result = ServiceReplay(cfg, svc, trace, from_config(svc, 300)).replay()
     ttft = result.first_token[0] - 10.0
     assert ttft == pytest.approx(1000 * p.delta, abs=1e-6)  # prefill of 1000 tokens
     e2e = result.end[0] - 10.0
@@ -71,8 +72,8 @@ def test_deterministic_for_a_seed():
     cfg = load("prod")
     svc = cfg.model_services[0]
     trace = load_trace(TRACE)
-    a = Simulator(cfg, svc, trace, seed=3, spot_interruptions_per_hour=0.5).run(from_config(svc, 300)).metrics()
-    b = Simulator(cfg, svc, trace, seed=3, spot_interruptions_per_hour=0.5).run(from_config(svc, 300)).metrics()
+    a = Experiment(cfg, svc, trace, seed=3, spot_interruptions_per_hour=0.5).run(from_config(svc, 300)).metrics()
+    b = Experiment(cfg, svc, trace, seed=3, spot_interruptions_per_hour=0.5).run(from_config(svc, 300)).metrics()
     assert a == b
 
 
@@ -85,14 +86,14 @@ def test_nothing_wakes_a_service_at_zero_without_a_wake_signal():
     cfg = load("dev")
     svc = cfg.model_services[0]
     trace = synthetic(_burst_trace(100, 30, 4))
-    result = Simulation(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=False)).run()
+    result = ServiceReplay(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=False)).replay()
     assert result.ttfts() == [] and max(row["ready"] for row in result.timeline) == 0
 
 
 def test_active_hours_keep_one_replica_in_the_window():
     cfg = load("dev")  # activeHours 07:00-19:00 UTC on weekdays; the synthetic trace starts Monday 12:00
     svc = cfg.model_services[0]
-    result = Simulation(cfg, svc, synthetic([(5.0, 100, 10)]), from_config(svc, 0)).run()
+    result = ServiceReplay(cfg, svc, synthetic([(5.0, 100, 10)]), from_config(svc, 0)).replay()
     assert min(row["ready"] for row in result.timeline if row["t"] > 0) == 1
 
 
@@ -101,13 +102,13 @@ def test_keda_activation_and_cooldown_to_zero():
     svc = cfg.model_services[0]
     prof = from_config(svc, 0).with_(active_hours=None, wake=True)
     trace = synthetic(_burst_trace(100, 30, 4) + [(3000.0, 10, 1)])
-    sim = Simulation(cfg, svc, trace, prof)
-    result = sim.run()
+    replay = ServiceReplay(cfg, svc, trace, prof)
+    result = replay.replay()
     ready = [(row["t"], row["ready"]) for row in result.timeline]
     assert all(r == 0 for t, r in ready if t < 100)  # idle at zero before the burst
     up = next(t for t, r in ready if r > 0)
-    assert up > 100 + sim.cold.node_ready  # cold start: node, image, model, engine
-    last_busy = max(e for e in result.end if e == e and e < 3000)
+    assert up > 100 + replay.cold.node_ready  # cold start: node, image, model, engine
+    last_busy = max(e for e in result.end if not math.isnan(e) and e < 3000)
     down = next(t for t, r in ready if t > up and r == 0)
     # Back to zero only after the cooldown (and the HPA's stabilization on the way down).
     assert down >= last_busy + prof.cooldown_seconds
@@ -119,10 +120,10 @@ def test_keep_alive_holds_a_replica_while_requests_run():
     # Long generations: the queue empties fast but requests keep running for minutes.
     # ~540 s of decode each on an L4: longer than cooldown (120 s) plus the drain (75 s).
     trace = synthetic([(100 + i, 100, 6000) for i in range(4)])
-    with_keep = Simulation(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=True)).run()
-    assert all(e == e for e in with_keep.end) and with_keep.retries == 0
-    without = Simulation(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=True,
-                                                                     keep_alive_per_replica=None)).run()
+    with_keep = ServiceReplay(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=True)).replay()
+    assert not any(math.isnan(e) for e in with_keep.end) and with_keep.retries == 0
+    without = ServiceReplay(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=True,
+                                                                     keep_alive_per_replica=None)).replay()
     assert without.retries > 0  # scaled to zero under running requests: they were cut and retried
 
 
@@ -130,7 +131,7 @@ def test_karpenter_respects_nodepool_limits_and_prefers_spot_for_burst():
     cfg = load_with("prod", lambda v: v["gpuTiers"][0]["spot"].update(gpuLimit=2))
     svc = cfg.model_services[0]
     trace = synthetic(_burst_trace(60, 900, 12))
-    result = Simulation(cfg, svc, trace, from_config(svc, 0)).run()
+    result = ServiceReplay(cfg, svc, trace, from_config(svc, 0)).replay()
     spot = max(row["nodes_spot"] for row in result.timeline)
     on_demand = max(row["nodes_on_demand"] for row in result.timeline)
     assert spot == 2  # the spot limit (2 GPUs, 1 per node)
@@ -149,17 +150,17 @@ def test_keda_fallback_during_a_prometheus_outage():
     def replicas(result) -> int:
         return max(row["ready"] + row["pending"] for row in result.timeline if 300 <= row["t"] < 900)
 
-    assert replicas(Simulation(cfg, svc, trace, prof).run()) == 1
+    assert replicas(ServiceReplay(cfg, svc, trace, prof).replay()) == 1
     outage = ((300.0, 900.0),)
-    assert replicas(Simulation(cfg, svc, trace, prof, prometheus_outages=outage).run()) == 3
+    assert replicas(ServiceReplay(cfg, svc, trace, prof, prometheus_outages=outage).replay()) == 3
     # Without a fallback the HPA holds what it had while the metric is missing.
-    assert replicas(Simulation(cfg, svc, trace, prof.with_(fallback_replicas=None), prometheus_outages=outage).run()) == 1
+    assert replicas(ServiceReplay(cfg, svc, trace, prof.with_(fallback_replicas=None), prometheus_outages=outage).replay()) == 1
 
 
 def test_on_demand_burst_never_uses_spot():
     cfg = load("prod")
     svc = cfg.model_services[1]  # reason-70b: burstCapacity onDemand
-    result = Simulation(cfg, svc, synthetic(_burst_trace(60, 300, 2, 4000, 300)), from_config(svc, 0)).run()
+    result = ServiceReplay(cfg, svc, synthetic(_burst_trace(60, 300, 2, 4000, 300)), from_config(svc, 0)).replay()
     assert result.node_seconds["spot"] == 0 and result.node_seconds["on-demand"] > 0
 
 
@@ -167,8 +168,8 @@ def test_spot_interruptions_cost_retries_not_requests():
     cfg = load("prod")
     svc = cfg.model_services[0]
     trace = load_trace(TRACE)
-    calm = Simulator(cfg, svc, trace, seed=1, spot_interruptions_per_hour=0).run(from_config(svc, 300))
-    stormy = Simulator(cfg, svc, trace, seed=1, spot_interruptions_per_hour=6).run(from_config(svc, 300))
+    calm = Experiment(cfg, svc, trace, seed=1, spot_interruptions_per_hour=0).run(from_config(svc, 300))
+    stormy = Experiment(cfg, svc, trace, seed=1, spot_interruptions_per_hour=6).run(from_config(svc, 300))
     assert calm.metrics()["served"] == stormy.metrics()["served"] == len(trace.requests)
     assert stormy.result.node_seconds != calm.result.node_seconds
 
@@ -176,9 +177,9 @@ def test_spot_interruptions_cost_retries_not_requests():
 def test_stack_profile_beats_the_seed_default_and_the_oracle_is_a_lower_bound():
     cfg = load("prod")
     svc = cfg.model_services[0]
-    sim = Simulator(cfg, svc, load_trace(TRACE))
-    stack, seed = sim.run(sim.profile("stack")), sim.run(sim.profile("seed-default"))
-    oracle, _ = sim.oracle(svc.slo.attainment_target)
+    experiment = Experiment(cfg, svc, load_trace(TRACE))
+    stack, seed = experiment.run(experiment.profile("stack")), experiment.run(experiment.profile("seed-default"))
+    oracle, _ = experiment.oracle(svc.slo.attainment_target)
     assert stack.attainment() > seed.attainment()
     assert oracle.attainment() >= svc.slo.attainment_target
     assert oracle.result.cost < min(stack.result.cost, seed.result.cost)
@@ -239,28 +240,28 @@ def _golden_replays() -> dict:
     out = {}
     prod, staging, dev = load("prod"), load("staging"), load("dev")
     chat8b, reason70b = prod.model_services
-    sim = Simulator(prod, chat8b, trace, seed=1, spot_interruptions_per_hour=6)
-    out["prod/chat-8b stack, 6 spot interruptions/h"] = _replay_figures(sim.run(sim.profile("stack")))
-    sim = Simulator(prod, chat8b, trace, seed=2)
-    out["prod/chat-8b seed-default"] = _replay_figures(sim.run(sim.profile("seed-default")))
-    oracle, factor = sim.oracle(chat8b.slo.attainment_target)
+    experiment = Experiment(prod, chat8b, trace, seed=1, spot_interruptions_per_hour=6)
+    out["prod/chat-8b stack, 6 spot interruptions/h"] = _replay_figures(experiment.run(experiment.profile("stack")))
+    experiment = Experiment(prod, chat8b, trace, seed=2)
+    out["prod/chat-8b seed-default"] = _replay_figures(experiment.run(experiment.profile("seed-default")))
+    oracle, factor = experiment.oracle(chat8b.slo.attainment_target)
     out["prod/chat-8b oracle"] = {**_replay_figures(oracle), "work_factor": factor}
-    sim = Simulator(prod, reason70b, trace)
-    out["prod/reason-70b stack"] = _replay_figures(sim.run(sim.profile("stack")))
+    experiment = Experiment(prod, reason70b, trace)
+    out["prod/reason-70b stack"] = _replay_figures(experiment.run(experiment.profile("stack")))
     svc = staging.model_services[0]
-    sim = Simulator(staging, svc, trace, seed=4, spot_interruptions_per_hour=1,
+    experiment = Experiment(staging, svc, trace, seed=4, spot_interruptions_per_hour=1,
                     prometheus_outages=((600.0, 1500.0), (2000.0, 2100.0)))
-    out["staging/chat stack, Prometheus outages"] = _replay_figures(sim.run(sim.profile("stack")))
+    out["staging/chat stack, Prometheus outages"] = _replay_figures(experiment.run(experiment.profile("stack")))
     svc = dev.model_services[0]
-    sim = Simulator(dev, svc, trace)
-    out["dev/chat stack (active hours close mid-trace)"] = _replay_figures(sim.run(sim.profile("stack")))
+    experiment = Experiment(dev, svc, trace)
+    out["dev/chat stack (active hours close mid-trace)"] = _replay_figures(experiment.run(experiment.profile("stack")))
     burst = synthetic(_burst_trace(100, 30, 4) + [(3000.0, 10, 1)])
-    sim = Simulator(dev, svc, burst)
-    out["dev/chat wake from zero"] = _replay_figures(sim.run(from_config(svc, 0).with_(active_hours=None, wake=True)))
+    experiment = Experiment(dev, svc, burst)
+    out["dev/chat wake from zero"] = _replay_figures(experiment.run(from_config(svc, 0).with_(active_hours=None, wake=True)))
     long_generations = synthetic([(100 + i, 100, 6000) for i in range(4)])
-    sim = Simulator(dev, svc, long_generations)
+    experiment = Experiment(dev, svc, long_generations)
     cut = from_config(svc, 0).with_(active_hours=None, wake=True, keep_alive_per_replica=None)
-    out["dev/chat to zero under running requests"] = _replay_figures(sim.run(cut))
+    out["dev/chat to zero under running requests"] = _replay_figures(experiment.run(cut))
     return out
 
 
