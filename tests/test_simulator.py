@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from collections import deque
 
 import pytest
 
@@ -215,6 +216,74 @@ def test_cli_rejects_an_unknown_service(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--service", "nope",
                            "--trace", str(TRACE), "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and "chat-8b, reason-70b" in proc.stderr
+
+
+
+# ---------------------------------------------------------------------- single steps
+
+
+def test_active_window_opens_at_start_and_closes_at_end():
+    from datetime import UTC, datetime
+
+    from components.config import ActiveHours
+    from simulator.cron import ActiveWindow
+
+    monday_0630 = datetime(2024, 1, 1, 6, 30, tzinfo=UTC)
+    window = ActiveWindow(ActiveHours(start="0 7 * * 1-5", end="0 19 * * 1-5"), monday_0630)
+    assert [window.is_open(m * 60) for m in (0, 29, 30, 31)] == [False, False, True, True]  # 06:30..07:01
+    assert [window.is_open(m * 60) for m in (749, 751)] == [True, False]  # 18:59, 19:01
+    saturday_noon = (5 * 24 * 60 + 330) * 60  # the weekday window stays shut at the weekend
+    assert not window.is_open(saturday_noon)
+
+
+def _replay_state(replay: ServiceReplay):
+    from simulator.replay import initial_state
+
+    return initial_state(replay.setup, 0)
+
+
+def test_kv_overflow_preempts_the_newest_sequence_to_the_front_of_the_queue():
+    from simulator.replica import preempt_on_overflow
+    from simulator.state import Pod, Sequence
+
+    cfg = load("prod")
+    svc = cfg.model_services[0]
+    replay = ServiceReplay(cfg, svc, synthetic([(0.0, 10, 10)] * 3), from_config(svc, 0))
+    state = _replay_state(replay)
+    budget = replay.perf.kv_tokens
+    pod = Pod(1, "burst", 0.0, queue=deque([2]), kv_used=budget + 5.0,
+              running=[Sequence(0, 50, budget - 10.0), Sequence(1, 50, 15.0)])
+    preempt_on_overflow(replay.setup, state, pod)
+    assert [s.request for s in pod.running] == [0] and list(pod.queue) == [1, 2]
+    assert pod.kv_used == budget - 10.0 and state.preemptions == 1
+    # The oldest sequence stays even when it alone overflows the cache.
+    pod.kv_used = budget + 1.0
+    preempt_on_overflow(replay.setup, state, pod)
+    assert [s.request for s in pod.running] == [0] and state.preemptions == 1
+
+
+def test_a_deleted_pod_hands_its_requests_back_to_the_caller():
+    from simulator.pods import delete_pod
+    from simulator.state import Node, Pod, Sequence
+
+    cfg = load("prod")
+    svc = cfg.model_services[0]
+    replay = ServiceReplay(cfg, svc, synthetic([(0.0, 10, 10)] * 3), from_config(svc, 0))
+    state = _replay_state(replay)
+    node = Node(1, "spot", 0.0, 0.0, 1)
+    pod = Pod(2, "burst", 0.0, node=node, queue=deque([2]), running=[Sequence(0, 5, 20.0)])
+    node.pods.append(pod)
+    state.outcomes.first_token[0] = 0.5
+    delete_pod(state, pod)
+    assert pod.gone and node.pods == [] and list(state.gateway) == [2, 0] and state.retries == 2
+    assert math.isnan(state.outcomes.first_token[0])  # the retried request starts over
+
+
+def test_trigger_activation_thresholds():
+    from simulator.control import Trigger
+
+    assert Trigger("AverageValue", 0.01).active and not Trigger("AverageValue", 0.0).active
+    assert Trigger("Value", 1.01).active and not Trigger("Value", 1.0).active
 
 
 # ---------------------------------------------------------------------- golden replays
