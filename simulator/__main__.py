@@ -22,7 +22,7 @@ from pathlib import Path
 from components.config import ConfigError
 from components.stack import load_stack
 from simulator.run import (
-    Simulator,
+    Experiment,
     dump,
     snippet,
     write_requests_csv,
@@ -85,11 +85,12 @@ def main(argv: list[str] | None = None) -> int:
 
     service = services[args.service]
     show = _progress(sys.stderr.isatty() if args.progress is None else args.progress)
-    sim = Simulator(config, service, trace, seed=args.seed, spot_interruptions_per_hour=args.spot_interruptions_per_hour,
-                    progress=show, prometheus_outages=outages)
+    experiment = Experiment(config, service, trace, seed=args.seed,
+                            spot_interruptions_per_hour=args.spot_interruptions_per_hour, progress=show,
+                            prometheus_outages=outages)
     target = service.slo.attainment_target
-    oracle, factor = sim.oracle(target)
-    runs = {"stack": sim.run(sim.profile("stack")), "seed-default": sim.run(sim.profile("seed-default"))}
+    oracle, factor = experiment.oracle(target)
+    runs = {"stack": experiment.run(experiment.profile("stack")), "seed-default": experiment.run(experiment.profile("seed-default"))}
     oracle_cost = oracle.result.cost
     summary = {
         "stack": args.stack, "service": args.service, "trace": args.trace.name, "seed": args.seed,
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     summary["profiles"]["oracle"] = {**oracle.metrics(oracle_cost), "work_factor": factor}
     if args.tune:
-        tuned, tuned_run, evaluations = sim.tune(runs["stack"].profile, target)
+        tuned, tuned_run, evaluations = experiment.tune(runs["stack"].profile, target)
         metrics = tuned_run.metrics(oracle_cost)
         summary["profiles"]["tuned"] = {**metrics, "evaluations": evaluations}
         summary["tuned_snippet"] = snippet(tuned, service, metrics)

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from simulator.run import Simulator
+from simulator.run import Experiment
 from simulator.trace import load
 from components.stack import load_stack
 
@@ -27,12 +27,12 @@ def main() -> int:
     for stack in ("dev", "staging", "prod"):
         config = load_stack(stack, REPO)
         for service in config.model_services:
-            sim = Simulator(config, service, trace)
+            experiment = Experiment(config, service, trace)
             t0 = time.perf_counter()
-            sim.run(sim.profile("stack"))
+            experiment.run(experiment.profile("stack"))
             replay = time.perf_counter() - t0
             t0 = time.perf_counter()
-            _, _, evaluations = sim.tune(sim.profile("stack"), service.slo.attainment_target)
+            _, _, evaluations = experiment.tune(experiment.profile("stack"), service.slo.attainment_target)
             tune = time.perf_counter() - t0
             print(f"{stack + '/' + service.name:<22} {replay:>9.2f} {tune:>8.1f} {evaluations:>6}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

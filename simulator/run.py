@@ -14,8 +14,10 @@ from components.config import ModelServiceConfig, StackConfig
 from components.render.vllm import cold_start_seconds
 from policies.rules_stack import STABILIZATION
 from simulator import profile as profiles
+from simulator.perf import replica_perf
 from simulator.profile import Profile
-from simulator.sim import Result, Simulation, percentile
+from simulator.replay import ServiceReplay
+from simulator.result import Result, percentile
 from simulator.trace import Trace
 
 ORACLE_WINDOW_SECONDS = 60.0
@@ -32,12 +34,12 @@ class Run:
     def metrics(self, oracle_cost: float | None = None) -> dict[str, Any]:
         r = self.result
         ttft = r.ttfts()
-        waits = [a2 - a1 for a1, a2 in zip(r.arrival, r.admitted, strict=True) if a2 == a2]
+        waits = [a2 - a1 for a1, a2 in zip(r.arrival, r.admitted, strict=True) if not math.isnan(a2)]
         n = len(r.arrival)
         attained = sum(1 for x in ttft if x <= r.slo_seconds)
 
         def rnd(x: float) -> float | None:
-            return None if x != x else round(x, 3)
+            return None if math.isnan(x) else round(x, 3)
 
         out = {
             "requests": n,
@@ -63,7 +65,7 @@ class Run:
         return sum(1 for x in r.ttfts() if x <= r.slo_seconds) / max(len(r.arrival), 1)
 
 
-class Simulator:
+class Experiment:
     """Everything about one service and one trace; profiles vary."""
 
     def __init__(self, config: StackConfig, service: ModelServiceConfig, trace: Trace, *, seed: int = 0,
@@ -81,18 +83,17 @@ class Simulator:
         raise ValueError(f"unknown profile {name!r}; known: stack, seed-default")
 
     def run(self, profile: Profile, schedule: Callable[[float], int] | None = None) -> Run:
-        sim = Simulation(self.config, self.service, self.trace, profile, seed=self.seed,
-                         spot_interruptions_per_hour=self.spot_rate, schedule=schedule, progress=self.progress,
-                         prometheus_outages=self.outages)
-        return Run(profile, sim.run())
+        replay = ServiceReplay(self.config, self.service, self.trace, profile, seed=self.seed,
+                               spot_interruptions_per_hour=self.spot_rate, schedule=schedule, progress=self.progress,
+                               prometheus_outages=self.outages)
+        return Run(profile, replay.replay())
 
     # ------------------------------------------------------------------ oracle
     def oracle(self, target: float) -> tuple[Run, float]:
         """The clairvoyant lower bound: replicas sized to each minute's actual work, ready at
         once (no provisioning or cold start). The work estimate is scaled by the smallest
         factor whose replay meets the attainment target; returns the run and the factor."""
-        sim = Simulation(self.config, self.service, self.trace, self.profile("stack"))
-        perf = sim.perf
+        perf = replica_perf(self.service, self.config.tier(self.service.tier).gpu)
         batch = max(1, min(perf.max_num_seqs, 32))
         per_token = perf.step_seconds(batch) / batch
         windows: dict[int, float] = {}
@@ -126,14 +127,11 @@ class Simulator:
             "polling_seconds": [5, 10, 15, 30],
             "baseline": list(range(min_base, min(sc.max_replicas, min_base + 3) + 1)),
         }
-        evaluations = 0
-        cache: dict[Profile, Run] = {}
+        cache: dict[Profile, Run] = {}  # every profile evaluated, once
 
         def score(p: Profile) -> tuple[Any, ...]:
-            nonlocal evaluations
             if p not in cache:
                 cache[p] = self.run(p)
-                evaluations += 1
             run = cache[p]
             ok = run.attainment() >= target
             return (0, run.result.cost) if ok else (1, -run.attainment(), run.result.cost)
@@ -146,7 +144,7 @@ class Simulator:
                     candidates = [c.with_(scale_to_zero=c.baseline == 0 and sc.scale_to_zero) for c in candidates]
                 # Ties keep the current value: only a better score moves a parameter.
                 best = min([best, *candidates], key=score)
-        return best, cache[best], evaluations
+        return best, cache[best], len(cache)
 
 
 # ---------------------------------------------------------------------- outputs
@@ -159,7 +157,7 @@ def write_requests_csv(path: Path, run: Run, trace: Trace) -> None:
         w.writerow(["id", "arrival_s", "prompt_tokens", "output_tokens", "queue_wait_s", "ttft_s", "e2e_s", "capacity"])
         for i, req in enumerate(trace.requests):
             def fmt(x: float) -> str:
-                return "" if x != x else f"{x:.3f}"
+                return "" if math.isnan(x) else f"{x:.3f}"
             w.writerow([req.id, f"{req.arrival:.3f}", req.prompt_tokens, req.output_tokens,
                         fmt(r.admitted[i] - req.arrival), fmt(r.first_token[i] - req.arrival),
                         fmt(r.end[i] - req.arrival), r.capacity[i]])

@@ -1,0 +1,139 @@
+"""Nodes: the warm start, Karpenter's provisioning and consolidation, spot interruptions, cost.
+
+One instance type (the cheapest that fits a replica, as ``capacity.md`` picks). Burst pods
+go to spot first with an on-demand fallback, the baseline to on-demand only, within each
+NodePool's GPU limit; Karpenter's batching is "pending for 1 s". Spot nodes are reclaimed
+at a Poisson rate with the two-minute notice.
+"""
+
+from __future__ import annotations
+
+from platform_facts.aws import SPOT_NOTICE_SECONDS
+from simulator.pods import delete_pod, terminate
+from simulator.state import DT, Capacity, Node, Pod, ReplaySetup, ReplayState, Role
+
+KARPENTER_BATCH_SECONDS = 1.0
+
+
+def preferred_capacity(setup: ReplaySetup, role: Role) -> list[Capacity]:
+    """The NodePools a pod of this role may land on, in Karpenter's order (weights)."""
+    return ["on-demand"] if role == "baseline" or not setup.profile.burst_on_spot else ["spot", "on-demand"]
+
+
+def schedule_interruption(setup: ReplaySetup, state: ReplayState, node: Node, t: float) -> None:
+    """A spot node's reclaim time: exponential with the configured rate per node-hour."""
+    if node.capacity == "spot" and setup.spot_interruptions_per_hour > 0:
+        node.interrupt_at = t + state.rng.expovariate(setup.spot_interruptions_per_hour / 3600)
+
+
+def warm_start(setup: ReplaySetup, state: ReplayState) -> None:
+    """The service ran before the trace began: its initial replicas are Ready on warm nodes
+    (the baseline on on-demand, burst on its preferred capacity)."""
+    for role, count in (("baseline", setup.profile.baseline), ("burst", state.burst_desired)):
+        for _ in range(count):
+            capacity = preferred_capacity(setup, role)[0]
+            node = next((nd for nd in state.nodes if nd.capacity == capacity and len(nd.pods) < nd.slots), None)
+            if node is None:
+                node = Node(state.new_id(), capacity, 0.0, 0.0, setup.replicas_per_node,
+                            image_cached=True, model_cached=True)
+                schedule_interruption(setup, state, node, 0.0)
+                state.nodes.append(node)
+            pod = Pod(state.new_id(), role, 0.0, node=node, start_at=0.0, ready=True)
+            node.pods.append(pod)
+            state.pods.append(pod)
+
+
+def place_pending_pods(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """Karpenter and the scheduler: each pending pod binds to a free slot or a new node."""
+    pending = [q for q in state.pods if q.node is None and not q.gone and not q.terminating]
+    for pod in pending:
+        if setup.instant:
+            bind_on_oracle_node(setup, state, pod, t)
+        elif t - pod.created >= KARPENTER_BATCH_SECONDS:
+            order = preferred_capacity(setup, pod.role)
+            node = free_slot(state, order) or launch_node(setup, state, order, t)
+            if node is not None:  # else at the NodePool limit: stays Pending
+                bind(setup, pod, node, t)
+
+
+def bind_on_oracle_node(setup: ReplaySetup, state: ReplayState, pod: Pod, t: float) -> None:
+    """The oracle's capacity: a node share that is Ready, cached and serving at once; billed
+    on-demand up to the baseline, then as the service's burst capacity."""
+    on_demand = len(state.live_nodes("on-demand"))
+    capacity = "on-demand" if on_demand < setup.profile.baseline or not setup.profile.burst_on_spot else "spot"
+    node = Node(state.new_id(), capacity, t, t, 1, image_cached=True, model_cached=True,
+                share=1 / setup.replicas_per_node)
+    state.nodes.append(node)
+    node.pods.append(pod)
+    pod.node, pod.start_at, pod.ready = node, t, True
+
+
+def free_slot(state: ReplayState, order: list[Capacity]) -> Node | None:
+    """The first live node, in NodePool order, with room for a replica and no interruption notice."""
+    for capacity in order:
+        node = next((nd for nd in state.nodes if nd.live and nd.capacity == capacity
+                     and not nd.noticed and len(nd.pods) < nd.slots), None)
+        if node:
+            return node
+    return None
+
+
+def launch_node(setup: ReplaySetup, state: ReplayState, order: list[Capacity], t: float) -> Node | None:
+    """A new node in the first NodePool whose GPU limit has room for it; None at every limit."""
+    gpus = setup.instance.gpus
+    for capacity in order:
+        used = gpus * len(state.live_nodes(capacity))
+        if used + gpus <= setup.gpu_limits[capacity]:
+            node = Node(state.new_id(), capacity, t, t + setup.cold.node_ready, setup.replicas_per_node)
+            schedule_interruption(setup, state, node, t)
+            state.nodes.append(node)
+            return node
+    return None
+
+
+def bind(setup: ReplaySetup, pod: Pod, node: Node, t: float) -> None:
+    """The pod starts once the node is Ready, after the image pull and model download the node
+    has not cached yet; pods bound after it wait for the same pull, so the node counts as cached."""
+    node.pods.append(pod)
+    node.empty_since = None
+    pod.node = node
+    begin = max(t, node.ready_at)
+    pod.start_at = begin + setup.cold.pod_seconds(image_cached=node.image_cached, model_cached=node.model_cached)
+    node.image_cached = node.model_cached = True
+
+
+def spot_interruptions(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """The two-minute notice terminates the node's pods (their drain cut to the reclaim time);
+    at the reclaim the node disappears and requests still on it are retried."""
+    for node in state.nodes:
+        if not node.live:
+            continue
+        if not node.noticed and t >= node.interrupt_at - SPOT_NOTICE_SECONDS:
+            node.noticed = True
+            for pod in node.pods:
+                if not pod.terminating:
+                    terminate(setup, pod, t)
+                    pod.drain_deadline = min(pod.drain_deadline, node.interrupt_at)
+        if t >= node.interrupt_at:
+            for pod in list(node.pods):
+                delete_pod(state, pod)
+            node.gone_at = t
+
+
+def consolidate(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """Karpenter removes a Ready node that has been empty for ``consolidateAfter`` (the oracle's
+    nodes go as soon as they are empty)."""
+    after = 0 if setup.instant else setup.consolidate_after_seconds
+    for node in state.nodes:
+        if node.live and not node.pods and t >= node.ready_at:
+            node.empty_since = node.empty_since if node.empty_since is not None else t
+            if t - node.empty_since >= after:
+                node.gone_at = t
+
+
+def accrue_cost(setup: ReplaySetup, state: ReplayState) -> None:
+    """One tick of every live node, per second at its capacity type's price."""
+    for node in state.nodes:
+        if node.live:
+            state.node_seconds[node.capacity] += DT * node.share
+            state.cost += setup.hourly_price(node.capacity) * node.share * DT / 3600

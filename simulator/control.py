@@ -1,0 +1,153 @@
+"""The control loops: Prometheus scrapes, KEDA's polling loop, the HPA, the Deployment controllers.
+
+The baseline Deployment is fixed; KEDA activates the burst Deployment (0 <-> 1) and its HPA
+(``simulator.hpa``, every 15 s) scales it from 1 to the burst range. Triggers are External
+metrics divided by their target: an ``AverageValue`` trigger's total is spread over the
+replicas, a ``Value`` trigger's ratio multiplies the Ready pods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simulator import hpa
+from simulator.pods import terminate
+from simulator.result import percentile
+from simulator.state import Pod, PodGauges, ReplaySetup, ReplayState
+
+TTFT_WINDOW_SECONDS = 120  # the TTFT trigger's PromQL range
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One scaler's metric over its target (``AverageValue``: the total over the per-pod target)."""
+
+    target_type: Literal["AverageValue", "Value"]
+    ratio: float
+
+    @property
+    def active(self) -> bool:
+        """Above the activation threshold: any demand for ``AverageValue``, over target for ``Value``."""
+        return self.ratio > (1.0 if self.target_type == "Value" else 0.0)
+
+
+def scrape(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """Prometheus reads each Ready pod's gauges; the TTFT window keeps its last two minutes."""
+    kv_tokens = setup.perf.kv_tokens
+    state.scraped = {q.id: PodGauges(len(q.queue), len(q.running), q.kv_used / kv_tokens)
+                     for q in state.pods if q.ready}
+    while state.first_tokens and state.first_tokens[0].at < t - TTFT_WINDOW_SECONDS:
+        state.first_tokens.popleft()
+    state.window_ttft = [e.ttft for e in state.first_tokens if e.at <= t]
+    state.burst_ids = {q.id for q in state.pods if q.role == "burst"}
+    state.next_scrape = t + setup.scrape_seconds
+
+
+def keda_triggers(setup: ReplaySetup, state: ReplayState, t: float) -> list[Trigger]:
+    """The ScaledObject's triggers as the metrics adapter would answer them from the last scrape:
+    waiting requests (minus what the baseline absorbs), KV-cache usage, TTFT p95, the wake query
+    and the keep-alive on running requests, each only when the profile has it."""
+    p, scraped = setup.profile, state.scraped
+    waiting = sum(g.waiting for g in scraped.values()) if t > 0 else 0
+    total_wait = max(waiting - (p.baseline * p.target_waiting if p.subtract_baseline else 0), 0)
+    triggers = [Trigger("AverageValue", total_wait / p.target_waiting)]
+    if p.kv_target is not None and scraped:
+        triggers.append(Trigger("Value", max(g.kv_usage for g in scraped.values()) / p.kv_target))
+    if p.ttft_target is not None and state.window_ttft:
+        triggers.append(Trigger("Value", percentile(state.window_ttft, 0.95) / p.ttft_target))
+    if p.wake:
+        # The wakeQuery: requests waiting before vLLM, the only signal at zero replicas.
+        triggers.append(Trigger("AverageValue", len(state.gateway) / p.target_waiting))
+    if p.keep_alive_per_replica is not None:
+        running_burst = sum(g.running for k, g in scraped.items() if k in state.burst_ids)
+        triggers.append(Trigger("AverageValue", running_burst / p.keep_alive_per_replica))
+    return triggers
+
+
+def autoscale(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """KEDA and the HPA at their own periods, then the Deployment controllers every tick."""
+    p = setup.profile
+    triggers = keda_triggers(setup, state, t)
+    cron_active = setup.active_window.is_open(t) if setup.active_window else False
+    outage = setup.prometheus_down(t)
+    active = any(tr.active for tr in triggers) or cron_active
+    if active:
+        state.last_active = t
+    if t >= state.next_poll and p.burst_max > 0:
+        keda_poll(setup, state, t, active, outage)
+    if t >= state.next_hpa and state.burst_desired > 0:
+        hpa_sync(setup, state, t, triggers if not outage else fallback_triggers(setup, state), cron_active)
+    reconcile_deployments(setup, state, t)
+
+
+def keda_poll(setup: ReplaySetup, state: ReplayState, t: float, active: bool, outage: bool) -> None:
+    """KEDA's loop: activation 0 -> 1 on an active trigger; 1 -> 0 once nothing has been active
+    for the cooldown (not before ``initialCooldownPeriod``); a failed read changes neither."""
+    p = setup.profile
+    state.failures = state.failures + 1 if outage else 0
+    state.next_poll = t + p.polling_seconds
+    if outage:
+        return  # isError: KEDA neither activates nor scales to zero; the HPA may fall back
+    if active and state.burst_desired == 0:
+        state.burst_desired = 1
+    elif not active and state.burst_desired > 0 and (p.scale_to_zero or p.baseline > 0):
+        cooled_down = t >= p.initial_cooldown_seconds and state.last_active + p.cooldown_seconds < t
+        if cooled_down:
+            state.burst_desired = 0
+
+
+def fallback_triggers(setup: ReplaySetup, state: ReplayState) -> list[Trigger]:
+    """No metric: the HPA holds, unless KEDA's fallback answers target x replicas after enough
+    consecutive failures."""
+    p = setup.profile
+    if p.fallback_replicas is not None and state.failures > p.fallback_failure_threshold:
+        return [Trigger("AverageValue", float(p.fallback_replicas))]
+    return []
+
+
+def hpa_sync(setup: ReplaySetup, state: ReplayState, t: float, triggers: list[Trigger], cron_active: bool) -> None:
+    """One HPA sync of the burst Deployment: a proposal per trigger (and 1 while the cron window
+    is open), then the upstream algorithm between 1 and the burst maximum."""
+    p = setup.profile
+    burst = [q for q in state.pods if q.role == "burst" and not q.terminating]
+    ready_burst = sum(1 for q in burst if q.ready)
+    current = state.burst_desired
+    proposals = [
+        hpa.external_average_value(tr.ratio, 1.0, max(len(burst), 1), current) if tr.target_type == "AverageValue"
+        else hpa.external_value(tr.ratio, 1.0, ready_burst, current)
+        for tr in triggers
+    ]
+    if cron_active:
+        proposals.append(1)
+    state.burst_desired = hpa.sync(state.hpa, t, current, 1, p.burst_max, proposals, p.behavior)
+    state.next_hpa = t + hpa.SYNC_PERIOD_SECONDS
+
+
+def reconcile_deployments(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """Each Deployment creates the pods it lacks; scale-down removes, in ReplicaSet order,
+    unscheduled pods (deleted at once), then not-ready, then the newest ready pods (drained)."""
+    for role, want in (("baseline", setup.profile.baseline), ("burst", state.burst_desired)):
+        live = [q for q in state.pods if q.role == role and not q.terminating]
+        for _ in range(want - len(live)):
+            state.pods.append(Pod(state.new_id(), role, t))
+        if len(live) > want:
+            victims = sorted(live, key=lambda q: (q.node is not None, q.ready, -q.id))
+            for q in victims[: len(live) - want]:
+                if q.node is None:
+                    q.gone = True
+                else:
+                    terminate(setup, q, t)
+    state.pods = [q for q in state.pods if not q.gone]
+
+
+def follow_schedule(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """The oracle's controller: exactly the scheduled replicas; extra ones drain, idle and
+    newest first."""
+    assert setup.schedule is not None
+    want = setup.schedule(t)
+    live = [q for q in state.pods if not q.terminating]
+    for _ in range(want - len(live)):
+        state.pods.append(Pod(state.new_id(), "burst", t))
+    for q in sorted(live, key=lambda q: (q.busy, -q.id))[: max(len(live) - want, 0)]:
+        terminate(setup, q, t)

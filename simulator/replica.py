@@ -1,0 +1,83 @@
+"""One vLLM replica for one tick, as a fluid model (``simulator.perf`` has the step-time sources).
+
+Admission while ``max_num_seqs`` and the KV budget allow; prefill at ``delta`` seconds per
+prompt token (the first token comes out of prefill); decode steps of ``alpha + beta * batch``
+seconds, one token per running sequence; when the KV cache overflows, the newest sequence is
+preempted and recomputed (vLLM's default ``RECOMPUTE`` mode: back to the queue, prefill again).
+Prefill that runs past the tick is carried as debt into the next one.
+"""
+
+from __future__ import annotations
+
+import math
+
+from simulator.state import DT, FirstToken, Pod, ReplaySetup, ReplayState, Sequence
+
+
+def serve(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: float) -> None:
+    """The replica's work in the tick ``[t0, t0 + DT)``: admit and prefill, then decode."""
+    budget = DT - pod.debt
+    pod.debt = 0.0
+    budget = admit_and_prefill(setup, state, pod, t0, budget)
+    if budget <= 0:
+        pod.debt = -budget
+        return
+    if not pod.running:
+        return
+    decode(setup, state, pod, t0, budget)
+    preempt_on_overflow(setup, state, pod)
+
+
+def admit_and_prefill(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: float, budget: float) -> float:
+    """The scheduler takes queued requests while a sequence slot and the KV cache allow (one
+    request is always admitted into an empty batch) and prefills each; returns the seconds left."""
+    perf, out = setup.perf, state.outcomes
+    while pod.queue and len(pod.running) < perf.max_num_seqs:
+        idx = pod.queue[0]
+        r = setup.requests[idx]
+        need = r.prompt_tokens + 1
+        if pod.kv_used + need > perf.kv_tokens and pod.running:
+            break
+        pod.queue.popleft()
+        # Within the tick, work starts no earlier than the request arrived.
+        start = max(t0 + (DT - budget), out.arrival[idx])
+        budget = DT - (start - t0)
+        if math.isnan(out.admitted[idx]):
+            out.admitted[idx] = start
+        budget -= perf.delta * r.prompt_tokens
+        done = t0 + (DT - budget)
+        if math.isnan(out.first_token[idx]):  # a preempted request keeps its first token
+            out.first_token[idx] = done
+            state.first_tokens.append(FirstToken(done, done - out.arrival[idx]))
+            out.capacity[idx] = pod.node.capacity if pod.node else ""
+        pod.running.append(Sequence(idx, r.output_tokens - 1, need))
+        pod.kv_used += need
+    return budget
+
+
+def decode(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: float, budget: float) -> None:
+    """Decode steps for the rest of the tick at the batch's step time; sequences that finish
+    free their KV cache, the others grow theirs by one token per step."""
+    step = setup.perf.step_seconds(len(pod.running))
+    tokens = budget / step
+    keep: list[Sequence] = []
+    for seq in pod.running:
+        if seq.tokens_left <= tokens:
+            state.outcomes.end[seq.request] = t0 + (DT - budget) + seq.tokens_left * step
+            pod.kv_used -= seq.kv_tokens + seq.tokens_left
+        else:
+            seq.tokens_left = seq.tokens_left - tokens
+            seq.kv_tokens = seq.kv_tokens + tokens
+            keep.append(seq)
+    pod.kv_used += tokens * len(keep)
+    pod.running = keep
+
+
+def preempt_on_overflow(setup: ReplaySetup, state: ReplayState, pod: Pod) -> None:
+    """While the KV cache is over budget, the newest sequence gives its blocks back and its
+    request goes to the front of the queue (output restarts); the oldest always stays."""
+    while pod.kv_used > setup.perf.kv_tokens and len(pod.running) > 1:
+        seq = pod.running.pop()
+        pod.kv_used -= seq.kv_tokens
+        pod.queue.appendleft(seq.request)
+        state.preemptions += 1

@@ -1,0 +1,36 @@
+"""What one replay produced: per-request times, counters, cost, and the timeline."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class Result:
+    arrival: list[float]
+    first_token: list[float]  # NaN: never served
+    end: list[float]
+    admitted: list[float]
+    capacity: list[str]
+    preemptions: int
+    retries: int
+    cost: float
+    gpu_hours: float
+    node_seconds: dict[str, float]
+    timeline: list[dict]
+    slo_seconds: float
+
+    def ttfts(self) -> list[float]:
+        return [f - a for a, f in zip(self.arrival, self.first_token, strict=True) if not math.isnan(f)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); NaN for no values."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo = math.floor(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
