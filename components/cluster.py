@@ -159,7 +159,39 @@ class GpuCluster(pulumi.ComponentResource):
         cfg: ClusterConfig = args.cluster
         p = pulumi.ResourceOptions(parent=self)
         network = Network(child(name, "network"), NetworkArgs(cfg.name, cfg.network, args.tags), opts=p)
+        cluster = self._eks(name, args, network)
+        eks.Addon(child(name, "pod-identity-agent"), cluster=cluster, addon_name="eks-pod-identity-agent", opts=p)
+        node_role = aws.iam.Role(child(name, "system-node"), assume_role_policy=json.dumps(assume_role("ec2.amazonaws.com")),
+                                 description=f"{cfg.name} system node group", tags=dict(args.tags), opts=p)
+        for arn in NODE_POLICIES:
+            aws.iam.RolePolicyAttachment(child(name, f"system-node-{arn.rsplit('/', 1)[1]}"), role=node_role.name,
+                                         policy_arn=arn, opts=p)
+        self.system_node_group = self._system_nodes(name, args, cluster, node_role, network)
 
+        # The name is known up front; deriving it from a cluster output carries the
+        # dependency, so whatever uses the name waits for the cluster to exist.
+        self.cluster_name = cluster.kubeconfig_json.apply(lambda _: cfg.name)
+        self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
+        self.oidc_issuer = cluster.oidc_issuer
+        self.cluster_security_group_id = cluster.cluster_security_group_id
+        self.private_subnet_ids = network.private_subnet_ids
+        self.system_node_role_name = node_role.name
+        self.provider = k8s.Provider(child(name, "k8s"), kubeconfig=self.kubeconfig, opts=p)
+        self._name = cfg.name
+        self.register_outputs({
+            "cluster_name": self.cluster_name,
+            "kubeconfig": self.kubeconfig,
+            "oidc_issuer": self.oidc_issuer,
+            "cluster_security_group_id": self.cluster_security_group_id,
+            "private_subnet_ids": self.private_subnet_ids,
+            "system_node_role_name": self.system_node_role_name,
+            "provider": self.provider,
+            "system_node_group": self.system_node_group,
+        })
+
+    def _eks(self, name: str, args: GpuClusterArgs, network: Network) -> eks.Cluster:
+        """The control plane: API authentication, KMS-encrypted secrets, audit logs."""
+        cfg, p = args.cluster, pulumi.ResourceOptions(parent=self)
         key = aws.kms.Key(child(name, "secrets"), description=f"EKS secrets envelope encryption for {cfg.name}",
                           enable_key_rotation=True, deletion_window_in_days=30, tags=dict(args.tags), opts=p)
         endpoint = cfg.endpoint
@@ -200,15 +232,13 @@ class GpuCluster(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=p,
         )
-        eks.Addon(child(name, "pod-identity-agent"), cluster=cluster, addon_name="eks-pod-identity-agent", opts=p)
+        return cluster
 
-        node_role = aws.iam.Role(child(name, "system-node"), assume_role_policy=json.dumps(assume_role("ec2.amazonaws.com")),
-                                 description=f"{cfg.name} system node group", tags=dict(args.tags), opts=p)
-        for arn in NODE_POLICIES:
-            aws.iam.RolePolicyAttachment(child(name, f"system-node-{arn.rsplit('/', 1)[1]}"), role=node_role.name,
-                                         policy_arn=arn, opts=p)
-        sys_nodes = cfg.system_nodes
-        self.system_node_group = eks.ManagedNodeGroup(
+    def _system_nodes(self, name: str, args: GpuClusterArgs, cluster: eks.Cluster, node_role: aws.iam.Role,
+                      network: Network) -> eks.ManagedNodeGroup:
+        """The on-demand managed node group the controllers run on, tainted CriticalAddonsOnly."""
+        sys_nodes, p = args.cluster.system_nodes, pulumi.ResourceOptions(parent=self)
+        return eks.ManagedNodeGroup(
             child(name, "system"),
             cluster=cluster,
             node_role=node_role,
@@ -225,27 +255,6 @@ class GpuCluster(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=p,
         )
-
-        # The name is known up front; deriving it from a cluster output carries the
-        # dependency, so whatever uses the name waits for the cluster to exist.
-        self.cluster_name = cluster.kubeconfig_json.apply(lambda _: cfg.name)
-        self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
-        self.oidc_issuer = cluster.oidc_issuer
-        self.cluster_security_group_id = cluster.cluster_security_group_id
-        self.private_subnet_ids = network.private_subnet_ids
-        self.system_node_role_name = node_role.name
-        self.provider = k8s.Provider(child(name, "k8s"), kubeconfig=self.kubeconfig, opts=p)
-        self._name = cfg.name
-        self.register_outputs({
-            "cluster_name": self.cluster_name,
-            "kubeconfig": self.kubeconfig,
-            "oidc_issuer": self.oidc_issuer,
-            "cluster_security_group_id": self.cluster_security_group_id,
-            "private_subnet_ids": self.private_subnet_ids,
-            "system_node_role_name": self.system_node_role_name,
-            "provider": self.provider,
-            "system_node_group": self.system_node_group,
-        })
 
     def ref(self) -> ClusterRef:
         """This cluster as the components inside it take it."""

@@ -68,7 +68,32 @@ class ModelService(pulumi.ComponentResource):
         model_cache_reader(name, svc.model, cluster_name=args.cluster_name, namespace=ns,
                            service_account=names["service_account"], opts=p)
 
-        self.deployments = {}
+        workloads = self._deployments(name, args, sa)
+        self.deployments = {role: names[role] for role in workloads}
+        service = render.service(svc, ns)
+        k8s_service = k8s.core.v1.Service(child(name, "service"), metadata=service["metadata"], spec=service["spec"], opts=p)
+        monitor = render.service_monitor(svc, ns, args.scrape_interval_seconds)
+        k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
+                                         kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"], opts=crds)
+        rule = render.prometheus_rule(svc, ns)
+        k8s.apiextensions.CustomResource(child(name, "alerts"), api_version="monitoring.coreos.com/v1",
+                                         kind="PrometheusRule", metadata=rule["metadata"], spec=rule["spec"], opts=crds)
+
+        self.scaled_objects = self._autoscaler(name, args, workloads["burst"]) if "burst" in workloads else []
+        if svc.pre_pull:
+            ds = render.pre_pull_daemonset(svc, tier, ns)
+            k8s.apps.v1.DaemonSet(child(name, "pre-pull"), metadata=ds["metadata"], spec=ds["spec"],
+                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[sa]))
+
+        self.service_name = k8s_service.metadata.apply(lambda m: m["name"])
+        self.url = pulumi.Output.concat("http://", self.service_name, f".{ns}.svc:{render.PORT}")
+        self.register_outputs({"service_name": self.service_name, "url": self.url,
+                               "deployments": self.deployments, "scaled_objects": self.scaled_objects})
+
+    def _deployments(self, name: str, args: ModelServiceArgs,
+                     sa: k8s.core.v1.ServiceAccount) -> dict[str, k8s.apps.v1.Deployment]:
+        """The baseline, burst and canary Deployments that the config asks for, each with its PDB."""
+        svc, ns = args.service, args.service.namespace
         roles: list[tuple[str, int | None]] = []
         if svc.scaling.min_replicas > 0:
             roles.append(("baseline", svc.scaling.min_replicas))
@@ -79,45 +104,28 @@ class ModelService(pulumi.ComponentResource):
             roles.append(("canary", svc.canary.replicas))
         workloads = {}
         for role_name, replicas in roles:
-            manifest = render.deployment(svc, tier, role_name, ns, replicas)
+            manifest = render.deployment(svc, args.tier, role_name, ns, replicas)
             ignore = ["spec.replicas"] if role_name == "burst" else None
             workloads[role_name] = k8s.apps.v1.Deployment(
                 child(name, role_name), metadata=manifest["metadata"], spec=manifest["spec"],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[sa], ignore_changes=ignore))
-            self.deployments[role_name] = names[role_name]
             pdb = render.pod_disruption_budget(svc, role_name, ns)
             k8s.policy.v1.PodDisruptionBudget(child(name, f"{role_name}-pdb"), metadata=pdb["metadata"],
-                                              spec=pdb["spec"], opts=p)
+                                              spec=pdb["spec"], opts=pulumi.ResourceOptions(parent=self))
+        return workloads
 
-        service = render.service(svc, ns)
-        k8s_service = k8s.core.v1.Service(child(name, "service"), metadata=service["metadata"], spec=service["spec"], opts=p)
-        monitor = render.service_monitor(svc, ns, args.scrape_interval_seconds)
-        k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
-                                         kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"], opts=crds)
-        rule = render.prometheus_rule(svc, ns)
-        k8s.apiextensions.CustomResource(child(name, "alerts"), api_version="monitoring.coreos.com/v1",
-                                         kind="PrometheusRule", metadata=rule["metadata"], spec=rule["spec"], opts=crds)
-
-        self.scaled_objects = []
-        if "burst" in workloads:
-            after_burst = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, workloads["burst"]])
-            if svc.scaling.mode == "keda":
-                so = pulumi.Output.from_input(args.prometheus_url).apply(lambda url: render.scaled_object(svc, ns, url))
-                k8s.apiextensions.CustomResource(
-                    child(name, "scaler"), api_version="keda.sh/v1alpha1", kind="ScaledObject",
-                    metadata=render.scaled_object(svc, ns, "")["metadata"], spec=so.apply(lambda o: o["spec"]),
-                    opts=after_burst)
-                self.scaled_objects.append(names["scaled_object"])
-            else:
-                h = render.hpa(svc, ns)
-                k8s.autoscaling.v2.HorizontalPodAutoscaler(child(name, "hpa"), metadata=h["metadata"], spec=h["spec"],
-                                                           opts=after_burst)
-        if svc.pre_pull:
-            ds = render.pre_pull_daemonset(svc, tier, ns)
-            k8s.apps.v1.DaemonSet(child(name, "pre-pull"), metadata=ds["metadata"], spec=ds["spec"],
-                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[sa]))
-
-        self.service_name = k8s_service.metadata.apply(lambda m: m["name"])
-        self.url = pulumi.Output.concat("http://", self.service_name, f".{ns}.svc:{render.PORT}")
-        self.register_outputs({"service_name": self.service_name, "url": self.url,
-                               "deployments": self.deployments, "scaled_objects": self.scaled_objects})
+    def _autoscaler(self, name: str, args: ModelServiceArgs, burst: k8s.apps.v1.Deployment) -> list[str]:
+        """The burst Deployment's KEDA ScaledObject (or HPA); returns the ScaledObject names."""
+        svc, ns = args.service, args.service.namespace
+        after_burst = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, burst])
+        if svc.scaling.mode != "keda":
+            h = render.hpa(svc, ns)
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(child(name, "hpa"), metadata=h["metadata"], spec=h["spec"],
+                                                       opts=after_burst)
+            return []
+        so = pulumi.Output.from_input(args.prometheus_url).apply(lambda url: render.scaled_object(svc, ns, url))
+        k8s.apiextensions.CustomResource(
+            child(name, "scaler"), api_version="keda.sh/v1alpha1", kind="ScaledObject",
+            metadata=render.scaled_object(svc, ns, "")["metadata"], spec=so.apply(lambda o: o["spec"]),
+            opts=after_burst)
+        return [render.names(svc)["scaled_object"]]

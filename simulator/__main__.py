@@ -49,7 +49,7 @@ def _progress(enabled: bool):
     return show
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.splitlines()[0])
     ap.add_argument("--stack", required=True)
     ap.add_argument("--service", required=True)
@@ -65,17 +65,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prometheus-outage", action="append", default=[], metavar="START:END",
                     help="seconds of the trace during which Prometheus queries fail (repeatable): exercises KEDA fallback")
     ap.add_argument("--progress", action="store_true", default=None, help="progress bar (default: when stderr is a tty)")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def _outages(specs: list[str]) -> tuple[tuple[float, float], ...]:
+    outages = []
+    for spec in specs:
+        start, sep, end = spec.partition(":")
+        if not sep or float(start) >= float(end):
+            raise ValueError("--prometheus-outage takes START:END seconds with START < END")
+        outages.append((float(start), float(end)))
+    return tuple(outages)
+
+
+def _summary(args: argparse.Namespace, experiment: Experiment, service, trace) -> tuple[dict, dict]:
+    """Replay the stack and seed-default profiles (and tune when asked) against both oracles."""
+    target = service.slo.attainment_target
+    oracle, factor = experiment.oracle(target)
+    runs = {name: experiment.run(experiment.profile(name)) for name in ("stack", "seed-default")}
+    oracle_cost = oracle.result.cost
+    summary = {
+        "stack": args.stack, "service": args.service, "trace": args.trace.name, "seed": args.seed,
+        "speedup": args.speedup, "rate_multiplier": args.rate_multiplier,
+        "spot_interruptions_per_hour": args.spot_interruptions_per_hour,
+        "prometheus_outages": [list(o) for o in experiment.outages],
+        "requests": len(trace.requests), "slo": {"ttft_p95_s": service.slo.ttft_p95_seconds, "attainment_target": target},
+        "profiles": {name: run.metrics(oracle_cost) for name, run in runs.items()},
+    }
+    summary["profiles"]["oracle"] = {**oracle.metrics(oracle_cost), "work_factor": factor}
+    if args.tune:
+        tuned, tuned_run, evaluations = experiment.tune(runs["stack"].profile, target)
+        metrics = tuned_run.metrics(oracle_cost)
+        summary["profiles"]["tuned"] = {**metrics, "evaluations": evaluations}
+        summary["tuned_snippet"] = snippet(tuned, service, metrics)
+    return summary, runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         config = load_stack(args.stack, REPO)
         services = {s.name: s for s in config.model_services}
         if args.service not in services:
             raise ValueError(f"--service {args.service!r}: the {args.stack} stack has {', '.join(services) or 'no services'}")
         trace = load(args.trace, speedup=args.speedup, rate_multiplier=args.rate_multiplier, seed=args.seed)
-        outages = tuple(tuple(float(x) for x in o.split(":", 1)) for o in args.prometheus_outage)
-        if any(len(o) != 2 or o[0] >= o[1] for o in outages):
-            raise ValueError("--prometheus-outage takes START:END seconds with START < END")
+        outages = _outages(args.prometheus_outage)
     except ConfigError as exc:
         print("simulator: invalid stack config:\n  " + "\n  ".join(exc.messages), file=sys.stderr)
         return 2
@@ -88,24 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     experiment = Experiment(config, service, trace, seed=args.seed,
                             spot_interruptions_per_hour=args.spot_interruptions_per_hour, progress=show,
                             prometheus_outages=outages)
-    target = service.slo.attainment_target
-    oracle, factor = experiment.oracle(target)
-    runs = {"stack": experiment.run(experiment.profile("stack")), "seed-default": experiment.run(experiment.profile("seed-default"))}
-    oracle_cost = oracle.result.cost
-    summary = {
-        "stack": args.stack, "service": args.service, "trace": args.trace.name, "seed": args.seed,
-        "speedup": args.speedup, "rate_multiplier": args.rate_multiplier,
-        "spot_interruptions_per_hour": args.spot_interruptions_per_hour,
-        "prometheus_outages": [list(o) for o in outages],
-        "requests": len(trace.requests), "slo": {"ttft_p95_s": service.slo.ttft_p95_seconds, "attainment_target": target},
-        "profiles": {name: run.metrics(oracle_cost) for name, run in runs.items()},
-    }
-    summary["profiles"]["oracle"] = {**oracle.metrics(oracle_cost), "work_factor": factor}
-    if args.tune:
-        tuned, tuned_run, evaluations = experiment.tune(runs["stack"].profile, target)
-        metrics = tuned_run.metrics(oracle_cost)
-        summary["profiles"]["tuned"] = {**metrics, "evaluations": evaluations}
-        summary["tuned_snippet"] = snippet(tuned, service, metrics)
+    summary, runs = _summary(args, experiment, service, trace)
     out = args.out or REPO / "build" / "sim" / f"{args.stack}-{args.service}"
     out.mkdir(parents=True, exist_ok=True)
     chosen = runs.get(args.profile) or runs["stack"]

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from components.stack import load_stack
 from simulator.run import Experiment
 from simulator.trace import load
-from components.stack import load_stack
 
 REPO = Path(__file__).resolve().parent.parent
 

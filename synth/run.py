@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from components.config import NAMESPACE, ConfigError
-from components.stack import load_stack, read_stack_file, stack_file_path
 from components.render import capacity
+from components.stack import load_stack, read_stack_file, stack_file_path
 from policies.offline import Resource, evaluate, mandatory, policy_config
 from policies.rules import POLICIES, RULES
 from synth.engine import Recorded, RunResult, run_program

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from platform_facts.vllm import METRIC_FAMILIES as VLLM_METRICS
-
 # dcp-metrics-included.csv, the exporter config the GPU Operator enables.
 DCGM_METRICS = {
     "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_POWER_USAGE",

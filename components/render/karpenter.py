@@ -4,6 +4,7 @@ EC2NodeClass. Pure functions; sources in the comments (the upstream CloudFormati
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from components import labels
@@ -59,102 +60,137 @@ def queue_policy(queue_arn: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What the controller's permissions are scoped to."""
+
+    partition: str
+    region: str
+    account: str
+    cluster: str
+
+    @property
+    def ec2(self) -> str:
+        return f"arn:{self.partition}:ec2:{self.region}:*"
+
+    @property
+    def owned(self) -> dict[str, str]:
+        return {f"aws:ResourceTag/kubernetes.io/cluster/{self.cluster}": "owned"}
+
+    @property
+    def request_owned(self) -> dict[str, str]:
+        return {f"aws:RequestTag/kubernetes.io/cluster/{self.cluster}": "owned",
+                "aws:RequestTag/eks:eks-cluster-name": self.cluster}
+
+
+def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
 def controller_policies(
     *, partition: str, region: str, account: str, cluster: str, queue_arn: str, node_role_arn: str
 ) -> dict[str, dict[str, Any]]:
     """The v1 controller policy, split as upstream does (one document each, under IAM's size cap)."""
-    arn = f"arn:{partition}:ec2:{region}:*"
-    owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster}": "owned"}
-    request_owned = {
-        f"aws:RequestTag/kubernetes.io/cluster/{cluster}": "owned",
-        "aws:RequestTag/eks:eks-cluster-name": cluster,
-    }
-    tagged_types = [f"{arn}:{t}/*" for t in
-                    ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")]
-
-    def doc(*statements: dict[str, Any]) -> dict[str, Any]:
-        return {"Version": "2012-10-17", "Statement": list(statements)}
-
+    scope = _Scope(partition, region, account, cluster)
     return {
-        "node-lifecycle": doc(
-            {"Sid": "AllowScopedEC2InstanceAccessActions", "Effect": "Allow",
-             "Resource": [f"arn:{partition}:ec2:{region}::image/*", f"arn:{partition}:ec2:{region}::snapshot/*",
-                          f"{arn}:security-group/*", f"{arn}:subnet/*", f"{arn}:capacity-reservation/*",
-                          f"{arn}:placement-group/*"],
-             "Action": ["ec2:RunInstances", "ec2:CreateFleet"]},
-            {"Sid": "AllowScopedEC2LaunchTemplateAccessActions", "Effect": "Allow",
-             "Resource": f"{arn}:launch-template/*",
-             "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
-             "Condition": {"StringEquals": owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}},
-            {"Sid": "AllowScopedEC2InstanceActionsWithTags", "Effect": "Allow",
-             "Resource": tagged_types,
-             "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
-             "Condition": {"StringEquals": request_owned,
-                           "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}},
-            {"Sid": "AllowScopedResourceCreationTagging", "Effect": "Allow",
-             "Resource": tagged_types,
-             "Action": "ec2:CreateTags",
-             "Condition": {"StringEquals": {**request_owned,
-                                            "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
-                           "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}},
-            {"Sid": "AllowScopedResourceTagging", "Effect": "Allow",
-             "Resource": f"{arn}:instance/*",
-             "Action": "ec2:CreateTags",
-             "Condition": {"StringEquals": owned,
-                           "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-                           "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster},
-                           "ForAllValues:StringEquals": {"aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]}}},
-            {"Sid": "AllowScopedDeletion", "Effect": "Allow",
-             "Resource": [f"{arn}:instance/*", f"{arn}:launch-template/*"],
-             "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
-             "Condition": {"StringEquals": owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}},
-        ),
-        "iam-integration": doc(
-            {"Sid": "AllowPassingInstanceRole", "Effect": "Allow", "Resource": node_role_arn,
-             "Action": "iam:PassRole",
-             "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}}},
-            {"Sid": "AllowScopedInstanceProfileCreationActions", "Effect": "Allow",
-             "Resource": f"arn:{partition}:iam::{account}:instance-profile/*",
-             "Action": ["iam:CreateInstanceProfile"],
-             "Condition": {"StringEquals": {**request_owned, "aws:RequestTag/topology.kubernetes.io/region": region},
-                           "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
-            {"Sid": "AllowScopedInstanceProfileTagActions", "Effect": "Allow",
-             "Resource": f"arn:{partition}:iam::{account}:instance-profile/*",
-             "Action": ["iam:TagInstanceProfile"],
-             "Condition": {"StringEquals": {**owned, "aws:ResourceTag/topology.kubernetes.io/region": region,
-                                            **request_owned, "aws:RequestTag/topology.kubernetes.io/region": region},
-                           "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
-                                          "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
-            {"Sid": "AllowScopedInstanceProfileActions", "Effect": "Allow",
-             "Resource": f"arn:{partition}:iam::{account}:instance-profile/*",
-             "Action": ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"],
-             "Condition": {"StringEquals": {**owned, "aws:ResourceTag/topology.kubernetes.io/region": region},
-                           "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
-        ),
-        "eks-integration": doc(
+        "node-lifecycle": _node_lifecycle(scope),
+        "iam-integration": _iam_integration(scope, node_role_arn),
+        "eks-integration": _doc(
             {"Sid": "AllowAPIServerEndpointDiscovery", "Effect": "Allow",
              "Resource": f"arn:{partition}:eks:{region}:{account}:cluster/{cluster}", "Action": "eks:DescribeCluster"},
         ),
-        "interruption": doc(
+        "interruption": _doc(
             {"Sid": "AllowInterruptionQueueActions", "Effect": "Allow", "Resource": queue_arn,
              "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]},
         ),
-        "resource-discovery": doc(
-            {"Sid": "AllowRegionalReadActions", "Effect": "Allow", "Resource": "*",
-             "Action": ["ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
-                        "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
-                        "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets"],
-             "Condition": {"StringEquals": {"aws:RequestedRegion": region}}},
-            {"Sid": "AllowSSMReadActions", "Effect": "Allow",
-             "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*", "Action": "ssm:GetParameter"},
-            {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Resource": "*", "Action": "pricing:GetProducts"},
-            {"Sid": "AllowUnscopedInstanceProfileListAction", "Effect": "Allow", "Resource": "*",
-             "Action": "iam:ListInstanceProfiles"},
-            {"Sid": "AllowInstanceProfileReadActions", "Effect": "Allow",
-             "Resource": f"arn:{partition}:iam::{account}:instance-profile/*", "Action": "iam:GetInstanceProfile"},
-        ),
+        "resource-discovery": _resource_discovery(scope),
     }
+
+
+def _node_lifecycle(scope: _Scope) -> dict[str, Any]:
+    partition, region, cluster, arn = scope.partition, scope.region, scope.cluster, scope.ec2
+    owned, request_owned = scope.owned, scope.request_owned
+    tagged_types = [f"{arn}:{t}/*" for t in
+                    ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")]
+    return _doc(
+        {"Sid": "AllowScopedEC2InstanceAccessActions", "Effect": "Allow",
+         "Resource": [f"arn:{partition}:ec2:{region}::image/*", f"arn:{partition}:ec2:{region}::snapshot/*",
+                      f"{arn}:security-group/*", f"{arn}:subnet/*", f"{arn}:capacity-reservation/*",
+                      f"{arn}:placement-group/*"],
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet"]},
+        {"Sid": "AllowScopedEC2LaunchTemplateAccessActions", "Effect": "Allow",
+         "Resource": f"{arn}:launch-template/*",
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+         "Condition": {"StringEquals": owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}},
+        {"Sid": "AllowScopedEC2InstanceActionsWithTags", "Effect": "Allow",
+         "Resource": tagged_types,
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
+         "Condition": {"StringEquals": request_owned,
+                       "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}},
+        {"Sid": "AllowScopedResourceCreationTagging", "Effect": "Allow",
+         "Resource": tagged_types,
+         "Action": "ec2:CreateTags",
+         "Condition": {"StringEquals": {**request_owned,
+                                        "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
+                       "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}},
+        {"Sid": "AllowScopedResourceTagging", "Effect": "Allow",
+         "Resource": f"{arn}:instance/*",
+         "Action": "ec2:CreateTags",
+         "Condition": {"StringEquals": owned,
+                       "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+                       "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster},
+                       "ForAllValues:StringEquals": {"aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]}}},
+        {"Sid": "AllowScopedDeletion", "Effect": "Allow",
+         "Resource": [f"{arn}:instance/*", f"{arn}:launch-template/*"],
+         "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+         "Condition": {"StringEquals": owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}},
+    )
+
+
+def _iam_integration(scope: _Scope, node_role_arn: str) -> dict[str, Any]:
+    partition, region, account = scope.partition, scope.region, scope.account
+    owned, request_owned = scope.owned, scope.request_owned
+    return _doc(
+        {"Sid": "AllowPassingInstanceRole", "Effect": "Allow", "Resource": node_role_arn,
+         "Action": "iam:PassRole",
+         "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}}},
+        {"Sid": "AllowScopedInstanceProfileCreationActions", "Effect": "Allow",
+         "Resource": f"arn:{partition}:iam::{account}:instance-profile/*",
+         "Action": ["iam:CreateInstanceProfile"],
+         "Condition": {"StringEquals": {**request_owned, "aws:RequestTag/topology.kubernetes.io/region": region},
+                       "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+        {"Sid": "AllowScopedInstanceProfileTagActions", "Effect": "Allow",
+         "Resource": f"arn:{partition}:iam::{account}:instance-profile/*",
+         "Action": ["iam:TagInstanceProfile"],
+         "Condition": {"StringEquals": {**owned, "aws:ResourceTag/topology.kubernetes.io/region": region,
+                                        **request_owned, "aws:RequestTag/topology.kubernetes.io/region": region},
+                       "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                                      "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+        {"Sid": "AllowScopedInstanceProfileActions", "Effect": "Allow",
+         "Resource": f"arn:{partition}:iam::{account}:instance-profile/*",
+         "Action": ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"],
+         "Condition": {"StringEquals": {**owned, "aws:ResourceTag/topology.kubernetes.io/region": region},
+                       "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+    )
+
+
+def _resource_discovery(scope: _Scope) -> dict[str, Any]:
+    partition, region, account = scope.partition, scope.region, scope.account
+    return _doc(
+        {"Sid": "AllowRegionalReadActions", "Effect": "Allow", "Resource": "*",
+         "Action": ["ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
+                    "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets"],
+         "Condition": {"StringEquals": {"aws:RequestedRegion": region}}},
+        {"Sid": "AllowSSMReadActions", "Effect": "Allow",
+         "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*", "Action": "ssm:GetParameter"},
+        {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Resource": "*", "Action": "pricing:GetProducts"},
+        {"Sid": "AllowUnscopedInstanceProfileListAction", "Effect": "Allow", "Resource": "*",
+         "Action": "iam:ListInstanceProfiles"},
+        {"Sid": "AllowInstanceProfileReadActions", "Effect": "Allow",
+         "Resource": f"arn:{partition}:iam::{account}:instance-profile/*", "Action": "iam:GetInstanceProfile"},
+    )
 
 
 def chart_values(*, cluster: str, queue_name: str, system_tolerations: list[dict], system_selector: dict) -> dict[str, Any]:
