@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from policies.base import ENVIRONMENT, as_list, resource_rule
-from policies.workloads import GPU, dig, workload_name
+from .base import ENVIRONMENT, as_list, resource_rule
+from .workloads import GPU, dig, workload_name
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
