@@ -8,12 +8,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .base import ENVIRONMENT, as_list, resource_rule
+from .instance_types import GPU_KEYS, launchable, requires_gpu
 from .workloads import GPU, dig, workload_name
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
-GPU_KEYS = ("karpenter.k8s.aws/instance-gpu-name", "karpenter.k8s.aws/instance-gpu-count",
-            "karpenter.k8s.aws/instance-gpu-manufacturer", "karpenter.k8s.aws/instance-gpu-memory")
 
 
 def karpenter_seconds(duration: str) -> float:
@@ -23,22 +22,38 @@ def karpenter_seconds(duration: str) -> float:
     return sum(int(n) * unit[u] for n, u in re.findall(r"([0-9]+)(s|m|h)", duration))
 
 
-def is_gpu_pool(props: Mapping[str, Any]) -> bool:
+def gpu_pool_reason(props: Mapping[str, Any]) -> str | None:
+    """Why a NodePool is a GPU pool (None when it is not): the GPU instance types its
+    requirements admit, a GPU label it requires, the GPU label it sets, or a GPU limit."""
     template = dig(props, "spec", "template") or {}
-    reqs = dig(template, "spec", "requirements") or ()
-    return (any(r.get("key") in GPU_KEYS for r in reqs)
-            or dig(template, "metadata", "labels", "nvidia.com/gpu.present") == "true"
-            or dig(props, "spec", "limits", GPU) is not None)
+    reqs = list(dig(template, "spec", "requirements") or ())
+    types = launchable(reqs)
+    if types:
+        shown = ", ".join(types[:3]) + (f" and {len(types) - 3} more" if len(types) > 3 else "")
+        return f"its requirements admit GPU instance types {shown}"
+    if requires_gpu(reqs):
+        keys = sorted({str(r.get("key")) for r in reqs if str(r.get("key")) in GPU_KEYS})
+        return f"it requires {', '.join(keys)}"
+    if dig(template, "metadata", "labels", "nvidia.com/gpu.present") == "true":
+        return "it labels its nodes nvidia.com/gpu.present=true"
+    if dig(props, "spec", "limits", GPU) is not None:
+        return f"it sets limits[{GPU}]"
+    return None
+
+
+def is_gpu_pool(props: Mapping[str, Any]) -> bool:
+    return gpu_pool_reason(props) is not None
 
 
 def gpu_pool(rtype: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
-    if rtype != NODEPOOL or not is_gpu_pool(props):
+    reason = gpu_pool_reason(props) if rtype == NODEPOOL else None
+    if reason is None:
         return
-    name = workload_name(props)
+    name = f"{workload_name(props)} (a GPU pool: {reason})"
     spec = props.get("spec") or {}
     taints = dig(spec, "template", "spec", "taints") or ()
     if not any(t.get("key") == GPU and t.get("effect") == "NoSchedule" for t in taints):
-        yield f"{name}: GPU NodePool without the {GPU}:NoSchedule taint; any pod can fill its GPU nodes."
+        yield f"{name}: no {GPU}:NoSchedule taint; any pod can fill its GPU nodes."
     if dig(spec, "limits", GPU) is None:
         yield f"{name}: no limits[{GPU}]; a runaway scale-out buys GPUs without bound."
     consolidate = dig(spec, "disruption", "consolidateAfter")
@@ -118,9 +133,13 @@ def iam_star(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iter
 
 RULES = [
     resource_rule("karpenter-gpu-nodepool", "Capacity (Karpenter)",
-        "GPU NodePools carry the GPU taint, a GPU limit, consolidateAfter >= 5m, a disruption budget and expireAfter.",
-        "These bound spend, keep non-GPU pods off GPU nodes, and stop consolidation from churning nodes that take minutes to warm.",
-        "set template.spec.taints, limits[nvidia.com/gpu], disruption.consolidateAfter/budgets and template.spec.expireAfter.",
+        "GPU NodePools carry the GPU taint, a GPU limit, consolidateAfter >= 5m, a disruption budget and expireAfter. "
+        "A pool is a GPU pool when its requirements admit a GPU instance type of the catalog (by type, family, "
+        "category, generation, size, GPU name or count...), require a GPU label, or it labels or limits GPUs.",
+        "These bound spend, keep non-GPU pods off GPU nodes, and stop consolidation from churning nodes that take minutes to warm. "
+        "A pool with no instance requirements can launch any GPU type, without bound.",
+        "set template.spec.taints, limits[nvidia.com/gpu], disruption.consolidateAfter/budgets and template.spec.expireAfter; "
+        "or, for a CPU pool, exclude GPU instances (e.g. karpenter.k8s.aws/instance-category In [c, m, r]).",
         gpu_pool, {"minConsolidateAfterSeconds": {"type": "integer", "default": 300, "minimum": 0,
                                                                    "description": "Smallest consolidateAfter for GPU pools."}}),
     resource_rule("karpenter-nodeclass-hardening", "Capacity (Karpenter)",

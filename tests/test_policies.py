@@ -93,6 +93,26 @@ def nodepool(name="l40s-on-demand", limit="2", **spec) -> dict:
     return {"metadata": {"name": name}, "spec": {**base, **spec}}
 
 
+def pool_selecting(requirements: list[dict], guarded: bool = True) -> dict:
+    """A NodePool that names GPUs nowhere but in its instance requirements (no
+    nvidia.com/gpu.present label). Guarded: taint, GPU limit, 10m consolidation, budget and
+    expireAfter; unguarded: none of them, and 30 s consolidation."""
+    if not guarded:
+        return {"metadata": {"name": "selected"}, "spec": {
+            "disruption": {"consolidateAfter": "30s"},
+            "template": {"metadata": {"labels": {"platform.gpu/tier": "x"}}, "spec": {"requirements": requirements}}}}
+    pool = nodepool("selected")
+    pool["spec"]["template"]["metadata"]["labels"] = {"platform.gpu/tier": "x"}
+    pool["spec"]["template"]["spec"]["requirements"] = requirements
+    return pool
+
+
+FAMILY_G6E = [{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["g6e"]}]
+CATEGORY_GP = [{"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["g", "p"]}]
+# A GPU outside the catalog (T4, g4dn): recognised by the GPU label it requires.
+GPU_NAME_T4 = [{"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": ["t4"]}]
+
+
 def nodeclass(**spec) -> dict:
     base = {"amiSelectorTerms": [{"alias": "al2023@v20261020"}],
             "metadataOptions": {"httpTokens": "required"},
@@ -166,6 +186,13 @@ CASES = [
     ("karpenter-gpu-nodepool", [(NODEPOOL, nodepool())],
      [(NODEPOOL, nodepool(disruption={"consolidateAfter": "30s", "budgets": [{"nodes": "1"}]}))], "consolidateAfter 30s", "prod"),
     ("karpenter-gpu-nodepool", [(NODEPOOL, nodepool())], [(NODEPOOL, nodepool(limits={}))], "no limits[nvidia.com/gpu]", "prod"),
+    ("karpenter-gpu-nodepool", [(NODEPOOL, pool_selecting(FAMILY_G6E))], [(NODEPOOL, pool_selecting(FAMILY_G6E, guarded=False))],
+     "selected (a GPU pool: its requirements admit GPU instance types g6e.xlarge, g6e.2xlarge, g6e.4xlarge and 3 more): "
+     "no nvidia.com/gpu:NoSchedule taint", "prod"),
+    ("karpenter-gpu-nodepool", [(NODEPOOL, pool_selecting(CATEGORY_GP))], [(NODEPOOL, pool_selecting(CATEGORY_GP, guarded=False))],
+     "and 18 more): no limits[nvidia.com/gpu]", "prod"),
+    ("karpenter-gpu-nodepool", [(NODEPOOL, pool_selecting(GPU_NAME_T4))], [(NODEPOOL, pool_selecting(GPU_NAME_T4, guarded=False))],
+     "(a GPU pool: it requires karpenter.k8s.aws/instance-gpu-name): consolidateAfter 30s", "prod"),
     ("karpenter-nodeclass-hardening", [(NODECLASS, nodeclass())],
      [(NODECLASS, nodeclass(amiSelectorTerms=[{"alias": "al2023@latest"}]))], "al2023@latest in prod", "prod"),
     ("karpenter-nodeclass-hardening", [(NODECLASS, nodeclass())],
