@@ -71,7 +71,8 @@ def too_wide(allow: AllowList, widest_prefix: dict[int, int]) -> list[str]:
             verb = "covers" if len(written) == 1 else "together cover"
             found.append(f"all of IPv{version} ({listed} {verb} {'0.0.0.0/0' if version == 4 else '::/0'})")
         elif total > 2 ** (bits - widest_prefix[version]):
-            found.append(f"{total:,} IPv{version} addresses ({listed}), more than one /{widest_prefix[version]}")
+            size = f"{total:,}" if version == 4 else f"2^{total.bit_length() - 1}" + ("" if total & (total - 1) == 0 else "+")
+            found.append(f"{size} IPv{version} addresses ({listed}), more than one /{widest_prefix[version]}")
     return found
 
 
