@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from policies.rules import RULES
+from .rules import RULES
 
 HEADER = """# Policy pack `gpu-platform`
 

@@ -8,8 +8,8 @@ module starts nothing: only ``policies/__main__.py`` builds the PolicyPack.
 
 from __future__ import annotations
 
-from policies import rules_capacity, rules_scaling, rules_stack, rules_workloads
-from policies.base import Rule
+from . import rules_capacity, rules_scaling, rules_stack, rules_workloads
+from .base import Rule
 
 RULES: list[Rule] = [*rules_workloads.RULES, *rules_scaling.RULES, *rules_capacity.RULES, *rules_stack.RULES]
 POLICIES = [rule.policy() for rule in RULES]

@@ -7,13 +7,15 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from policies.base import ENVIRONMENT, as_list, resource_rule
-from policies.workloads import GPU, dig, workload_name
+from pulumi_policy import EnforcementLevel
+
+from . import cidrs
+from .base import ENVIRONMENT, as_list, resource_rule
+from .instance_types import GPU_KEYS, launchable, requires_gpu
+from .workloads import GPU, dig, workload_name
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
-GPU_KEYS = ("karpenter.k8s.aws/instance-gpu-name", "karpenter.k8s.aws/instance-gpu-count",
-            "karpenter.k8s.aws/instance-gpu-manufacturer", "karpenter.k8s.aws/instance-gpu-memory")
 
 
 def karpenter_seconds(duration: str) -> float:
@@ -23,22 +25,38 @@ def karpenter_seconds(duration: str) -> float:
     return sum(int(n) * unit[u] for n, u in re.findall(r"([0-9]+)(s|m|h)", duration))
 
 
-def is_gpu_pool(props: Mapping[str, Any]) -> bool:
+def gpu_pool_reason(props: Mapping[str, Any]) -> str | None:
+    """Why a NodePool is a GPU pool (None when it is not): the GPU instance types its
+    requirements admit, a GPU label it requires, the GPU label it sets, or a GPU limit."""
     template = dig(props, "spec", "template") or {}
-    reqs = dig(template, "spec", "requirements") or ()
-    return (any(r.get("key") in GPU_KEYS for r in reqs)
-            or dig(template, "metadata", "labels", "nvidia.com/gpu.present") == "true"
-            or dig(props, "spec", "limits", GPU) is not None)
+    reqs = list(dig(template, "spec", "requirements") or ())
+    types = launchable(reqs)
+    if types:
+        shown = ", ".join(types[:3]) + (f" and {len(types) - 3} more" if len(types) > 3 else "")
+        return f"its requirements admit GPU instance types {shown}"
+    if requires_gpu(reqs):
+        keys = sorted({str(r.get("key")) for r in reqs if str(r.get("key")) in GPU_KEYS})
+        return f"it requires {', '.join(keys)}"
+    if dig(template, "metadata", "labels", "nvidia.com/gpu.present") == "true":
+        return "it labels its nodes nvidia.com/gpu.present=true"
+    if dig(props, "spec", "limits", GPU) is not None:
+        return f"it sets limits[{GPU}]"
+    return None
+
+
+def is_gpu_pool(props: Mapping[str, Any]) -> bool:
+    return gpu_pool_reason(props) is not None
 
 
 def gpu_pool(rtype: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
-    if rtype != NODEPOOL or not is_gpu_pool(props):
+    reason = gpu_pool_reason(props) if rtype == NODEPOOL else None
+    if reason is None:
         return
-    name = workload_name(props)
+    name = f"{workload_name(props)} (a GPU pool: {reason})"
     spec = props.get("spec") or {}
     taints = dig(spec, "template", "spec", "taints") or ()
     if not any(t.get("key") == GPU and t.get("effect") == "NoSchedule" for t in taints):
-        yield f"{name}: GPU NodePool without the {GPU}:NoSchedule taint; any pod can fill its GPU nodes."
+        yield f"{name}: no {GPU}:NoSchedule taint; any pod can fill its GPU nodes."
     if dig(spec, "limits", GPU) is None:
         yield f"{name}: no limits[{GPU}]; a runaway scale-out buys GPUs without bound."
     consolidate = dig(spec, "disruption", "consolidateAfter")
@@ -81,18 +99,37 @@ def eks_logs(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iter
         yield f"control-plane logs {', '.join(missing)} are off."
 
 
-def eks_endpoint(rtype: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
-    if config["environment"] != "prod":
-        return
+def _endpoint(rtype: str, props: Mapping[str, Any]) -> tuple[bool, list[Any]] | None:
+    """(public, publicAccessCidrs) of an EKS cluster resource; None for other types."""
     if rtype == "eks:index:Cluster":
-        public, cidrs = props.get("endpointPublicAccess", True), list(props.get("publicAccessCidrs") or ())
-    elif rtype == "aws:eks/cluster:Cluster":
+        return props.get("endpointPublicAccess", True) is not False, list(props.get("publicAccessCidrs") or ())
+    if rtype == "aws:eks/cluster:Cluster":
         vpc = props.get("vpcConfig") or {}
-        public, cidrs = vpc.get("endpointPublicAccess", True), list(vpc.get("publicAccessCidrs") or ())
-    else:
+        return vpc.get("endpointPublicAccess", True) is not False, list(vpc.get("publicAccessCidrs") or ())
+    return None
+
+
+def eks_endpoint(rtype: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterable[str]:
+    endpoint = _endpoint(rtype, props)
+    if config["environment"] != "prod" or endpoint is None or not endpoint[0]:
         return
-    if public is not False and (not cidrs or "0.0.0.0/0" in cidrs):
-        yield "the prod API endpoint is public to 0.0.0.0/0."
+    if not endpoint[1]:
+        yield "the prod API endpoint is public to 0.0.0.0/0 (no publicAccessCidrs: EKS defaults to 0.0.0.0/0)."
+        return
+    allow = cidrs.parse(endpoint[1])
+    for bad in allow.malformed:
+        yield f"publicAccessCidrs entry {bad!r} is not a CIDR; nobody can tell what it admits."
+    for finding in cidrs.too_wide(allow, {4: config["widestIpv4Prefix"], 6: config["widestIpv6Prefix"]}):
+        yield f"the prod API endpoint is public to {finding}: that is the internet, not your networks."
+
+
+def eks_endpoint_documentation(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
+    endpoint = _endpoint(rtype, props)
+    if endpoint is None or not endpoint[0] or not endpoint[1]:
+        return
+    if cidrs.documentation_only(cidrs.parse(endpoint[1])):
+        yield (f"publicAccessCidrs {', '.join(map(str, endpoint[1]))} are documentation-only ranges (RFC 5737/3849): "
+               "a real deploy admits nobody to the public API endpoint.")
 
 
 def sqs_encrypted(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
@@ -116,11 +153,22 @@ def iam_star(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iter
             yield f"statement {st.get('Sid') or i} allows every action on every resource."
 
 
+WIDEST = {
+    "widestIpv4Prefix": {"type": "integer", "default": 8, "minimum": 0, "maximum": 32,
+                         "description": "Allowed IPv4 ranges covering more addresses than one network of this prefix are open."},
+    "widestIpv6Prefix": {"type": "integer", "default": 16, "minimum": 0, "maximum": 128,
+                         "description": "Allowed IPv6 ranges covering more addresses than one network of this prefix are open."},
+}
+
 RULES = [
     resource_rule("karpenter-gpu-nodepool", "Capacity (Karpenter)",
-        "GPU NodePools carry the GPU taint, a GPU limit, consolidateAfter >= 5m, a disruption budget and expireAfter.",
-        "These bound spend, keep non-GPU pods off GPU nodes, and stop consolidation from churning nodes that take minutes to warm.",
-        "set template.spec.taints, limits[nvidia.com/gpu], disruption.consolidateAfter/budgets and template.spec.expireAfter.",
+        "GPU NodePools carry the GPU taint, a GPU limit, consolidateAfter >= 5m, a disruption budget and expireAfter. "
+        "A pool is a GPU pool when its requirements admit a GPU instance type of the catalog (by type, family, "
+        "category, generation, size, GPU name or count...), require a GPU label, or it labels or limits GPUs.",
+        "These bound spend, keep non-GPU pods off GPU nodes, and stop consolidation from churning nodes that take minutes to warm. "
+        "A pool with no instance requirements can launch any GPU type, without bound.",
+        "set template.spec.taints, limits[nvidia.com/gpu], disruption.consolidateAfter/budgets and template.spec.expireAfter; "
+        "or, for a CPU pool, exclude GPU instances (e.g. karpenter.k8s.aws/instance-category In [c, m, r]).",
         gpu_pool, {"minConsolidateAfterSeconds": {"type": "integer", "default": 300, "minimum": 0,
                                                                    "description": "Smallest consolidateAfter for GPU pools."}}),
     resource_rule("karpenter-nodeclass-hardening", "Capacity (Karpenter)",
@@ -135,8 +183,18 @@ RULES = [
         "Without audit logs nobody can tell who changed what in the cluster.",
         "set enabled_cluster_log_types to include api, audit and authenticator.", eks_logs),
     resource_rule("eks-no-open-public-endpoint", "AWS", "The prod API endpoint is private or restricted to listed CIDRs.",
-        "A public endpoint open to the world exposes the API server to credential stuffing and CVEs.",
-        "set endpoint_public_access false, or public_access_cidrs to your networks.", eks_endpoint, dict(ENVIRONMENT)),
+        "A public endpoint open to the world exposes the API server to credential stuffing and CVEs. CIDRs are parsed and "
+        "merged, so 0.0.0.0/00, 0.0.0.0/1 + 128.0.0.0/1 and ::/0 count as open, as does any list wider than a /8 "
+        "(IPv4) or a /16 (IPv6) in total: no organisation's own networks are wider.",
+        "set endpoint_public_access false, or public_access_cidrs to your networks.", eks_endpoint,
+        {**ENVIRONMENT, **WIDEST}),
+    resource_rule("eks-endpoint-cidrs-not-documentation", "AWS",
+        "A public endpoint's allow-list is not made only of documentation ranges (192.0.2.0/24, 198.51.100.0/24, "
+        "203.0.113.0/24, 2001:db8::/32).",
+        "Those ranges are reserved for examples and route nowhere: the list is a placeholder, and kubectl, CI and "
+        "the Kubernetes provider cannot reach the API from outside the VPC.",
+        "replace the placeholders with your office, VPN or CI egress CIDRs (or turn the public endpoint off).",
+        eks_endpoint_documentation, enforcement=EnforcementLevel.ADVISORY),
     resource_rule("sqs-encrypted", "AWS", "SQS queues are encrypted at rest (SSE-SQS or KMS).",
         "Interruption events name instances and accounts; keep them encrypted.",
         "set sqs_managed_sse_enabled true (or kms_master_key_id).", sqs_encrypted),

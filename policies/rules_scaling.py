@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from platform_facts.vllm import REMOVED_METRICS as REMOVED_VLLM_METRICS
-from policies.base import resource_rule
-from policies.workloads import dig, workload_name
+from .base import resource_rule
+from .workloads import dig, workload_name
 
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 SCALED_JOB = "kubernetes:keda.sh/v1alpha1:ScaledJob"

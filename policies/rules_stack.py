@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.base import ENVIRONMENT, as_list, stack_rule
-from policies.rules_capacity import is_gpu_pool
-from policies.workloads import (
+from .base import ENVIRONMENT, as_list, stack_rule
+from .rules_capacity import is_gpu_pool
+from .workloads import (
     GPU,
     POD_SPEC_PATHS,
     containers,

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from platform_facts.aws import SPOT_NOTICE_SECONDS
-from policies.base import resource_rule
-from policies.workloads import (
+from .base import resource_rule
+from .workloads import (
     GPU,
     arg_value,
     containers,

@@ -93,6 +93,26 @@ def nodepool(name="l40s-on-demand", limit="2", **spec) -> dict:
     return {"metadata": {"name": name}, "spec": {**base, **spec}}
 
 
+def pool_selecting(requirements: list[dict], guarded: bool = True) -> dict:
+    """A NodePool that names GPUs nowhere but in its instance requirements (no
+    nvidia.com/gpu.present label). Guarded: taint, GPU limit, 10m consolidation, budget and
+    expireAfter; unguarded: none of them, and 30 s consolidation."""
+    if not guarded:
+        return {"metadata": {"name": "selected"}, "spec": {
+            "disruption": {"consolidateAfter": "30s"},
+            "template": {"metadata": {"labels": {"platform.gpu/tier": "x"}}, "spec": {"requirements": requirements}}}}
+    pool = nodepool("selected")
+    pool["spec"]["template"]["metadata"]["labels"] = {"platform.gpu/tier": "x"}
+    pool["spec"]["template"]["spec"]["requirements"] = requirements
+    return pool
+
+
+FAMILY_G6E = [{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["g6e"]}]
+CATEGORY_GP = [{"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["g", "p"]}]
+# A GPU outside the catalog (T4, g4dn): recognised by the GPU label it requires.
+GPU_NAME_T4 = [{"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": ["t4"]}]
+
+
 def nodeclass(**spec) -> dict:
     base = {"amiSelectorTerms": [{"alias": "al2023@v20261020"}],
             "metadataOptions": {"httpTokens": "required"},
@@ -166,6 +186,13 @@ CASES = [
     ("karpenter-gpu-nodepool", [(NODEPOOL, nodepool())],
      [(NODEPOOL, nodepool(disruption={"consolidateAfter": "30s", "budgets": [{"nodes": "1"}]}))], "consolidateAfter 30s", "prod"),
     ("karpenter-gpu-nodepool", [(NODEPOOL, nodepool())], [(NODEPOOL, nodepool(limits={}))], "no limits[nvidia.com/gpu]", "prod"),
+    ("karpenter-gpu-nodepool", [(NODEPOOL, pool_selecting(FAMILY_G6E))], [(NODEPOOL, pool_selecting(FAMILY_G6E, guarded=False))],
+     "selected (a GPU pool: its requirements admit GPU instance types g6e.xlarge, g6e.2xlarge, g6e.4xlarge and 3 more): "
+     "no nvidia.com/gpu:NoSchedule taint", "prod"),
+    ("karpenter-gpu-nodepool", [(NODEPOOL, pool_selecting(CATEGORY_GP))], [(NODEPOOL, pool_selecting(CATEGORY_GP, guarded=False))],
+     "and 18 more): no limits[nvidia.com/gpu]", "prod"),
+    ("karpenter-gpu-nodepool", [(NODEPOOL, pool_selecting(GPU_NAME_T4))], [(NODEPOOL, pool_selecting(GPU_NAME_T4, guarded=False))],
+     "(a GPU pool: it requires karpenter.k8s.aws/instance-gpu-name): consolidateAfter 30s", "prod"),
     ("karpenter-nodeclass-hardening", [(NODECLASS, nodeclass())],
      [(NODECLASS, nodeclass(amiSelectorTerms=[{"alias": "al2023@latest"}]))], "al2023@latest in prod", "prod"),
     ("karpenter-nodeclass-hardening", [(NODECLASS, nodeclass())],
@@ -176,6 +203,24 @@ CASES = [
      [("eks:index:Cluster", {"enabledClusterLogTypes": ["api"]})], "audit, authenticator are off", "prod"),
     ("eks-no-open-public-endpoint", [("eks:index:Cluster", {"publicAccessCidrs": ["198.51.100.0/24"]})],
      [("eks:index:Cluster", {"endpointPublicAccess": True})], "public to 0.0.0.0/0", "prod"),
+    *[("eks-no-open-public-endpoint", [("eks:index:Cluster", {"publicAccessCidrs": good})],
+       [("eks:index:Cluster", {"publicAccessCidrs": bad})], fragment, "prod") for good, bad, fragment in [
+        (["198.51.100.0/24"], ["0.0.0.0/00"], "public to all of IPv4 (0.0.0.0/00 covers 0.0.0.0/0)"),
+        (["198.51.100.0/25", "198.51.100.128/25"], ["0.0.0.0/1", "128.0.0.0/1"], "all of IPv4 (0.0.0.0/1, 128.0.0.0/1 together cover 0.0.0.0/0)"),
+        (["2001:db8::/32"], ["198.51.100.0/24", "::/0"], "public to all of IPv6 (::/0 covers ::/0)"),
+        # Exactly one /8 is allowed; anything wider is the internet (policies/cidrs.py).
+        (["10.0.0.0/8"], ["10.0.0.0/7"], "public to 33,554,432 IPv4 addresses (10.0.0.0/7), more than one /8"),
+        (["10.0.0.0/9", "10.128.0.0/9"], ["10.0.0.0/8", "172.16.0.0/12"], "more than one /8"),
+        (["2600:1f18::/32"], ["2000::/3"], "IPv6 addresses (2000::/3), more than one /16"),
+        (["198.51.100.7/24"], ["0.0.0.0/33"], "entry '0.0.0.0/33' is not a CIDR"),
+        (["198.51.100.7/32"], ["198.51.100.7"], "entry '198.51.100.7' is not a CIDR"),
+    ]],
+    ("eks-no-open-public-endpoint", [("aws:eks/cluster:Cluster", {"vpcConfig": {"publicAccessCidrs": ["203.0.113.0/24"]}})],
+     [("aws:eks/cluster:Cluster", {"vpcConfig": {"publicAccessCidrs": ["128.0.0.0/1", "0.0.0.0/1"]}})],
+     "all of IPv4 (128.0.0.0/1, 0.0.0.0/1 together cover 0.0.0.0/0)", "prod"),
+    ("eks-endpoint-cidrs-not-documentation", [("eks:index:Cluster", {"publicAccessCidrs": ["198.51.100.0/24", "52.94.0.0/22"]})],
+     [("eks:index:Cluster", {"publicAccessCidrs": ["198.51.100.0/24", "192.0.2.128/25", "2001:db8:1::/48"]})],
+     "publicAccessCidrs 198.51.100.0/24, 192.0.2.128/25, 2001:db8:1::/48 are documentation-only ranges", "dev"),
     ("sqs-encrypted", [("aws:sqs/queue:Queue", {"sqsManagedSseEnabled": True})], [("aws:sqs/queue:Queue", {"name": "q"})],
      "not encrypted at rest", "prod"),
     ("iam-no-star-on-star",
@@ -240,6 +285,19 @@ def test_environment_changes_the_verdict():
     # Zone spread and open endpoints are prod rules: the same resources pass in dev.
     assert violations("availability-prod-zone-spread", [(DEPLOYMENT, deployment(**{f"{POD}__topologySpreadConstraints": []}))], "dev") == []
     assert violations("eks-no-open-public-endpoint", [("eks:index:Cluster", {})], "staging") == []
+    assert violations("eks-no-open-public-endpoint", [("eks:index:Cluster", {"publicAccessCidrs": ["::/0"]})], "staging") == []
+
+
+def test_a_private_endpoint_is_judged_by_no_allow_list():
+    private = {"endpointPublicAccess": False, "publicAccessCidrs": ["0.0.0.0/0", "198.51.100.0/24"]}
+    assert violations("eks-no-open-public-endpoint", [("eks:index:Cluster", private)], "prod") == []
+    assert violations("eks-endpoint-cidrs-not-documentation", [("eks:index:Cluster", private)], "prod") == []
+
+
+def test_documentation_ranges_are_advisory():
+    bad = [Resource("eks:index:Cluster", "urn:c", "c", {"publicAccessCidrs": ["203.0.113.0/24"]}, {})]
+    policy = [p for p in POLICIES if p.name == "eks-endpoint-cidrs-not-documentation"]
+    assert [v["enforcement"] for v in evaluate(policy, bad)["violations"]] == ["advisory"]
 
 
 def test_enforcement_override_and_disable():
@@ -273,7 +331,7 @@ def test_names_descriptions_and_fixes():
 
 def test_pack_entry_point_builds_the_pack_from_the_same_rules():
     text = (REPO / "policies" / "__main__.py").read_text()
-    assert "from policies.rules import POLICIES" in text and "PolicyPack(" in text
+    assert "rules.POLICIES" in text and "PolicyPack(" in text
     assert "runtime:" in (REPO / "policies" / "PulumiPolicy.yaml").read_text()
 
 
@@ -293,7 +351,9 @@ def test_policy_config_files_are_in_sync(env):
 def test_every_stack_passes_the_pack(synthesized, stack):
     report = json.loads((synthesized[stack] / "policy-report.json").read_text())
     assert report["policies_run"] == len(RULES)
-    assert report["violations"] == []
+    # staging and prod ship placeholder allow-lists (documentation ranges): an advisory finding.
+    expected = [("eks-endpoint-cidrs-not-documentation", "advisory")] if stack in ("staging", "prod") else []
+    assert [(v["policy"], v["enforcement"]) for v in report["violations"]] == expected
 
 
 def test_bad_program_fails_with_the_expected_violations(tmp_path):
