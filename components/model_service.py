@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 from components.config import GpuTier, ModelServiceConfig
 from components.identity import model_cache_reader
 from components.naming import child
+from components.render import scaling
 from components.render import vllm as render
 
 
@@ -75,7 +76,7 @@ class ModelService(pulumi.ComponentResource):
         monitor = render.service_monitor(svc, ns, args.scrape_interval_seconds)
         k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
                                          kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"], opts=crds)
-        rule = render.prometheus_rule(svc, ns)
+        rule = scaling.prometheus_rule(svc, ns)
         k8s.apiextensions.CustomResource(child(name, "alerts"), api_version="monitoring.coreos.com/v1",
                                          kind="PrometheusRule", metadata=rule["metadata"], spec=rule["spec"], opts=crds)
 
@@ -97,7 +98,7 @@ class ModelService(pulumi.ComponentResource):
         roles: list[tuple[str, int | None]] = []
         if svc.scaling.min_replicas > 0:
             roles.append(("baseline", svc.scaling.min_replicas))
-        if render.burst_max(svc) > 0:
+        if scaling.burst_max(svc) > 0:
             # Created at 0; from then on the autoscaler owns spec.replicas.
             roles.append(("burst", 0))
         if svc.canary is not None:
@@ -119,13 +120,13 @@ class ModelService(pulumi.ComponentResource):
         svc, ns = args.service, args.service.namespace
         after_burst = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, burst])
         if svc.scaling.mode != "keda":
-            h = render.hpa(svc, ns)
+            h = scaling.hpa(svc, ns)
             k8s.autoscaling.v2.HorizontalPodAutoscaler(child(name, "hpa"), metadata=h["metadata"], spec=h["spec"],
                                                        opts=after_burst)
             return []
-        so = pulumi.Output.from_input(args.prometheus_url).apply(lambda url: render.scaled_object(svc, ns, url))
+        so = pulumi.Output.from_input(args.prometheus_url).apply(lambda url: scaling.scaled_object(svc, ns, url))
         k8s.apiextensions.CustomResource(
             child(name, "scaler"), api_version="keda.sh/v1alpha1", kind="ScaledObject",
-            metadata=render.scaled_object(svc, ns, "")["metadata"], spec=so.apply(lambda o: o["spec"]),
+            metadata=scaling.scaled_object(svc, ns, "")["metadata"], spec=so.apply(lambda o: o["spec"]),
             opts=after_burst)
         return [render.names(svc)["scaled_object"]]

@@ -8,6 +8,6 @@ without pulling in the components.
 - ``catalog``: GPU and EC2 instance facts, model weight sizes.
 - ``aws``: platform facts of AWS and EKS (spot notice, supported Kubernetes versions,
   documentation-only CIDRs).
-- ``vllm``: vLLM metric names (current and removed).
+- ``vllm``, ``dcgm``: metric names of vLLM (current and removed) and of the DCGM exporter.
 - ``coldstart``: the phases of a replica's cold start.
 """

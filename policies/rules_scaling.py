@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from platform_facts.vllm import REMOVED_METRICS as REMOVED_VLLM_METRICS
+
 from .base import resource_rule
 from .workloads import dig, workload_name
 

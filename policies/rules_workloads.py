@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from platform_facts.aws import SPOT_NOTICE_SECONDS
+
 from .base import resource_rule
 from .workloads import (
     GPU,

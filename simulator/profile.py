@@ -78,7 +78,7 @@ def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name
         scale_down_period_seconds=sc.scale_down_period_seconds,
         active_hours=sc.active_hours,
         wake=sc.wake_query is not None,
-        # As the ScaledObject renders it (render/vllm.py): half the burst range, after 3 failures.
+        # As the ScaledObject renders it (render/scaling.py): half the burst range, after 3 failures.
         fallback_replicas=max(1, (sc.max_replicas - sc.min_replicas) // 2),
     )
 

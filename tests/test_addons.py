@@ -11,6 +11,8 @@ import yaml
 from components import versions
 from components.render import dashboards
 from components.render.addons import prometheus_url
+from platform_facts import dcgm
+from platform_facts import vllm as vllm_facts
 from tests.conftest import build, by_type, load, load_with, release
 
 PINNED = {(c.chart, c.version) for c in vars(versions).values() if isinstance(c, versions.Chart)}
@@ -119,7 +121,7 @@ def test_dashboards_are_grafana_json_with_emitted_metrics_only(board):
         assert panel["type"] == "timeseries" and panel["targets"]
         for t in panel["targets"]:
             used |= _metrics(t["expr"])
-    assert used and used <= dashboards.VLLM_METRICS | dashboards.DCGM_METRICS
+    assert used and used <= vllm_facts.METRIC_FAMILIES | dcgm.METRICS
     assert "vllm:gpu_cache_usage_perc" not in json.dumps(board)
 
 

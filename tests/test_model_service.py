@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from components.render import vllm
-from components.render.dashboards import VLLM_METRICS
+from components.render import scaling, vllm
+from platform_facts.vllm import METRIC_FAMILIES as VLLM_METRICS
 from tests.conftest import STACKS, build, by_type, load, load_with
 
 KINDS = {
@@ -157,10 +157,10 @@ def test_scaled_object_shape(results):
 
 def test_burst_query_subtracts_the_baseline():
     cfg = load("prod")
-    q = vllm.queries(cfg.model_services[0], "inference")
+    q = scaling.queries(cfg.model_services[0], "inference")
     # 2 baseline replicas x 5 waiting per replica are absorbed before any burst replica.
     assert q["waiting"] == 'clamp_min(sum(vllm:num_requests_waiting{namespace="inference",service="chat-8b"}) - 10, 0)'
-    assert vllm.queries(load("dev").model_services[0], "inference")["waiting"].endswith("- 0, 0)")
+    assert scaling.queries(load("dev").model_services[0], "inference")["waiting"].endswith("- 0, 0)")
 
 
 SINGLE_SERIES = re.compile(r"^(clamp_min\(sum\(|max\(|sum\(|histogram_quantile\(0\.95, sum by \(le\))")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
 import yaml
 
 from tests.conftest import REPO, run_synth
@@ -62,10 +61,9 @@ def _synth_with_canary(tmp_path, stack: str, service: int, canary: dict) -> dict
     return json.loads((tmp_path / "out" / "policy-report.json").read_text())
 
 
-@pytest.mark.xfail(strict=True, reason="components: StackConfig.on_demand_gpu_limit sizes the on-demand pool for "
-                                       "baselines, on-demand burst and headroom, not canary replicas; the rule is right")
 def test_a_valid_canary_passes_the_capacity_rule(tmp_path):
     # prod reason-70b: 3 baseline replicas of 4 GPUs, burst to 4 on on-demand (h100 has no spot),
-    # no headroom: the on-demand limit is 16. One canary replica (25 %, the default cap) needs 4 more.
+    # no headroom: without canaries the on-demand limit is 16. One canary replica (25 %, the default cap)
+    # needs 4 more, which the computed limit now counts.
     report = _synth_with_canary(tmp_path, "prod", 1, {"replicas": 1})
     assert [v for v in report["violations"] if v["policy"] == "capacity-covers-max-scale"] == []

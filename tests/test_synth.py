@@ -27,9 +27,11 @@ def test_contract_files(synthesized, stack):
         assert all(d in urns for d in r["depends_on"])
     report = json.loads((out / "policy-report.json").read_text())
     assert set(report) == {"policies_run", "violations"} and report["policies_run"] > 0
-    # Our stacks pass the whole pack, advisory rules included; the shape of a violation is
-    # checked on a program that has some (test_mandatory_violation_exits_1_and_is_reported).
-    assert report["violations"] == []
+    # Our stacks pass every mandatory rule; the only advisory findings are the example values a
+    # real deploy must replace (documentation-range allow-lists). The shape of a violation is
+    # checked on a program that has mandatory ones (test_mandatory_violation_exits_1_and_is_reported).
+    assert [v for v in report["violations"] if v["enforcement"] == "mandatory"] == []
+    assert {v["policy"] for v in report["violations"]} <= {"eks-endpoint-cidrs-not-documentation"}
     assert (out / "helm").is_dir() and (out / "manifests").is_dir()
 
 

@@ -45,8 +45,12 @@ class StackConfig(ConfigModel):
         """GPUs the services' on-demand baselines take on this tier."""
         return sum(s.scaling.min_replicas * s.gpus_per_replica for s in self.services_on(tier))
 
+    def canary_gpus(self, tier: str) -> int:
+        """GPUs the services' canaries take on this tier (canaries run on on-demand, like baselines)."""
+        return sum(s.canary.replicas * s.gpus_per_replica for s in self.services_on(tier) if s.canary is not None)
+
     def on_demand_gpu_limit(self, tier: str) -> int:
-        """The on-demand NodePool's GPU limit: baselines, on-demand-only burst, and headroom."""
+        """The on-demand NodePool's GPU limit: baselines, canaries, on-demand-only burst, and headroom."""
         t = self.tier(tier)
         if t.on_demand.gpu_limit is not None:
             return t.on_demand.gpu_limit
@@ -55,4 +59,4 @@ class StackConfig(ConfigModel):
             for s in self.services_on(tier)
             if s.burst_capacity == "onDemand" or not t.spot.enabled
         )
-        return self.baseline_gpus(tier) + burst_on_demand + t.on_demand.headroom_gpus
+        return self.baseline_gpus(tier) + self.canary_gpus(tier) + burst_on_demand + t.on_demand.headroom_gpus

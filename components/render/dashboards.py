@@ -1,20 +1,14 @@
 """Grafana dashboards (JSON model) for vLLM and the DCGM exporter, as ConfigMap data.
 
 Every query names only metrics that vLLM >= 0.12 and the GPU Operator's DCGM exporter
-emit (see ``VLLM_METRICS`` and ``DCGM_METRICS``); a test checks each expression.
+emit (``platform_facts.vllm.METRIC_FAMILIES`` and ``platform_facts.dcgm.METRICS``); a test
+checks each expression.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-# dcp-metrics-included.csv, the exporter config the GPU Operator enables.
-DCGM_METRICS = {
-    "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_POWER_USAGE",
-    "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
-    "DCGM_FI_DEV_XID_ERRORS",
-}
 
 
 def _panel(pid: int, title: str, exprs: list[tuple[str, str]], unit: str, x: int, y: int) -> dict[str, Any]:
