@@ -6,6 +6,21 @@ implicit dependencies, and the resolved inputs. Each resource gets realistic out
 (ARNs, IDs, queue URLs, a kubeconfig, the EKS cluster security group...), derived from a
 hash of its URN so that the same program gives the same outputs on every run.
 
+Options: each resource also carries ``options``, the resource options that change what
+the real engine does, as its RegisterResourceRequest carries them. The object is always
+present and holds only the options that are set, under the engine's names:
+
+- ``aliases``: [urn], the resource's own aliases resolved to URNs (an ``Alias`` spec's
+  missing name, type, stack, project and parent are the resource's own), in program order;
+- ``customTimeouts``: {"create"?, "update"?, "delete"?}, only the durations given ("30m");
+- ``ignoreChanges``: [property path], as the engine receives them (camelCase);
+- ``deleteBeforeReplace``: bool, when the program set it (an explicit ``False`` too: the
+  request marks it as defined);
+- ``protect``: bool, when set on the resource or inherited from its parent (the SDK
+  passes a parent's ``protect`` down to its children).
+
+A resource with none of them has ``"options": {}``.
+
 Determinism: the order in which the SDK's registrations reach the engine varies between
 runs (they go through a thread pool, and the SDK awaits dependencies held in sets of
 resource objects, whose iteration order follows memory addresses). The engine therefore
@@ -69,6 +84,7 @@ class Recorded:
     depends_on: list[str]
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def contract(self) -> dict[str, Any]:
         return {
@@ -80,7 +96,57 @@ class Recorded:
             "provider": self.provider,
             "depends_on": self.depends_on,
             "inputs": self.inputs,
+            "options": self.options,
         }
+
+
+def _urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
+    """A URN as the real engine builds it: the parent's qualified type prefixes the type,
+    except for the root Stack, which its children's URNs leave out."""
+    if parent:
+        parent_type = parent.split("::")[2]
+        if parent_type != "pulumi:pulumi:Stack":
+            type_ = f"{parent_type}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+def _alias_urns(request) -> list[str]:
+    """The resource's own aliases as the URNs the engine resolves them to, in program order.
+
+    A spec leaves out what stays the same: the name, type, stack and project default to
+    the resource's, the parent to its current parent (``noParent``: none). Aliases the
+    engine derives for children from their parents' aliases are not listed.
+    """
+    urns = []
+    for alias in request.aliases:
+        if alias.urn:
+            urns.append(alias.urn)
+            continue
+        spec = alias.spec
+        parent = "" if spec.noParent else spec.parentUrn or request.parent
+        urns.append(_urn(spec.stack or psettings.get_stack(), spec.project or psettings.get_project(), parent,
+                         spec.type or request.type, spec.name or request.name))
+    urns.extend(request.aliasURNs)  # from an SDK that resolves aliases itself
+    return urns
+
+
+def _options(request) -> dict[str, Any]:
+    """The resource options that change what the real engine does, only those set."""
+    options: dict[str, Any] = {}
+    aliases = _alias_urns(request)
+    if aliases:
+        options["aliases"] = aliases
+    if request.HasField("customTimeouts"):
+        timeouts = {k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")}
+        if any(timeouts.values()):
+            options["customTimeouts"] = {k: v for k, v in timeouts.items() if v}
+    if request.ignoreChanges:
+        options["ignoreChanges"] = list(request.ignoreChanges)
+    if request.deleteBeforeReplaceDefined:
+        options["deleteBeforeReplace"] = bool(request.deleteBeforeReplace)
+    if request.HasField("protect"):
+        options["protect"] = bool(request.protect)
+    return options
 
 
 def _digest(*parts: str, n: int = 17) -> str:
@@ -255,11 +321,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         self.stack_urn = ""
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
-        # The real engine leaves the root Stack's type out of its children's URNs.
-        stack, project = psettings.get_stack(), psettings.get_project()
-        if parent and parent != self.stack_urn:
-            type_ = parent.split("::")[2] + "$" + type_
-        return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+        return _urn(psettings.get_stack(), psettings.get_project(), parent, type_, name)
 
     def RegisterResource(self, request):
         if request.type == "pulumi:pulumi:Stack":
@@ -286,6 +348,7 @@ class RecordingMonitor(pmocks.MockMonitor):
                 depends_on=sorted(deps),
                 inputs=_plain(inputs),
                 outputs=_plain(state),
+                options=_options(request),
             )
         )
         return resp
