@@ -17,7 +17,7 @@ help: ## Show the targets
 	@echo "make golden                          rewrite tests/golden/ from synth output (review the diff)"
 	@echo "make conformance                     synthesize every stack, check build/ against upstream contracts"
 	@echo "make simulate STACK=prod SERVICE=chat-8b [TRACE=...]  replay a trace through the scaling loop (--tune)"
-	@echo "make bench                           simulator speed and memory figures"
+	@echo "make bench                           simulator and synth (200 model services) speed and memory figures"
 	@echo "make schema                          regenerate stacks/schema.json from the config models"
 	@echo "make clean                           remove build/ and .venv/"
 
@@ -51,6 +51,7 @@ simulate: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m simulator.bench
+	$(PY) -m synth.bench --services 200
 
 schema: $(VENV)/.installed
 	$(PY) -m components.schema > stacks/schema.json

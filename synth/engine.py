@@ -6,17 +6,49 @@ implicit dependencies, and the resolved inputs. Each resource gets realistic out
 (ARNs, IDs, queue URLs, a kubeconfig, the EKS cluster security group...), derived from a
 hash of its URN so that the same program gives the same outputs on every run.
 
+Options: each resource also carries ``options``, the resource options that change what
+the real engine does, as its RegisterResourceRequest carries them. The object is always
+present and holds only the options that are set, under the engine's names:
+
+- ``aliases``: [urn], the resource's own aliases resolved to URNs (an ``Alias`` spec's
+  missing name, type, stack, project and parent are the resource's own), in program order;
+- ``customTimeouts``: {"create"?, "update"?, "delete"?}, only the durations given ("30m");
+- ``ignoreChanges``: [property path], as the engine receives them (camelCase);
+- ``deleteBeforeReplace``: bool, when the program set it (an explicit ``False`` too: the
+  request marks it as defined);
+- ``protect``: bool, when set on the resource or inherited from its parent (the SDK
+  passes a parent's ``protect`` down to its children).
+
+A resource with none of them has ``"options": {}``.
+
 Determinism: the order in which the SDK's registrations reach the engine varies between
 runs (they go through a thread pool, and the SDK awaits dependencies held in sets of
 resource objects, whose iteration order follows memory addresses). The engine therefore
-runs every call inline on the loop's thread, and reports resources in the order the
-program constructed them, recorded by a stack transformation, which runs synchronously
-inside each resource's constructor. That order is a function of the program alone.
+runs every call on the loop's own thread, and reports resources in the order the program
+constructed them, recorded by a stack transformation, which runs synchronously inside each
+resource's constructor. That order is a function of the program alone.
+
+Stack depth: the SDK hands each RPC to the loop's default executor, and the mock monitor
+answers by pumping the loop re-entrantly (``_sync_await``). Running a call inline on the
+caller's stack would nest one pump per pending registration, so depth would grow with the
+resource count (a few hundred resources pass Python's recursion limit). Submitted calls
+are queued instead, first in, first out, and run by a drain callback of the loop itself
+(``_LoopExecutor``), one call per turn in which no other callback is ready; a drain that
+finds another already running leaves the queue to it. A call runs nested inside another
+only when the loop has nothing else left to do (the running call then waits for a queued
+one), so depth follows the program's chains of dependencies between RPCs, not their number.
+Waiting for an idle turn also keeps the time linear: the SDK pads the ready list back to
+its length after each re-entrant pump, so a call made while N callbacks wait costs O(N).
+
+Failures: an exception the loop would only log (a callback that raised) or a wait that
+nothing can ever end (no ready callbacks, no timers, no threads: everything runs here)
+stops the run with ``EngineError`` instead of a line on stderr or a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import hashlib
 import json
@@ -52,6 +84,7 @@ class Recorded:
     depends_on: list[str]
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def contract(self) -> dict[str, Any]:
         return {
@@ -63,7 +96,57 @@ class Recorded:
             "provider": self.provider,
             "depends_on": self.depends_on,
             "inputs": self.inputs,
+            "options": self.options,
         }
+
+
+def _urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
+    """A URN as the real engine builds it: the parent's qualified type prefixes the type,
+    except for the root Stack, which its children's URNs leave out."""
+    if parent:
+        parent_type = parent.split("::")[2]
+        if parent_type != "pulumi:pulumi:Stack":
+            type_ = f"{parent_type}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+def _alias_urns(request) -> list[str]:
+    """The resource's own aliases as the URNs the engine resolves them to, in program order.
+
+    A spec leaves out what stays the same: the name, type, stack and project default to
+    the resource's, the parent to its current parent (``noParent``: none). Aliases the
+    engine derives for children from their parents' aliases are not listed.
+    """
+    urns = []
+    for alias in request.aliases:
+        if alias.urn:
+            urns.append(alias.urn)
+            continue
+        spec = alias.spec
+        parent = "" if spec.noParent else spec.parentUrn or request.parent
+        urns.append(_urn(spec.stack or psettings.get_stack(), spec.project or psettings.get_project(), parent,
+                         spec.type or request.type, spec.name or request.name))
+    urns.extend(request.aliasURNs)  # from an SDK that resolves aliases itself
+    return urns
+
+
+def _options(request) -> dict[str, Any]:
+    """The resource options that change what the real engine does, only those set."""
+    options: dict[str, Any] = {}
+    aliases = _alias_urns(request)
+    if aliases:
+        options["aliases"] = aliases
+    if request.HasField("customTimeouts"):
+        timeouts = {k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")}
+        if any(timeouts.values()):
+            options["customTimeouts"] = {k: v for k, v in timeouts.items() if v}
+    if request.ignoreChanges:
+        options["ignoreChanges"] = list(request.ignoreChanges)
+    if request.deleteBeforeReplaceDefined:
+        options["deleteBeforeReplace"] = bool(request.deleteBeforeReplace)
+    if request.HasField("protect"):
+        options["protect"] = bool(request.protect)
+    return options
 
 
 def _digest(*parts: str, n: int = 17) -> str:
@@ -238,11 +321,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         self.stack_urn = ""
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
-        # The real engine leaves the root Stack's type out of its children's URNs.
-        stack, project = psettings.get_stack(), psettings.get_project()
-        if parent and parent != self.stack_urn:
-            type_ = parent.split("::")[2] + "$" + type_
-        return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+        return _urn(psettings.get_stack(), psettings.get_project(), parent, type_, name)
 
     def RegisterResource(self, request):
         if request.type == "pulumi:pulumi:Stack":
@@ -269,21 +348,115 @@ class RecordingMonitor(pmocks.MockMonitor):
                 depends_on=sorted(deps),
                 inputs=_plain(inputs),
                 outputs=_plain(state),
+                options=_options(request),
             )
         )
         return resp
 
 
-class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
-    """Runs submitted calls at once on the caller's thread (see the module docstring)."""
+class EngineError(RuntimeError):
+    """The event loop failed or can never finish: the run is stopped, not left hanging."""
+
+
+class _LoopExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor: runs submitted calls in order on the loop's thread.
+
+    ``submit`` only queues the call; a drain callback scheduled on the loop runs the queued
+    calls first in, first out, one per turn of the loop when no other callback is ready, so
+    the stack under a call is the loop's own, whatever the number of calls (see the module
+    docstring). It is a ThreadPoolExecutor only
+    because asyncio requires one; it never starts a thread.
+    """
+
+    def __init__(self, loop: _RecordingLoop):
+        super().__init__(max_workers=1)
+        self._loop = loop
+        self._queue: collections.deque = collections.deque()
+        self._draining = False
+        self._scheduled = False
 
     def submit(self, fn, /, *args, **kwargs):
         fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.append((fut, fn, args, kwargs))
+        self._schedule()
+        return fut
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue)
+
+    def run_one(self) -> None:
+        fut, fn, args, kwargs = self._queue.popleft()
+        if not fut.set_running_or_notify_cancel():
+            return
         try:
-            fut.set_result(fn(*args, **kwargs))
+            result = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
             fut.set_exception(exc)
-        return fut
+        else:
+            fut.set_result(result)
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        if self._draining:
+            # Re-entered from a call that pumps the loop: the outer drain reschedules after it.
+            return
+        if self._loop._ready:  # type: ignore[attr-defined]
+            # Other callbacks first. A call pumps the loop (the monitor's _sync_await), and
+            # the SDK pads the ready list back to its length on entry with dummy handles:
+            # a call made while N callbacks wait costs O(N), and N grows with the program.
+            self._schedule()
+            return
+        self._draining = True
+        try:
+            self.run_one()
+        finally:
+            self._draining = False
+        if self._queue:
+            self._schedule()
+
+
+class _RecordingLoop(asyncio.SelectorEventLoop):
+    """An event loop that turns lost exceptions and waits without end into ``EngineError``.
+
+    Nothing here does I/O or runs on another thread, so a loop with no ready callbacks, no
+    timers and no queued RPC can never make progress again: that is reported at once. The
+    first failure is sticky: every later turn of the loop raises it again, so it unwinds
+    every nested pump of the loop up to ``run_program``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.executor = _LoopExecutor(self)
+        self.set_default_executor(self.executor)
+        self.set_exception_handler(self._record_failure)
+        self.failure: EngineError | None = None
+
+    def _record_failure(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if self.failure is None:
+            exc = context.get("exception")
+            detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+            self.failure = EngineError(f"the event loop reported an error: {context.get('message')}{detail}")
+            self.failure.__cause__ = exc
+
+    def _run_once(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if not self._ready and not self._scheduled:  # type: ignore[attr-defined]
+            if self.executor.pending:
+                # The running call waits for a queued one: run it here (see the module docstring).
+                self.executor.run_one()
+                return
+            self.failure = EngineError(
+                "the program waits for something that can never happen: no callback is ready, "
+                "no timer is set and no RPC is queued (an awaited future nobody resolves?)")
+            raise self.failure
+        super()._run_once()  # type: ignore[misc]
 
 
 @dataclass
@@ -309,9 +482,8 @@ def run_program(
     passes them. Returns the recorded resources, in registration order, and the stack's
     exported outputs (resolved, secrets replaced by a placeholder).
     """
-    loop = asyncio.new_event_loop()
+    loop = _RecordingLoop()
     asyncio.set_event_loop(loop)
-    loop.set_default_executor(_InlineExecutor(max_workers=1))
     mocks = RecordingMocks(region, stack_references)
     monitor = RecordingMonitor(mocks)
     # Reset the runtime state a previous run in this process may have left.

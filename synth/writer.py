@@ -1,4 +1,8 @@
-"""Write the synth contract (DESIGN.md) for one run: deterministic bytes for the same run."""
+"""Write the synth contract (DESIGN.md) for one run: deterministic bytes for the same run.
+
+``resources.json`` is ``Recorded.contract()`` per resource, keys sorted; the shape of its
+``options`` object is described in ``synth/engine.py``.
+"""
 
 from __future__ import annotations
 

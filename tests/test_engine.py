@@ -93,3 +93,68 @@ def test_two_runs_record_the_same_resources_in_the_same_order():
     a, b = _run(), _run()
     assert [r.contract() for r in a.resources] == [r.contract() for r in b.resources]
     assert [r.outputs for r in a.resources] == [r.outputs for r in b.resources]
+
+
+def _program_with_options() -> None:
+    k8s.core.v1.ConfigMap(
+        "with-options",
+        metadata={"name": "with-options", "namespace": "default"},
+        data={"a": "1"},
+        opts=pulumi.ResourceOptions(
+            custom_timeouts=pulumi.CustomTimeouts(create="30m", delete="5m"),
+            ignore_changes=["data"],
+            delete_before_replace=True,
+            protect=True,
+            aliases=[pulumi.Alias(name="old"), "urn:pulumi:dev::proj::kubernetes:core/v1:ConfigMap::older"],
+        ),
+    )
+    box = _Box("box", opts=pulumi.ResourceOptions(protect=True))
+    k8s.apps.v1.Deployment(
+        "moved",
+        metadata={"name": "moved", "namespace": "default"},
+        spec={"selector": {"matchLabels": {"app": "x"}}, "template": {
+            "metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "x", "image": "x"}]}}},
+        opts=pulumi.ResourceOptions(
+            parent=box, ignore_changes=["spec.replicas"], delete_before_replace=False, protect=False,
+            aliases=[pulumi.Alias(parent=None), pulumi.Alias(name="m", type_="test:index:Old", project="other")],
+        ),
+    )
+    k8s.core.v1.ConfigMap("plain", metadata={"name": "plain", "namespace": "default"}, data={"a": "1"})
+
+
+def test_resource_options_are_recorded_as_the_engine_receives_them():
+    res = _by_name(run_program(_program_with_options, project="proj", stack="dev", config={}, region="eu-west-1"))
+    assert res["with-options"].contract()["options"] == {
+        "aliases": [
+            "urn:pulumi:dev::proj::kubernetes:core/v1:ConfigMap::old",
+            "urn:pulumi:dev::proj::kubernetes:core/v1:ConfigMap::older",
+        ],
+        "customTimeouts": {"create": "30m", "delete": "5m"},
+        "ignoreChanges": ["data"],
+        "deleteBeforeReplace": True,
+        "protect": True,
+    }
+    # Aliases resolve against the resource's parent unless told otherwise; pulumi_kubernetes
+    # adds one per older API group of the kind. An explicit False is recorded.
+    assert res["moved"].options == {
+        "aliases": [
+            "urn:pulumi:dev::proj::kubernetes:apps/v1:Deployment::moved",
+            "urn:pulumi:dev::other::test:index:Box$test:index:Old::m",
+            "urn:pulumi:dev::proj::test:index:Box$kubernetes:apps/v1beta1:Deployment::moved",
+            "urn:pulumi:dev::proj::test:index:Box$kubernetes:apps/v1beta2:Deployment::moved",
+            "urn:pulumi:dev::proj::test:index:Box$kubernetes:extensions/v1beta1:Deployment::moved",
+        ],
+        "ignoreChanges": ["spec.replicas"],
+        "deleteBeforeReplace": False,
+        "protect": False,
+    }
+    # protect passes from a component to its children.
+    assert res["box"].options == {"protect": True}
+    assert res["box-queue"].options == {"protect": True}
+
+
+def test_a_resource_without_options_records_an_empty_options_object():
+    res = _by_name(run_program(_program_with_options, project="proj", stack="dev", config={}, region="eu-west-1"))
+    assert res["plain"].contract()["options"] == {}
+    assert set(res["plain"].contract()) == {
+        "type", "name", "urn", "parent", "custom", "provider", "depends_on", "inputs", "options"}

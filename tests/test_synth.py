@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import REPO, STACKS, run_synth
 
-RESOURCE_KEYS = {"type", "name", "urn", "parent", "custom", "provider", "depends_on", "inputs"}
+RESOURCE_KEYS = {"type", "name", "urn", "parent", "custom", "provider", "depends_on", "inputs", "options"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
