@@ -15,7 +15,6 @@ import copy
 import json
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
