@@ -28,6 +28,9 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from components.config import ModelServiceConfig
+from tests.conftest import load
+
 REQUIRE_PROMTOOL = "REQUIRE_PROMTOOL"
 PROMTOOL_HINT = ("promtool not found on PATH: install Debian's prometheus package "
                  "(apt-get install --no-install-recommends prometheus), or put the promtool of a "
@@ -46,13 +49,20 @@ def promtool() -> str:
     return path
 
 
+class _Plain(yaml.SafeDumper):
+    """No YAML anchors: the files stay readable when a test fails."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def run_promtool_tests(promtool: str, workdir: Path, groups: list[dict[str, Any]],
                        tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
     """`promtool test rules` on a rules file of `groups` and a test file of `tests`."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    (workdir / "test.yaml").write_text(yaml.safe_dump(
-        {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}, sort_keys=False))
+    (workdir / "rules.yaml").write_text(yaml.dump({"groups": groups}, Dumper=_Plain, sort_keys=False))
+    (workdir / "test.yaml").write_text(yaml.dump(
+        {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}, Dumper=_Plain, sort_keys=False))
     return subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=workdir, capture_output=True,
                           text=True, timeout=120)
 
@@ -283,3 +293,71 @@ def histogram_series(metric: str, labels: dict[str, str], upper: float, per_minu
         le_label = "+Inf" if le == float("inf") else repr(le)
         out.append({"series": series(metric, {**labels, "le": le_label}), "values": f"0+{step}x{minutes}"})
     return out
+
+
+# --------------------------------------------------------------------------- model services
+
+OTHER = "other-model"  # another ModelService's Service in the same namespace
+SHADOW = "shadow"  # another namespace with a Service of the same name (e.g. a second install)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One ModelService as the synth output shows it."""
+
+    config: ModelServiceConfig
+    build: Build
+    namespace: str
+    deployments: dict[str, int]  # Deployment name -> pods it runs in the scenarios (role order)
+    burst: str
+    hpa: str
+    max_burst: int
+    rules: dict[str, dict[str, Any]]  # alert suffix -> rendered rule
+
+    def targets(self, deployments: dict[str, int] | None = None) -> list[dict[str, str]]:
+        return vllm_targets(self.build, self.config.name, self.namespace, deployments or self.deployments)
+
+    def foreign(self) -> list[dict[str, str]]:
+        """The same pods as another namespace, and as another Service in ours, would show them."""
+        own = self.targets()
+        return (elsewhere(own, namespace=SHADOW)
+                + [{**t, "service": OTHER, "job": OTHER, "pod": t["pod"].replace(self.config.name, OTHER, 1)}
+                   for t in own])
+
+
+def served(stack: str, directory: Path) -> list[Served]:
+    build, config = Build.read(directory), load(stack)
+    out = []
+    for svc in config.model_services:
+        service = next(o for o in build.of_kind("Service") if o["metadata"]["name"] == svc.name)
+        namespace, selector = service["metadata"]["namespace"], service["spec"]["selector"]
+        replicas = {d["metadata"]["name"]: d["spec"].get("replicas", 1) for d in build.of_kind("Deployment")
+                    if d["metadata"]["namespace"] == namespace
+                    and selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()}
+        so = next((o for o in build.of_kind("ScaledObject") if o["metadata"]["namespace"] == namespace
+                   and o["spec"]["scaleTargetRef"]["name"] in replicas), None)
+        if so is not None:
+            burst, hpa, max_burst = so["spec"]["scaleTargetRef"]["name"], hpa_name(build, so), so["spec"]["maxReplicaCount"]
+        else:
+            h = next(o for o in build.of_kind("HorizontalPodAutoscaler") if o["metadata"]["namespace"] == namespace
+                     and o["spec"]["scaleTargetRef"]["name"] in replicas)
+            burst, hpa, max_burst = h["spec"]["scaleTargetRef"]["name"], h["metadata"]["name"], h["spec"]["maxReplicas"]
+        # The scenarios run the baseline (and canary) pods the Deployments ask for, and one burst pod.
+        pods = {name: 1 if name == burst else n for name, n in replicas.items() if n or name == burst}
+        rules = {}
+        for pr in build.of_kind("PrometheusRule"):
+            for group in pr["spec"]["groups"]:
+                for rule in group["rules"]:
+                    if "alert" in rule and rule["labels"].get("service") == svc.name:
+                        rules[_suffix(rule["alert"])] = rule
+        out.append(Served(svc, build, namespace, pods, burst, hpa, max_burst, rules))
+    return out
+
+
+SUFFIXES = ("QueueBacklog", "TTFTAboveSLO", "KVCacheNearFull", "GPUPodsPending", "PinnedAtMax")
+
+
+def _suffix(alert: str) -> str:
+    return next((s for s in SUFFIXES if alert.endswith(s)), alert)
+
+
