@@ -277,6 +277,13 @@ def hpa_name(build: Build, scaled_object: dict[str, Any]) -> str:
     return cfg.get("name") or f"keda-hpa-{scaled_object['metadata']['name']}"
 
 
+# The series vLLM exports, spelled as vLLM spells them (vllm/v1/metrics/loggers.py, 0.12+), not
+# taken from platform_facts: a misspelling there must fail here, not feed both sides.
+WAITING = "vllm:num_requests_waiting"
+RUNNING = "vllm:num_requests_running"
+KV_CACHE = "vllm:kv_cache_usage_perc"
+TTFT_BUCKET = "vllm:time_to_first_token_seconds_bucket"
+
 # vLLM's TTFT histogram buckets (vllm/v1/metrics/loggers.py, request latency buckets).
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
                 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)

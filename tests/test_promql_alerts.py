@@ -16,10 +16,10 @@ from typing import Callable
 
 import pytest
 
-from platform_facts import vllm as metrics
 from tests.conftest import STACKS
-from tests.promql_kit import (KSM_TARGET, OTHER, POD_PHASES, SHADOW, TTFT_BUCKETS, Served, histogram_series,
-                              pod_name, promtool, run_promtool_tests, series, served)  # noqa: F401
+from tests.promql_kit import (KSM_TARGET, KV_CACHE, OTHER, POD_PHASES, RUNNING, SHADOW, TTFT_BUCKET, TTFT_BUCKETS,
+                              WAITING, Served, histogram_series, pod_name, promtool, run_promtool_tests,  # noqa: F401
+                              series, served)
 
 KV_CACHE_LIMIT = 0.95  # the KVCacheNearFull summary's "above 95%"
 
@@ -53,19 +53,19 @@ def queue_backlog(s: Served, for_m: int) -> list[Case]:
     target, end = s.config.scaling.target_waiting_per_replica, for_m + 20
     e = for_m + 5
     own, foreign = s.targets(), s.foreign()
-    running = _gauge(metrics.NUM_REQUESTS_RUNNING, own, _constant(3), end)
+    running = _gauge(RUNNING, own, _constant(3), end)
 
     def waiting(per_pod: float, start: int = 0) -> list[dict[str, str]]:
         values = f"0x{start - 1} {per_pod:g}x{end - start}" if start else f"{per_pod:g}x{end}"
-        return [{"series": series(metrics.NUM_REQUESTS_WAITING, t), "values": values} for t in own]
+        return [{"series": series(WAITING, t), "values": values} for t in own]
 
     return [
         Case("one request per replica above target, for the whole window", True, waiting(target + 1) + running, e),
         Case("exactly at target per replica", False, waiting(target) + running, e),
         Case("above target for less than the for: duration", False, waiting(target + 1, start=e - for_m + 1) + running, e),
         Case("backlog on other services and namespaces only", False,
-             waiting(0) + running + _gauge(metrics.NUM_REQUESTS_WAITING, foreign, _constant(10 * target), end)
-             + _gauge(metrics.NUM_REQUESTS_RUNNING, foreign, _constant(1), end), e),
+             waiting(0) + running + _gauge(WAITING, foreign, _constant(10 * target), end)
+             + _gauge(RUNNING, foreign, _constant(1), end), e),
     ]
 
 
@@ -84,7 +84,7 @@ def ttft_above_slo(s: Served, for_m: int) -> list[Case]:
     own, foreign = s.targets(), s.foreign()
 
     def hist(targets, upper, per_minute=60):
-        return [x for t in targets for x in histogram_series(metrics.TTFT_BUCKET, t, upper, per_minute, end)]
+        return [x for t in targets for x in histogram_series(TTFT_BUCKET, t, upper, per_minute, end)]
 
     slow, fast = _bucket_above(1.5 * slo), _bucket_below(slo / 1.5)
     return [
@@ -105,11 +105,11 @@ def kv_cache_near_full(s: Served, for_m: int) -> list[Case]:
         return lambda t: f"{hot:g}" if t["pod"] == burst_pod else "0.5"
 
     return [
-        Case("one replica at 97%", True, _gauge(metrics.KV_CACHE_USAGE, own, kv(0.97), end), e),
-        Case("one replica at exactly 95%", False, _gauge(metrics.KV_CACHE_USAGE, own, kv(KV_CACHE_LIMIT), end), e),
+        Case("one replica at 97%", True, _gauge(KV_CACHE, own, kv(0.97), end), e),
+        Case("one replica at exactly 95%", False, _gauge(KV_CACHE, own, kv(KV_CACHE_LIMIT), end), e),
         Case("full caches on other services and namespaces only", False,
-             _gauge(metrics.KV_CACHE_USAGE, own, _constant(0.5), end)
-             + _gauge(metrics.KV_CACHE_USAGE, foreign, _constant(0.99), end), e),
+             _gauge(KV_CACHE, own, _constant(0.5), end)
+             + _gauge(KV_CACHE, foreign, _constant(0.99), end), e),
     ]
 
 
