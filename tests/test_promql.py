@@ -8,14 +8,16 @@ trigger, alert, panel or adapter rule is covered without editing this file.
 from __future__ import annotations
 
 import re
+import subprocess
 
 import promql_parser
 import pytest
+import yaml
 
 from platform_facts.vllm import METRIC_FAMILIES, REMOVED_METRICS
 from components.render.dashboards import DCGM_METRICS
 from tests.conftest import STACKS
-from tests.promql_kit import expressions, metric_strings, promtool, run_promtool_tests  # noqa: F401 (fixture)
+from tests.promql_kit import Build, expressions, metric_strings, promtool, run_promtool_tests  # noqa: F401 (fixture)
 
 # kube-state-metrics series our alerts read (docs/metrics/workload/pod-metrics.md,
 # docs/metrics/workload/horizontalpodautoscaler-metrics.md).
@@ -100,12 +102,6 @@ def test_the_parser_rejects_what_prometheus_rejects():
 
 def test_prometheus_accepts_every_alert_rule(promtool, synthesized, tmp_path):
     """`promtool check rules` on each stack's PrometheusRules, as the operator would load them."""
-    import subprocess
-
-    import yaml
-
-    from tests.promql_kit import Build
-
     for stack, directory in synthesized.items():
         groups = [g for r in Build.read(directory).of_kind("PrometheusRule") for g in r["spec"]["groups"]]
         if not groups:

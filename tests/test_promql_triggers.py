@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import STACKS
-from tests.promql_kit import (KV_CACHE, RUNNING, TTFT_BUCKET, WAITING, Served, adapter_query,  # noqa: F401
+from tests.promql_kit import (KV_CACHE, RUNNING, TTFT_BUCKET, WAITING, Build, Served, adapter_query,  # noqa: F401
                               histogram_series, pod_name, promtool, run_promtool_tests, series, series_name, served)
 
 MINUTES = 10
@@ -148,8 +148,6 @@ def test_trigger_queries_on_a_real_engine(stack, services, promtool, tmp_path):
 def test_adapter_rules_on_a_real_engine(stack, services, synthesized, promtool, tmp_path):
     """The Prometheus Adapter's per-pod metrics: its seriesQuery finds our series, and its
     metricsQuery (filled in as the adapter does for a Pods metric) returns one sample per pod."""
-    from tests.promql_kit import Build
-
     adapter = Build.read(synthesized[stack]).releases.get("prometheus-adapter")
     if adapter is None:
         pytest.skip(f"{stack}: no Prometheus Adapter")
