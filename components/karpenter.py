@@ -114,7 +114,8 @@ class Karpenter(pulumi.ComponentResource):
                                                  cluster=cluster_name, queue_arn=a[0], node_role_arn=a[1]))
         for key in ("node-lifecycle", "iam-integration", "eks-integration", "interruption", "resource-discovery"):
             policy = aws.iam.Policy(child(name, f"controller-{key}"), description=f"Karpenter controller: {key}",
-                                    policy=documents.apply(lambda d, k=key: json.dumps(d[k])), tags=tags, opts=p)
+                                    policy=documents.apply(lambda d, k=key: json.dumps(d[k])),  # type: ignore[misc]
+                                    tags=tags, opts=p)
             aws.iam.RolePolicyAttachment(child(name, f"controller-{key}"), role=controller_role.name,
                                          policy_arn=policy.arn, opts=p)
         return aws.eks.PodIdentityAssociation(

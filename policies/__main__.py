@@ -21,7 +21,10 @@ from pulumi_policy import EnforcementLevel, PolicyPack
 PACKAGE = "gpu_platform_policy_pack"
 
 
-def load_package(directory: Path = Path(__file__).resolve().parent, alias: str = PACKAGE):
+HERE = Path(__file__).resolve().parent
+
+
+def load_package(directory: Path = HERE, alias: str = PACKAGE):
     """Import ``directory`` (its ``__init__.py``) as the package ``alias`` and return it."""
     if alias in sys.modules:
         return sys.modules[alias]

@@ -85,8 +85,8 @@ def evaluate(
             for r in resources:
                 by_urn[r.urn] = PolicyResource(r.type, unknown_checking_proxy(dict(r.outputs)), r.urn, r.name,
                                                _opts(), None, by_urn.get(r.parent or ""), [], {})
-            args = StackValidationArgs(list(by_urn.values()), cfg)
-            _run(lambda p=policy, a=args: p.validate(a, lambda message, urn=None: add(p, urn or "", message)),
+            stack_args = StackValidationArgs(list(by_urn.values()), cfg)
+            _run(lambda p=policy, a=stack_args: p.validate(a, lambda message, urn=None: add(p, urn or "", message)),
                  lambda p=policy: unknown(p, ""))
             continue
         for r in resources:

@@ -247,7 +247,7 @@ def pools_for(w: Workload, pools: list[Any]) -> list[Any]:
         keys = set(provides) | set(w.spec.get("nodeSelector") or {}) | {e.get("key") for t in (dig(
             w.spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms") or ())
             for e in t.get("matchExpressions") or ()}
-        fits = all(required_values(w.spec, k) is None or k not in provides or required_values(w.spec, k) & provides[k]
+        fits = all((wanted := required_values(w.spec, k)) is None or k not in provides or wanted & provides[k]
                    for k in keys)
         if fits and _tolerates(w.spec, dig(pool.props, "spec", "template", "spec", "taints") or ()):
             out.append(pool)
@@ -270,12 +270,12 @@ def capacity_covers(resources: Sequence[Any], _: Mapping[str, Any]) -> Iterable[
         names = frozenset(_name(p.props) for p in pools_for(w, pools))
         demand.append((w, names, count * w.gpus_per_pod))
     limit = {_name(p.props): int(float(dig(p.props, "spec", "limits", GPU) or 0)) for p in pools}
-    for w, names, _ in demand:
+    for w, names, _count in demand:
         if not names:
             yield w.urn, f"{w.name}: no GPU NodePool can host its pods (labels, requirements or taints do not match)."
             continue
         capacity = sum(limit[n] for n in names)
-        competing = sum(g for _, other, g in demand if other and other <= names)
+        competing = sum(g for _other_w, other, g in demand if other and other <= names)
         if competing > capacity:
             yield w.urn, (f"{w.name}: at max scale the workloads on NodePools {', '.join(sorted(names))} need "
                           f"{competing} GPUs but those pools are limited to {capacity}: pods would scale but stay "

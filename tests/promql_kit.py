@@ -21,9 +21,10 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -78,7 +79,7 @@ class Build:
     releases: dict[str, dict[str, Any]]
 
     @classmethod
-    def read(cls, directory: Path) -> "Build":
+    def read(cls, directory: Path) -> Build:
         objects = tuple(yaml.safe_load(p.read_text()) for p in sorted((directory / "manifests").glob("*.yaml")))
         releases = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((directory / "helm").glob("*.yaml"))}
         return cls(objects, releases)

@@ -132,8 +132,6 @@ def test_dev_scales_to_zero_without_baseline(results):
 
 
 def test_scaled_object_shape(results):
-    cfg = load("prod")
-    svc = cfg.model_services[0]
     so = next(r.inputs for r in by_type(results["prod"], "kubernetes:keda.sh/v1alpha1:ScaledObject")
               if r.inputs["metadata"]["name"] == "chat-8b-burst")
     spec = so["spec"]

@@ -14,8 +14,8 @@ import promql_parser
 import pytest
 import yaml
 
-from platform_facts.vllm import METRIC_FAMILIES, REMOVED_METRICS
 from components.render.dashboards import DCGM_METRICS
+from platform_facts.vllm import METRIC_FAMILIES, REMOVED_METRICS
 from tests.conftest import STACKS
 from tests.promql_kit import Build, expressions, metric_strings, promtool, run_promtool_tests  # noqa: F401 (fixture)
 

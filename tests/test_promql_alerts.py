@@ -11,15 +11,29 @@ config (what the alert promises), never from the expression.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
 from tests.conftest import STACKS
-from tests.promql_kit import (KSM_TARGET, KV_CACHE, OTHER, POD_PHASES, RUNNING, SHADOW, TTFT_BUCKET, TTFT_BUCKETS,
-                              WAITING, Served, histogram_series, pod_name, promtool, run_promtool_tests,  # noqa: F401
-                              series, served)
+from tests.promql_kit import (
+    KSM_TARGET,
+    KV_CACHE,
+    OTHER,
+    POD_PHASES,
+    RUNNING,
+    SHADOW,
+    TTFT_BUCKET,
+    TTFT_BUCKETS,
+    WAITING,  # noqa: F401
+    Served,
+    histogram_series,
+    pod_name,
+    run_promtool_tests,
+    series,
+    served,
+)
 
 KV_CACHE_LIMIT = 0.95  # the KVCacheNearFull summary's "above 95%"
 
@@ -71,7 +85,7 @@ def queue_backlog(s: Served, for_m: int) -> list[Case]:
 
 def _bucket_above(limit: float) -> float:
     """The upper bound of the first TTFT bucket whose lower bound is at least `limit`."""
-    return next(b for lo, b in zip(TTFT_BUCKETS, TTFT_BUCKETS[1:]) if lo >= limit)
+    return next(b for lo, b in zip(TTFT_BUCKETS, TTFT_BUCKETS[1:], strict=False) if lo >= limit)
 
 
 def _bucket_below(limit: float) -> float:

@@ -17,8 +17,22 @@ from typing import Any
 import pytest
 
 from tests.conftest import STACKS
-from tests.promql_kit import (KV_CACHE, RUNNING, TTFT_BUCKET, WAITING, Build, Served, adapter_query,  # noqa: F401
-                              histogram_series, pod_name, promtool, run_promtool_tests, series, series_name, served)
+from tests.promql_kit import (  # noqa: F401
+    KV_CACHE,
+    RUNNING,
+    TTFT_BUCKET,
+    WAITING,
+    Build,
+    Served,
+    adapter_query,
+    histogram_series,
+    pod_name,
+    promtool,
+    run_promtool_tests,
+    series,
+    series_name,
+    served,
+)
 
 MINUTES = 10
 EVAL = "5m"

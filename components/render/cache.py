@@ -77,7 +77,7 @@ def volume(cache: Cache) -> dict[str, Any]:
 def init_container(model: ModelSpec, hf_token: SecretRef | None = None) -> dict[str, Any]:
     """The cache-filling init container (used by ModelService and BatchInference alike)."""
     s3 = s3_location(model) is not None
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "MODEL_SOURCE", "value": model.source},
         {"name": "CACHE_DIR", "value": model_path(model)},
     ]

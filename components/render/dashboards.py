@@ -71,7 +71,8 @@ def dcgm() -> dict[str, Any]:
     sel = '{namespace=~"$namespace"}'
     panels = [
         _panel(1, "GPU utilization", [(f"avg by (pod, gpu) (DCGM_FI_DEV_GPU_UTIL{sel})", "{{pod}} gpu{{gpu}}")], "percent", 0, 0),
-        _panel(2, "Graphics engine active", [(f"avg by (pod, gpu) (DCGM_FI_PROF_GR_ENGINE_ACTIVE{sel})", "{{pod}} gpu{{gpu}}")], "percentunit", 12, 0),
+        _panel(2, "Graphics engine active", [(f"avg by (pod, gpu) (DCGM_FI_PROF_GR_ENGINE_ACTIVE{sel})", "{{pod}} gpu{{gpu}}")],
+               "percentunit", 12, 0),
         _panel(3, "Framebuffer memory used", [(f"sum by (pod, gpu) (DCGM_FI_DEV_FB_USED{sel})", "{{pod}} gpu{{gpu}}")], "decmbytes", 0, 8),
         _panel(4, "Power", [(f"sum by (pod, gpu) (DCGM_FI_DEV_POWER_USAGE{sel})", "{{pod}} gpu{{gpu}}")], "watt", 12, 8),
         _panel(5, "Temperature", [(f"max by (pod, gpu) (DCGM_FI_DEV_GPU_TEMP{sel})", "{{pod}} gpu{{gpu}}")], "celsius", 0, 16),

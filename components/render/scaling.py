@@ -153,7 +153,8 @@ def prometheus_rule(svc: ModelServiceConfig, namespace: str) -> dict[str, Any]:
     if burst_max(svc) > 0:
         rules.append(alert(
             "PinnedAtMax",
-            f'max(kube_horizontalpodautoscaler_status_current_replicas{{namespace="{namespace}",horizontalpodautoscaler="{n["hpa"]}"}}) >= {burst_max(svc)}',
+            f'max(kube_horizontalpodautoscaler_status_current_replicas{{namespace="{namespace}",'
+            f'horizontalpodautoscaler="{n["hpa"]}"}}) >= {burst_max(svc)}',
             "15m", "warning", f"{svc.name}: at maxReplicas {svc.scaling.max_replicas} for 15m; raise it or the GPU limits"))
     return {"metadata": {"name": n["rules"], "namespace": namespace},
             "spec": {"groups": [{"name": f"{svc.name}.rules", "rules": rules}]}}

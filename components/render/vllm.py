@@ -111,7 +111,7 @@ def container(svc: ModelServiceConfig, *, image: str, model: ModelSpec, extra: t
     requests = {"cpu": str(svc.cpu_per_replica), "memory": memory, labels.GPU_RESOURCE: gpus}
     if svc.cache.medium == "emptyDir":
         requests["ephemeral-storage"] = f"{svc.cache.size_gib}Gi"
-    env = [
+    env: list[dict[str, Any]] = [
         # The weights come from the node cache: never reach out to the Hub at run time.
         {"name": "HF_HUB_OFFLINE", "value": "1"},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
