@@ -14,6 +14,9 @@ import pytest
 from components.config import NAMESPACE, StackConfig, load_stack_config
 from components.stack import load_stack, read_stack_file
 
+# Fixtures shared by the PromQL tests (promtool) live in their kit.
+pytest_plugins = ["tests.promql_kit"]
+
 REPO = Path(__file__).resolve().parent.parent
 # Every stack file in stacks/ (a new one is covered without editing a list).
 STACKS = tuple(sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (REPO / "stacks").glob("Pulumi.*.yaml")))

@@ -14,10 +14,10 @@ import promql_parser
 import pytest
 import yaml
 
-from components.render.dashboards import DCGM_METRICS
+from platform_facts.dcgm import METRICS as DCGM_METRICS
 from platform_facts.vllm import METRIC_FAMILIES, REMOVED_METRICS
 from tests.conftest import STACKS
-from tests.promql_kit import Build, expressions, metric_strings, promtool, run_promtool_tests  # noqa: F401 (fixture)
+from tests.promql_kit import Build, expressions, metric_strings, run_promtool_tests
 
 # kube-state-metrics series our alerts read (docs/metrics/workload/pod-metrics.md,
 # docs/metrics/workload/horizontalpodautoscaler-metrics.md).

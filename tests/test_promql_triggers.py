@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import STACKS
-from tests.promql_kit import (  # noqa: F401
+from tests.promql_kit import (
     KV_CACHE,
     RUNNING,
     TTFT_BUCKET,
@@ -27,7 +27,6 @@ from tests.promql_kit import (  # noqa: F401
     adapter_query,
     histogram_series,
     pod_name,
-    promtool,
     run_promtool_tests,
     series,
     series_name,
