@@ -8,12 +8,13 @@ STACK ?= dev
 STACKS := $(patsubst stacks/Pulumi.%.yaml,%,$(wildcard stacks/Pulumi.*.yaml))
 
 .DEFAULT_GOAL := help
-.PHONY: help synth synth-all test conformance golden simulate bench schema clean
+.PHONY: help synth synth-all test lint conformance golden simulate bench schema clean
 
 help: ## Show the targets
 	@echo "make synth STACK=<dev|staging|prod>  synthesize a stack offline into build/<stack>/"
 	@echo "make synth-all                       synthesize every stack"
-	@echo "make test                            run the test suite (conformance included)"
+	@echo "make test                            lint, type-check and run the test suite (conformance, golden files included)"
+	@echo "make lint                            ruff and mypy only"
 	@echo "make golden                          rewrite tests/golden/ from synth output (review the diff)"
 	@echo "make conformance                     synthesize every stack, check build/ against upstream contracts"
 	@echo "make simulate STACK=prod SERVICE=chat-8b [TRACE=...]  replay a trace through the scaling loop (--tune)"
@@ -33,8 +34,12 @@ synth: $(VENV)/.installed
 synth-all: $(VENV)/.installed
 	@for s in $(STACKS); do $(PY) -m synth $$s || exit $$?; done
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed lint
 	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed ## ruff (style, complexity <= 12) and mypy, as part of make test
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 conformance: synth-all
 	$(PY) -m synth dev --program examples/extra-model --out build/example-extra-model

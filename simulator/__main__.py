@@ -94,7 +94,9 @@ def _summary(args: argparse.Namespace, experiment: Experiment, service, trace) -
     }
     summary["profiles"]["oracle"] = {**oracle.metrics(oracle_cost), "work_factor": factor}
     if args.tune:
-        tuned, tuned_run, evaluations = experiment.tune(runs["stack"].profile, target)
+        start = runs["stack"].profile
+        assert start is not None  # a replay of a named profile carries it
+        tuned, tuned_run, evaluations = experiment.tune(start, target)
         metrics = tuned_run.metrics(oracle_cost)
         summary["profiles"]["tuned"] = {**metrics, "evaluations": evaluations}
         summary["tuned_snippet"] = snippet(tuned, service, metrics)

@@ -29,7 +29,8 @@ def schedule_interruption(setup: ReplaySetup, state: ReplayState, node: Node, t:
 def warm_start(setup: ReplaySetup, state: ReplayState) -> None:
     """The service ran before the trace began: its initial replicas are Ready on warm nodes
     (the baseline on on-demand, burst on its preferred capacity)."""
-    for role, count in (("baseline", setup.profile.baseline), ("burst", state.burst_desired)):
+    roles: tuple[tuple[Role, int], ...] = (("baseline", setup.profile.baseline), ("burst", state.burst_desired))
+    for role, count in roles:
         for _ in range(count):
             capacity = preferred_capacity(setup, role)[0]
             node = next((nd for nd in state.nodes if nd.capacity == capacity and len(nd.pods) < nd.slots), None)
@@ -60,7 +61,7 @@ def bind_on_oracle_node(setup: ReplaySetup, state: ReplayState, pod: Pod, t: flo
     """The oracle's capacity: a node share that is Ready, cached and serving at once; billed
     on-demand up to the baseline, then as the service's burst capacity."""
     on_demand = len(state.live_nodes("on-demand"))
-    capacity = "on-demand" if on_demand < setup.profile.baseline or not setup.profile.burst_on_spot else "spot"
+    capacity: Capacity = "on-demand" if on_demand < setup.profile.baseline or not setup.profile.burst_on_spot else "spot"
     node = Node(state.new_id(), capacity, t, t, 1, image_cached=True, model_cached=True,
                 share=1 / setup.replicas_per_node)
     state.nodes.append(node)

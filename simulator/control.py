@@ -14,7 +14,7 @@ from typing import Literal
 from simulator import hpa
 from simulator.pods import terminate
 from simulator.result import percentile
-from simulator.state import Pod, PodGauges, ReplaySetup, ReplayState
+from simulator.state import Pod, PodGauges, ReplaySetup, ReplayState, Role
 
 TTFT_WINDOW_SECONDS = 120  # the TTFT trigger's PromQL range
 
@@ -127,7 +127,8 @@ def hpa_sync(setup: ReplaySetup, state: ReplayState, t: float, triggers: list[Tr
 def reconcile_deployments(setup: ReplaySetup, state: ReplayState, t: float) -> None:
     """Each Deployment creates the pods it lacks; scale-down removes, in ReplicaSet order,
     unscheduled pods (deleted at once), then not-ready, then the newest ready pods (drained)."""
-    for role, want in (("baseline", setup.profile.baseline), ("burst", state.burst_desired)):
+    roles: tuple[tuple[Role, int], ...] = (("baseline", setup.profile.baseline), ("burst", state.burst_desired))
+    for role, want in roles:
         live = [q for q in state.pods if q.role == role and not q.terminating]
         for _ in range(want - len(live)):
             state.pods.append(Pod(state.new_id(), role, t))

@@ -174,4 +174,4 @@ def result_of(setup: ReplaySetup, state: ReplayState) -> Result:
     out = state.outcomes
     gpu_hours = sum(state.node_seconds.values()) * setup.instance.gpus / 3600
     return Result(out.arrival, out.first_token, out.end, out.admitted, out.capacity, state.preemptions,
-                  state.retries, state.cost, gpu_hours, dict(state.node_seconds), state.timeline, setup.slo_seconds)
+                  state.retries, state.cost, gpu_hours, {str(k): v for k, v in state.node_seconds.items()}, state.timeline, setup.slo_seconds)

@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from components.config import ModelServiceConfig, StackConfig
 from components.render.vllm import cold_start_seconds
@@ -23,7 +23,7 @@ from simulator.trace import Trace
 ORACLE_WINDOW_SECONDS = 60.0
 ORACLE_FACTORS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 # The tuner stays within what the policy pack accepts (scaling-gpu-scale-down-stabilization).
-STABILIZATION_FLOOR: dict[str, int] = STABILIZATION["minStabilizationSeconds"]["default"]
+STABILIZATION_FLOOR = cast(dict[str, int], STABILIZATION["minStabilizationSeconds"]["default"])
 
 
 @dataclass

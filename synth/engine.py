@@ -359,7 +359,9 @@ def run_program(
     if isinstance(program, Path):
         main = program / "__main__.py"
         sys.path.insert(0, str(program))
-        body: Callable[[], None] = lambda: runpy.run_path(str(main), run_name="__main__")  # noqa: E731
+
+        def body() -> None:
+            runpy.run_path(str(main), run_name="__main__")
     else:
         body = program
 
@@ -373,7 +375,7 @@ def run_program(
         _sync_await(run_pulumi_func(body))
         _sync_await(wait_for_rpcs())
         root = psettings.get_root_resource()
-        outputs, raw = _sync_await(_resolve_outputs(root.outputs if root is not None else {}))
+        outputs, raw = _sync_await(_resolve_outputs(getattr(root, "outputs", None) or {}))
         sequence = {_sync_await(res.urn.future()): i for i, res in enumerate(constructed)}
     finally:
         if isinstance(program, Path):

@@ -91,5 +91,5 @@ def allowed_keys(root: type[BaseModel], loc: Path) -> list[str]:
         model = _model_in(field.annotation) if field else None
     if model is None:
         return []
-    hidden = getattr(model, "HIDDEN_KEYS", frozenset())
+    hidden: frozenset[str] = getattr(model, "HIDDEN_KEYS", frozenset())
     return sorted(f.alias or n for n, f in model.model_fields.items() if n not in hidden)
