@@ -27,6 +27,19 @@ MIN_HOST_MEMORY_GIB_PER_GPU = 8
 STAGING_FACTOR = 1.2
 STAGING_EXTRA_GIB = 4
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
+# Activations and CUDA graphs take ~1-2 GiB per GPU beside the weights and the KV cache.
+ACTIVATION_GIB_PER_GPU = 1.5
+# KV cache per token: 128 KiB for Llama-3.1-8B (32 layers x 8 KV heads x 128 x 2 (K and V) x
+# 2 bytes), 320 KiB for Llama-3.x-70B (80 layers); other sizes interpolated in log-log.
+KV_BYTES_PER_TOKEN_8B = 131072
+KV_BYTES_PER_TOKEN_70B = 327680
+# An emptyDir cache holds the weights plus tokenizer and config files, and safetensors
+# shards are rounded up on disk: 10 % beyond the weights.
+CACHE_MARGIN = 1.1
+# kubelet evicts pods when the node filesystem falls under 10 % free (EKS AMI evictionHard
+# nodefs.available) and reserves 1 GiB of ephemeral storage for itself.
+EPHEMERAL_EVICTION_FRACTION = 0.1
+RESERVED_EPHEMERAL_GIB = 1
 
 
 class ReplicaShape(Protocol):
@@ -61,6 +74,24 @@ def kv_cache_gib(gpu_gib: float, utilization: float, tensor_parallel_size: int, 
     return usable_gib_per_gpu(gpu_gib, utilization, reserved_gib_per_gpu) * tensor_parallel_size - weights_gib
 
 
+def kv_bytes_per_token(parameters_billion: float) -> float:
+    """KV-cache bytes one token takes, for a Llama-shaped model of this size."""
+    exponent = math.log(KV_BYTES_PER_TOKEN_70B / KV_BYTES_PER_TOKEN_8B) / math.log(70 / 8)
+    return KV_BYTES_PER_TOKEN_8B * (parameters_billion / 8) ** exponent
+
+
+def kv_cache_tokens(gpu_gib: float, utilization: float, tensor_parallel_size: int, weights_gib: float,
+                    parameters_billion: float) -> int:
+    """Tokens the KV cache of one replica holds (0 when the weights leave no room)."""
+    free = kv_cache_gib(gpu_gib, utilization, tensor_parallel_size, weights_gib, ACTIVATION_GIB_PER_GPU)
+    return max(0, int(free * 2**30 / kv_bytes_per_token(parameters_billion)))
+
+
+def mig_slice_gib(profile: str) -> float:
+    """Memory of one MIG slice, as its profile name says (``3g.40gb`` -> 40)."""
+    return float(profile.split(".", 1)[1].removesuffix("gb"))
+
+
 def smallest_tensor_parallel(weights_gib: float, usable_gib: float, max_gpus: int) -> int | None:
     """The smallest tensor-parallel size (up to ``max_gpus``) whose weights per GPU fit."""
     return next((n for n in TENSOR_PARALLEL_SIZES
@@ -83,6 +114,16 @@ def allocatable_vcpu(it: catalog.InstanceType) -> float:
 
 def allocatable_memory_gib(it: catalog.InstanceType) -> float:
     return it.memory_gib * ALLOCATABLE_MEMORY_FRACTION - RESERVED_MEMORY_GIB
+
+
+def nvme_gib(it: catalog.InstanceType) -> float:
+    """The instance-store NVMe (RAID0 under the node's kubelet and cache), in GiB."""
+    return it.nvme_gb * 1e9 / 2**30
+
+
+def allocatable_ephemeral_gib(it: catalog.InstanceType) -> float:
+    """Ephemeral storage pods may request on a node whose kubelet lives on the NVMe RAID0."""
+    return nvme_gib(it) * (1 - EPHEMERAL_EVICTION_FRACTION) - RESERVED_EPHEMERAL_GIB
 
 
 def replica_fits(replica: ReplicaShape, it: catalog.InstanceType) -> bool:

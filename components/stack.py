@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import difflib
 import json
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
-from components.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
+from components.config import NAMESPACE, ConfigError, Environment, StackConfig, load_stack_config
 
 # What a `secure:` value becomes when the file is read without its secrets provider.
 SECRET_PLACEHOLDER = "[secret]"
@@ -171,13 +173,31 @@ def stack_config(config: Mapping[str, Any]) -> StackConfig:
     return load_stack_config(values, config.get("aws:region"))
 
 
+def check_environment(stack: str, cfg: StackConfig) -> StackConfig:
+    """The environment must be the one the stack's name says: ``environment: dev`` in the file of
+    stack ``prod`` would turn every prod rule off without a word. Only the loader knows the name."""
+    if cfg.allow_environment_mismatch:
+        return cfg
+    named = {stack, stack.split("-", 1)[0]}
+    if cfg.environment in named:
+        return cfg
+    environments = typing.get_args(Environment)
+    said = next((e for e in environments if e in named), None)
+    expected = f"environment {said}" if said else f"a stack named {cfg.environment} or {cfg.environment}-<suffix>"
+    raise ConfigError([
+        f"environment: {cfg.environment!r} in the file of stack {stack!r}; the environment must be the stack name "
+        f"or its first dash-separated part ({', '.join(environments)}), so expected {expected}; fix it, or set "
+        "allowEnvironmentMismatch: true if the mismatch is deliberate"])
+
+
 def load_stack(stack: str, program: Path) -> StackConfig:
     """The validated config of ``Pulumi.<stack>.yaml`` in ``program``'s stack config dir."""
     project, path = stack_file_path(stack, program)
-    return stack_config(read_stack_file(path, project).config)
+    return check_environment(stack, stack_config(read_stack_file(path, project).config))
 
 
 def load_config() -> StackConfig:
     """The Pulumi runtime's config (every key of every namespace) as a StackConfig."""
     # The CLI passes config through PULUMI_CONFIG; synth sets it in-process.
-    return stack_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()})
+    cfg = stack_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()})
+    return check_environment(pulumi.get_stack(), cfg)

@@ -10,4 +10,6 @@ without pulling in the components.
   documentation-only CIDRs).
 - ``vllm``, ``dcgm``: metric names of vLLM (current and removed) and of the DCGM exporter.
 - ``coldstart``: the phases of a replica's cold start.
+- ``cidrs``: what an allow-list of CIDRs admits, as address ranges.
+- ``kubernetes``: namespaces no workload of ours may use.
 """

@@ -14,6 +14,8 @@ provisioning 13 s by Karpenter + 40 s EC2 to Ready + 36 s GPU device plugin; ima
 
 from __future__ import annotations
 
+import math
+
 # --- worst case (startup probes)
 WORST_ENGINE_INIT_SECONDS = 240  # uncached torch.compile + CUDA graph capture: 3-4 min
 WORST_NVME_READ_GIB_PER_S = 0.5  # reading weights from the node cache into GPU memory
@@ -30,3 +32,18 @@ EXPECTED_S3_GIB_PER_S = 0.5
 EXPECTED_NVME_GIB_PER_S = 2.0
 EXPECTED_ENGINE_INIT_SECONDS = 34.0
 EXPECTED_READINESS_SECONDS = 10.0  # within one readiness probe period
+
+
+def worst_load_seconds(weights_gib: float) -> int:
+    """Worst-case time from container start to a serving engine, the model already cached."""
+    return math.ceil(weights_gib / WORST_NVME_READ_GIB_PER_S + WORST_ENGINE_INIT_SECONDS)
+
+
+def worst_cold_start_seconds(weights_gib: float) -> int:
+    """Worst case on a node without the model: download into the cache, then load."""
+    return math.ceil(weights_gib / WORST_S3_SYNC_GIB_PER_S) + worst_load_seconds(weights_gib)
+
+
+def expected_node_ready_seconds(family: str) -> float:
+    """Launch to a schedulable GPU for an instance family."""
+    return EXPECTED_NODE_READY_SECONDS.get(family, EXPECTED_NODE_READY_DEFAULT_SECONDS)

@@ -24,23 +24,16 @@ probe period (10 s). p5 nodes are given 180 s to Ready (unmeasured; larger insta
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from components import sizing
 from components.config import ModelServiceConfig
+from components.sizing import ACTIVATION_GIB_PER_GPU, kv_bytes_per_token
 from platform_facts import catalog
 from platform_facts import coldstart as cs
 from platform_facts.catalog import BF16_TFLOPS, HBM_GB_S
 
 BETA_FRACTION = 0.045
-ACTIVATION_GIB_PER_GPU = 1.5
-
-
-
-def kv_bytes_per_token(parameters_billion: float) -> float:
-    exponent = math.log(320 / 128) / math.log(70 / 8)
-    return 131072 * (parameters_billion / 8) ** exponent
 
 
 @dataclass(frozen=True)

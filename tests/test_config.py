@@ -129,7 +129,23 @@ BAD: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
     ("duplicate-service", "prod", _set("modelServices.1.name", "chat-8b"),
      ["modelServices[1].name: 'chat-8b' is used twice"]),
     ("prod-open-endpoint", "prod", _set("cluster.endpoint.publicAccessCidrs", ["0.0.0.0/0"]),
-     ["cluster.endpoint.publicAccessCidrs: prod refuses a public endpoint open to 0.0.0.0/0"]),
+     ["cluster.endpoint.publicAccessCidrs: prod refuses a public endpoint open to the internet "
+      "(all of IPv4 (0.0.0.0/0 covers 0.0.0.0/0)); list your own CIDRs"]),
+    ("prod-endpoint-zero-padded", "prod", _set("cluster.endpoint.publicAccessCidrs", ["0.0.0.0/00"]),
+     ["cluster.endpoint.publicAccessCidrs: prod refuses a public endpoint open to the internet "
+      "(all of IPv4 (0.0.0.0/00 covers 0.0.0.0/0))"]),
+    ("prod-endpoint-two-halves", "prod", _set("cluster.endpoint.publicAccessCidrs", ["0.0.0.0/1", "128.0.0.0/1"]),
+     ["cluster.endpoint.publicAccessCidrs: prod refuses a public endpoint open to the internet "
+      "(all of IPv4 (0.0.0.0/1, 128.0.0.0/1 together cover 0.0.0.0/0))"]),
+    ("prod-endpoint-ipv6", "prod", _set("cluster.endpoint.publicAccessCidrs", ["198.51.100.0/24", "::/0"]),
+     ["cluster.endpoint.publicAccessCidrs: prod refuses a public endpoint open to the internet "
+      "(all of IPv6 (::/0 covers ::/0))"]),
+    ("prod-endpoint-wider-than-a-slash-8", "prod", _set("cluster.endpoint.publicAccessCidrs", ["0.0.0.0/4"]),
+     ["cluster.endpoint.publicAccessCidrs: prod refuses a public endpoint open to the internet "
+      "(268,435,456 IPv4 addresses (0.0.0.0/4), more than one /8)"]),
+    ("prod-endpoint-no-cidrs", "prod", _delete("cluster.endpoint.publicAccessCidrs"),
+     ["cluster.endpoint.publicAccessCidrs: prod refuses a public endpoint open to the internet "
+      "(no publicAccessCidrs means 0.0.0.0/0)"]),
     ("prod-latest-ami", "prod", _set("gpuTiers.1.amiAlias", "al2023@latest"),
      ["gpuTiers[1].amiAlias: al2023@latest: prod pins an AMI version"]),
     ("bad-cidr", "dev", _set("cluster.network.cidr", "10.0.0.0/8"), ["cluster.network.cidr:", "/16 to /20"]),
@@ -208,6 +224,62 @@ BAD: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
      ["batchWorkers[0].image: 'ghcr.io/x/y:latest' uses :latest; pin a version"]),
     ("cidr-not-a-cidr", "dev", _set("cluster.network.cidr", "nope"),
      ["cluster.network.cidr: 'nope' is not an IPv4 CIDR such as 10.0.0.0/16"]),
+    # Dangerous GPU configurations (issue 15, item 3).
+    ("mig-slice-smaller-than-share", "prod", _set("gpuTiers.1.mig", {"profiles": {"1g.10gb": 7}}),
+     ["modelServices[1].tier: h100 partitions each GPU into 1g.10gb MIG slices and a replica gets 4 of them: "
+      "70B at bfloat16 needs 32.6 GiB per slice, but a slice offers 10 GiB x 0.9 minus 2 GiB KV cache = 7.0 GiB; "
+      "use a tier with a larger MIG profile or without MIG"]),
+    ("mig-tensor-parallel", "prod", _set("gpuTiers.1.mig", {"profiles": {"7g.80gb": 1}}),
+     ["modelServices[1].tensorParallelSize: 4 on MIG tier h100: a CUDA process sees only one MIG slice"]),
+    ("mig-mixed-strategy", "prod", _set("gpuTiers.1.mig", {"strategy": "mixed", "profiles": {"7g.80gb": 1}}),
+     ["modelServices[1].tier: h100 uses MIG strategy mixed, which advertises nvidia.com/mig-<profile> resources",
+      "use mig.strategy single"]),
+    ("time-slicing-memory-oversubscribed", "staging", _set("gpuTiers.0.timeSlicing", {"replicas": 2}),
+     ["modelServices[0].gpuMemoryUtilization: 0.9 x 2 time-slicing replicas of tier l40s = 1.80 of one GPU's memory",
+      "the second one fails to start; set gpuMemoryUtilization <= 0.5"]),
+    ("time-slicing-four-shares", "staging", _set("gpuTiers.0.timeSlicing", {"replicas": 4}),
+     ["modelServices[0].gpuMemoryUtilization: 0.9 x 4 time-slicing replicas of tier l40s = 3.60",
+      "it would need gpuMemoryUtilization <= 0.25, below the 0.5 floor"]),
+    ("time-slicing-tensor-parallel", "prod",
+     lambda v: (v["gpuTiers"][1].update(timeSlicing={"replicas": 2}), v["modelServices"][1].update(gpuMemoryUtilization=0.5)),
+     ["modelServices[1].tensorParallelSize: 4 on time-sliced tier h100: the device plugin may give a pod several "
+      "shares of the same GPU"]),
+    ("empty-dir-smaller-than-weights", "prod", _set("modelServices.1.cache", {"medium": "emptyDir", "sizeGib": 100}),
+     ["modelServices[1].cache.sizeGib: 100 GiB cannot hold the model (70B at bfloat16, ~130 GiB of weights, "
+      "144 GiB with a 10% margin)", "set sizeGib >= 144"]),
+    ("empty-dir-smaller-than-canary-weights", "prod",
+     lambda v: v["modelServices"][0].update(cache={"medium": "emptyDir", "sizeGib": 20}, canary={"model": {
+         "id": "x/y", "source": "s3://llm-prod-models/x/y", "parametersBillion": 14}}, scaling={
+         "minReplicas": 3, "maxReplicas": 8}),
+     ["modelServices[0].cache.sizeGib: 20 GiB cannot hold the canary's model (14B at bfloat16, ~26 GiB of weights, "
+      "29 GiB with a 10% margin)"]),
+    ("extra-args-override-generated-flag", "dev",
+     _set("modelServices.0.extraArgs", ["--enable-prefix-caching", "--max-model-len=4096"]),
+     ["modelServices[0].extraArgs[1]: '--max-model-len=4096' sets --max-model-len, which the platform generates "
+      "from maxModelLen; set that instead"]),
+    ("canary-extra-args-short-alias", "prod", _set("modelServices.1.canary", {"extraArgs": ["-tp", "8"]}),
+     ["modelServices[1].canary.extraArgs[0]: '-tp' sets --tensor-parallel-size, which the platform generates from "
+      "tensorParallelSize"]),
+    ("expire-after-below-cold-start", "prod", _set("gpuTiers.1.expireAfter", "10m"),
+     ["gpuTiers[1].expireAfter: 10m (600 s) is shorter than a cold start of reason-70b on this tier: node ready "
+      "~180 s + image pull ~121 s + model download and load (worst case) 1023 s = 1324 s"]),
+    ("max-model-len-beyond-kv-cache", "dev", _set("modelServices.0.maxModelLen", 65536),
+     ["modelServices[0].maxModelLen: 65536 tokens do not fit the KV cache of one replica: 8B takes ~128 KiB per "
+      "token", "leave room for 30435 tokens", "lower maxModelLen to <= 30435"]),
+    ("batch-cpu-beyond-node", "staging", _set("batchWorkers.0.cpuPerJob", 16),
+     ["batchWorkers[0].cpuPerJob: 16 does not fit tier l40s (g6e.xlarge, g6e.2xlarge): at most 7 vCPU"]),
+    ("batch-memory-beyond-node", "staging", _set("batchWorkers.0.memoryGibPerJob", 100),
+     ["batchWorkers[0].memoryGibPerJob: 100 does not fit tier l40s (g6e.xlarge, g6e.2xlarge): at most 56 GiB"]),
+    ("empty-dir-beyond-nvme", "dev", _set("modelServices.0.cache", {"medium": "emptyDir", "sizeGib": 500}),
+     ["modelServices[0].cache.sizeGib: 500 GiB of ephemeral-storage fits no l4 node: g6.2xlarge, the largest that "
+      "fits a replica, has 450 GB of NVMe, ~376 GiB after kubelet's eviction reserve"]),
+    ("model-source-dot-dot", "dev", _set("modelServices.0.model.source", "s3://llm-dev-models/meta-llama/../secrets"),
+     ["modelServices[0].model.source: 's3://llm-dev-models/meta-llama/../secrets' has a '..' segment"]),
+    ("service-in-kube-system", "dev", _set("modelServices.0.namespace", "kube-system"),
+     ["modelServices[0].namespace: 'kube-system' is reserved (default, kube-node-lease, kube-public, kube-system, "
+      "gpu-operator, keda, monitoring)"]),
+    ("batch-in-monitoring", "staging", _set("batchWorkers.0.namespace", "monitoring"),
+     ["batchWorkers[0].namespace: 'monitoring' is reserved"]),
     ("typo-in-list-item", "dev", _set("gpuTiers.0.spot.wieght", 3),
      ["gpuTiers[0].spot.wieght: unknown key; allowed keys: enabled, gpuLimit, weight; did you mean weight?"]),
 ]

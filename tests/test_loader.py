@@ -16,12 +16,12 @@ from tests.conftest import REPO, run_synth
 DEV = (REPO / "stacks" / "Pulumi.dev.yaml").read_text()
 
 
-def _program(tmp_path: Path, stack_text: str | bytes, pulumi_yaml: str | None = None) -> Path:
+def _program(tmp_path: Path, stack_text: str | bytes, pulumi_yaml: str | None = None, stack: str = "qa") -> Path:
     prog = tmp_path / "prog"
     prog.mkdir()
     shutil.copy(REPO / "__main__.py", prog / "__main__.py")
     (prog / "Pulumi.yaml").write_text(pulumi_yaml if pulumi_yaml is not None else "name: gpu-platform\nruntime: python\n")
-    target = prog / "Pulumi.qa.yaml"
+    target = prog / f"Pulumi.{stack}.yaml"
     if isinstance(stack_text, bytes):
         target.write_bytes(stack_text)
     else:
@@ -68,6 +68,40 @@ def test_a_malformed_pulumi_yaml_is_a_config_error(tmp_path, pulumi_yaml, expect
     prog = _program(tmp_path, DEV, pulumi_yaml)
     proc = run_synth("qa", "--program", str(prog), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+
+
+PROD_AS_DEV = ("environment: 'dev' in the file of stack 'prod'; the environment must be the stack name or its first "
+               "dash-separated part (dev, staging, prod), so expected environment prod; fix it, or set "
+               "allowEnvironmentMismatch: true if the mismatch is deliberate")
+
+
+@pytest.mark.parametrize("stack,expected", [
+    ("prod", PROD_AS_DEV),
+    ("prod-eu", "environment: 'dev' in the file of stack 'prod-eu'; "),
+    ("qa", "environment: 'dev' in the file of stack 'qa'; the environment must be the stack name or its first "
+           "dash-separated part (dev, staging, prod), so expected a stack named dev or dev-<suffix>; "),
+])
+def test_the_environment_must_be_the_one_the_stack_name_says(tmp_path, stack, expected):
+    prog = _program(tmp_path, DEV, stack=stack)
+    with pytest.raises(ConfigError) as info:
+        load_stack(stack, prog)
+    assert info.value.messages[0].startswith(expected)
+    # Under the engine the program reads the stack name from the Pulumi runtime.
+    proc = run_synth(stack, "--program", str(prog), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stack", ["dev", "dev-alice"])
+def test_a_stack_named_after_its_environment_loads(tmp_path, stack):
+    assert load_stack(stack, _program(tmp_path, DEV, stack=stack)).environment == "dev"
+
+
+def test_a_deliberate_mismatch_is_allowed_by_its_own_key(tmp_path):
+    text = DEV + "  gpu-platform:allowEnvironmentMismatch: true\n"
+    cfg = load_stack("sandbox", _program(tmp_path, text, stack="sandbox"))
+    assert cfg.environment == "dev" and cfg.allow_environment_mismatch
 
 
 def test_the_runtime_config_gets_the_namespace_check_too():

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.config.base import DNS_LABEL, ConfigModel, ImageRef
 from components.config.errors import rule_error
-from components.config.serving import ModelSpec, SecretRef
+from components.config.serving import ModelSpec, SecretRef, check_namespace
 
 
 class ExistingRedis(ConfigModel):
@@ -48,6 +48,11 @@ class BatchWorkerConfig(ConfigModel):
     )
     redis: ExistingRedis | None = Field(default=None, description="Use an existing Redis instead of deploying one.")
     redis_storage_gib: int = Field(default=10, ge=1, le=1000, description="gp3 volume of the in-cluster Redis.")
+
+    @field_validator("namespace")
+    @classmethod
+    def _own_namespace(cls, v: str) -> str:
+        return check_namespace(v)
 
     @field_validator("image")
     @classmethod

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.config.base import DNS_LABEL, ConfigModel
 from components.config.errors import rule_error
+from platform_facts import cidrs
 from platform_facts.aws import KUBERNETES_VERSIONS
 
 
@@ -55,7 +56,8 @@ class EndpointConfig(ConfigModel):
     )
     allow_public_from_anywhere: bool = Field(
         default=False,
-        description="Allow a public endpoint open to 0.0.0.0/0 in prod (refused unless true).",
+        description="Allow a public endpoint open to the internet in prod (refused unless true): no CIDRs, or CIDRs "
+        "covering more than one IPv4 /8 or IPv6 /16 in total.",
     )
 
     @field_validator("public_access_cidrs")
@@ -69,8 +71,19 @@ class EndpointConfig(ConfigModel):
         return v
 
     @property
+    def open_ranges(self) -> list[str]:
+        """Why the public endpoint admits the internet, one line per IP version; empty when it
+        does not. Read as address ranges: 0.0.0.0/00, 0.0.0.0/1 + 128.0.0.0/1 and ::/0 are all
+        open, as is anything wider than one /8 of IPv4 or one /16 of IPv6."""
+        if not self.public_access:
+            return []
+        if not self.public_access_cidrs:
+            return ["no publicAccessCidrs means 0.0.0.0/0"]
+        return cidrs.too_wide(cidrs.parse(self.public_access_cidrs))
+
+    @property
     def open_to_world(self) -> bool:
-        return self.public_access and (not self.public_access_cidrs or "0.0.0.0/0" in self.public_access_cidrs)
+        return bool(self.open_ranges)
 
     @model_validator(mode="after")
     def _consistent(self) -> EndpointConfig:

@@ -10,8 +10,9 @@ import math
 from typing import TYPE_CHECKING
 
 from components import sizing
+from components.config.base import karpenter_seconds
 from components.config.errors import Path, rule_error
-from platform_facts import catalog
+from platform_facts import catalog, coldstart
 from platform_facts.aws import SPOT_NOTICE_SECONDS
 
 if TYPE_CHECKING:
@@ -32,8 +33,8 @@ def check_stack(cfg: StackConfig) -> None:
     if prod and endpoint.open_to_world and not endpoint.allow_public_from_anywhere:
         raise rule_error(
             ("cluster", "endpoint", "publicAccessCidrs"),
-            "prod refuses a public endpoint open to 0.0.0.0/0; list your CIDRs, "
-            "set publicAccess false, or set allowPublicFromAnywhere true",
+            f"prod refuses a public endpoint open to the internet ({'; '.join(endpoint.open_ranges)}); "
+            "list your own CIDRs, set publicAccess false, or set allowPublicFromAnywhere true",
         )
     _check_tiers(cfg, prod)
     for i, s in enumerate(cfg.model_services):
@@ -68,6 +69,27 @@ def _check_tiers(cfg: StackConfig, prod: bool) -> None:
         if prod and t.ami_alias.endswith("@latest"):
             raise rule_error(("gpuTiers", i, "amiAlias"),
                              f"{t.ami_alias}: prod pins an AMI version, e.g. al2023@v20260801")
+        _check_expiry(("gpuTiers", i, "expireAfter"), t, cfg.services_on(t.name))
+
+
+def _check_expiry(path: Path, tier: GpuTier, services: tuple[ModelServiceConfig, ...]) -> None:
+    """A node must live longer than a cold start of what runs on it: one that expires before
+    its pods are ready is replaced by another that does the same, forever."""
+    if tier.expire_after == "Never":
+        return
+    lifetime = karpenter_seconds(tier.expire_after)
+    node = max(coldstart.expected_node_ready_seconds(catalog.INSTANCE_TYPES[it].family) for it in tier.instance_types)
+    for s in services:
+        pod = coldstart.worst_cold_start_seconds(s.model.weights_gib)
+        need = math.ceil(node + coldstart.EXPECTED_IMAGE_PULL_SECONDS + pod)
+        if lifetime < need:
+            raise rule_error(
+                path,
+                f"{tier.expire_after} ({lifetime} s) is shorter than a cold start of {s.name} on this tier: node "
+                f"ready ~{node:.0f} s + image pull ~{coldstart.EXPECTED_IMAGE_PULL_SECONDS:.0f} s + model download "
+                f"and load (worst case) {pod} s = {need} s, so nodes would expire before they serve; "
+                "set expireAfter far above it (the default is 720h) or Never",
+            )
 
 
 def _check_gpu_limits(cfg: StackConfig) -> None:
@@ -114,13 +136,18 @@ def _check_job_fits(path: Path, b: BatchWorkerConfig, tier: GpuTier) -> None:
 def check_service(path: Path, s: ModelServiceConfig, tiers: dict[str, GpuTier], prod: bool) -> None:
     """A service against the tier it names: GPU memory, node fit, pools, drain, prod rules."""
     tier = tier_of(path, s.tier, tiers)
+    _check_mig(path, s, tier)
+    _check_time_slicing(path, s, tier)
     _check_gpu_memory(path, s, tier)
-    if not any(sizing.replica_fits(s, catalog.INSTANCE_TYPES[it]) for it in tier.instance_types):
+    _check_kv_cache(path, s, tier)
+    fitting = [it for it in (catalog.INSTANCE_TYPES[t] for t in tier.instance_types) if sizing.replica_fits(s, it)]
+    if not fitting:
         raise rule_error(
             (*path, "tier"),
             f"no {tier.name} instance type fits one replica ({s.tensor_parallel_size} GPU, {s.cpu_per_replica} vCPU, "
             f"{s.memory_gib_per_replica} GiB after system reservations); add a larger type to instanceTypes",
         )
+    _check_node_storage(path, s, tier, fitting)
     if s.scaling.min_replicas > 0 and not tier.on_demand.enabled:
         raise rule_error(
             (*path, "tier"),
@@ -162,3 +189,100 @@ def _check_gpu_memory(path: Path, s: ModelServiceConfig, tier: GpuTier) -> None:
         f"{tier.gpu_gib:.1f} GiB x {s.gpu_memory_utilization} minus {sizing.MIN_KV_CACHE_GIB_PER_GPU:g} GiB KV cache "
         f"= {usable:.1f} GiB; {hint}",
     )
+
+
+def _check_mig(path: Path, s: ModelServiceConfig, tier: GpuTier) -> None:
+    """What a replica gets on a MIG tier. Strategy single advertises every slice as
+    nvidia.com/gpu, so a replica's tensorParallelSize GPUs are slices; strategy mixed
+    advertises nvidia.com/mig-<profile> only, which our pods do not request."""
+    if tier.mig is None:
+        return
+    if tier.mig.strategy == "mixed":
+        raise rule_error(
+            (*path, "tier"),
+            f"{tier.name} uses MIG strategy mixed, which advertises nvidia.com/mig-<profile> resources; the service "
+            "requests nvidia.com/gpu, so its pods would stay Pending; use mig.strategy single or a tier without MIG",
+        )
+    [profile] = tier.mig.profiles
+    slice_gib = sizing.mig_slice_gib(profile)
+    per_gpu = sizing.weights_gib_per_gpu(s.model.weights_gib, s.tensor_parallel_size)
+    usable = sizing.usable_gib_per_gpu(slice_gib, s.gpu_memory_utilization)
+    if per_gpu > usable:
+        raise rule_error(
+            (*path, "tier"),
+            f"{tier.name} partitions each GPU into {profile} MIG slices and a replica gets {s.tensor_parallel_size} "
+            f"of them: {s.model.parameters_billion:g}B at {s.model.dtype} needs {per_gpu:.1f} GiB per slice, but a "
+            f"slice offers {slice_gib:g} GiB x {s.gpu_memory_utilization} minus "
+            f"{sizing.MIN_KV_CACHE_GIB_PER_GPU:g} GiB KV cache = {usable:.1f} GiB; use a tier with a larger MIG "
+            "profile or without MIG",
+        )
+    if s.tensor_parallel_size > 1:
+        # MIG user guide, "CUDA device enumeration": a CUDA process enumerates one MIG device,
+        # however many the container is given.
+        raise rule_error(
+            (*path, "tensorParallelSize"),
+            f"{s.tensor_parallel_size} on MIG tier {tier.name}: a CUDA process sees only one MIG slice, so vLLM "
+            "cannot split a model over slices; use 1 with a profile that holds the model, or a tier without MIG",
+        )
+
+
+def _check_time_slicing(path: Path, s: ModelServiceConfig, tier: GpuTier) -> None:
+    """On a time-sliced GPU every vLLM sees the whole GPU and reserves its utilization share of
+    all of it; the shares of the vLLMs that land on one GPU must fit in it."""
+    if tier.time_slicing is None:
+        return
+    shares = tier.time_slicing.replicas
+    total = s.gpu_memory_utilization * shares
+    if total > 1:
+        cap = 1 / shares
+        most = math.floor(cap * 100) / 100
+        hint = (f"set gpuMemoryUtilization <= {most:g}" if cap >= 0.5 else
+                f"it would need gpuMemoryUtilization <= {most:g}, below the 0.5 floor; serve it on a tier without "
+                "time-slicing, or set timeSlicing.replicas 2 and gpuMemoryUtilization 0.5")
+        raise rule_error(
+            (*path, "gpuMemoryUtilization"),
+            f"{s.gpu_memory_utilization} x {shares} time-slicing replicas of tier {tier.name} = {total:.2f} of one "
+            f"GPU's memory: each vLLM sharing the GPU reserves {s.gpu_memory_utilization:.0%} of it, so the second "
+            f"one fails to start; {hint}",
+        )
+    if s.tensor_parallel_size > 1:
+        raise rule_error(
+            (*path, "tensorParallelSize"),
+            f"{s.tensor_parallel_size} on time-sliced tier {tier.name}: the device plugin may give a pod several "
+            "shares of the same GPU, so tensor parallelism would split the model over one GPU; use 1 here or a tier "
+            "without time-slicing",
+        )
+
+
+def _check_kv_cache(path: Path, s: ModelServiceConfig, tier: GpuTier) -> None:
+    """vLLM refuses to start when one sequence of maxModelLen tokens does not fit its KV cache."""
+    device_gib = sizing.mig_slice_gib(next(iter(tier.mig.profiles))) if tier.mig else tier.gpu_gib
+    m = s.model
+    tokens = sizing.kv_cache_tokens(device_gib, s.gpu_memory_utilization, s.tensor_parallel_size, m.weights_gib,
+                                    m.parameters_billion)
+    if s.max_model_len <= tokens:
+        return
+    per_token_kib = sizing.kv_bytes_per_token(m.parameters_billion) / 1024
+    raise rule_error(
+        (*path, "maxModelLen"),
+        f"{s.max_model_len} tokens do not fit the KV cache of one replica: {m.parameters_billion:g}B takes "
+        f"~{per_token_kib:.0f} KiB per token, and {s.tensor_parallel_size} {tier.gpu} GPU(s) at gpuMemoryUtilization "
+        f"{s.gpu_memory_utilization} leave room for {tokens} tokens after the weights, so vLLM would refuse to start; "
+        f"lower maxModelLen to <= {tokens}, or raise tensorParallelSize or gpuMemoryUtilization",
+    )
+
+
+def _check_node_storage(path: Path, s: ModelServiceConfig, tier: GpuTier,
+                        fitting: list[catalog.InstanceType]) -> None:
+    """An emptyDir cache asks for its sizeGib as ephemeral-storage, which a node offers from its
+    NVMe RAID0 (kubelet's filesystem); a request no node has keeps the pod Pending forever.
+    (A hostPath cache fills the same disk, but every catalog node has more NVMe than GPU memory.)"""
+    if s.cache.medium != "emptyDir":
+        return
+    largest = max(fitting, key=sizing.allocatable_ephemeral_gib)
+    room = sizing.allocatable_ephemeral_gib(largest)
+    if s.cache.size_gib > room:
+        raise rule_error((*path, "cache", "sizeGib"),
+                         f"{s.cache.size_gib} GiB of ephemeral-storage fits no {tier.name} node: {largest.name}, the "
+                         f"largest that fits a replica, has {largest.nvme_gb} GB of NVMe, ~{room:.0f} GiB after "
+                         "kubelet's eviction reserve; lower sizeGib or add an instance type with more NVMe")

@@ -11,6 +11,89 @@ from components import sizing
 from components.config.base import DNS_LABEL, ConfigModel, ImageRef
 from components.config.errors import rule_error
 from platform_facts import catalog
+from platform_facts import vllm as vllm_facts
+from platform_facts.kubernetes import RESERVED_NAMESPACES
+
+# The `vllm serve` flags the platform generates (render/vllm.py ``vllm_args``), each with the
+# key that sets it. argparse keeps the last value of a flag, so an extraArgs copy would win
+# silently, and the pod would no longer match what the platform sized, probes and scrapes.
+GENERATED_FLAGS = {
+    "--model": "model.source (the cached copy is passed as the model)",
+    "--served-model-name": "model.id",
+    "--tensor-parallel-size": "tensorParallelSize",
+    "--gpu-memory-utilization": "gpuMemoryUtilization",
+    "--max-num-seqs": "maxNumSeqs",
+    "--max-model-len": "maxModelLen",
+    "--port": "nothing: the Service, the probes and the ServiceMonitor use port 8000",
+    "--shutdown-timeout": "drain.shutdownTimeoutSeconds",
+}
+# Flags that multiply the GPUs a replica uses beyond the tensorParallelSize its pod requests.
+GPU_COUNT_FLAGS = ("--pipeline-parallel-size", "--data-parallel-size", "--data-parallel-size-local")
+
+
+def _flag_name(arg: str) -> str | None:
+    """The long flag an argument sets, as vLLM's parser reads it: ``--max_model_len=4096`` and
+    ``-tp4`` count too. None for values and the ``--`` separator."""
+    if not arg.startswith("-") or arg in ("-", "--") or arg[1:2].isdigit():
+        return None
+    name = arg.split("=", 1)[0]
+    if not name.startswith("--"):
+        # argparse also reads a short flag glued to its value: -tp4.
+        return next((long for short, long in vllm_facts.SHORT_FLAGS.items()
+                     if name == short or (name.startswith(short) and name[len(short):].isdigit())), name)
+    # vLLM's FlexibleArgumentParser reads underscores as dashes.
+    return "--" + name[2:].replace("_", "-")
+
+
+def _refused_flag(name: str) -> str | None:
+    """The generated or GPU-count flag that ``name`` sets, exactly or as an argparse abbreviation."""
+    refused = (*GENERATED_FLAGS, *GPU_COUNT_FLAGS)
+    if name in refused:
+        return name
+    if name.startswith("--") and len(name) > 3:
+        return next((f for f in refused if f.startswith(name)), None)
+    return None
+
+
+def check_extra_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse extra arguments that set a flag the platform generates or that change the GPU count."""
+    for i, arg in enumerate(args):
+        name = _flag_name(arg)
+        flag = _refused_flag(name) if name else None
+        if flag is None:
+            continue
+        if flag in GPU_COUNT_FLAGS:
+            raise rule_error((i,), f"{arg!r} sets {flag}: the replica would use more GPUs than the tensorParallelSize "
+                             "its pod requests; remove it and size the replica with tensorParallelSize")
+        raise rule_error((i,), f"{arg!r} sets {flag}, which the platform generates from {GENERATED_FLAGS[flag]}; "
+                         "set that instead (extraArgs may only add flags the platform does not set)")
+    return args
+
+
+def check_namespace(namespace: str) -> str:
+    if namespace in RESERVED_NAMESPACES:
+        raise rule_error((), f"{namespace!r} is reserved ({', '.join(RESERVED_NAMESPACES)}): the platform creates "
+                         "the namespace of every workload and would take over a system or add-on namespace; "
+                         "use a namespace of your own")
+    return namespace
+
+
+def _source_problem(source: str) -> str | None:
+    """Why an s3:// or hf:// source is not a literal path, or None."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in source):
+        return "contains a control character"
+    if wild := sorted(set(source) & set("*?$")):
+        return (f"contains {', '.join(map(repr, wild))}: IAM reads * and ? as wildcards and ${{...}} as a policy "
+                "variable, so the read grant on the prefix would reach beyond the model; write the prefix literally")
+    scheme, _, rest = source.partition("://")
+    path = rest.partition("/")[2] if scheme == "s3" else rest
+    segments = path.removesuffix("/").split("/")
+    if "" in segments:
+        return "has an empty path segment (//); S3 keys are literal, so the grant and the cache path would differ"
+    if bad := next((seg for seg in segments if seg in (".", "..")), None):
+        return (f"has a {bad!r} segment; S3 keys are literal (no . or ..), and the node cache directory would "
+                "leave /models; write the prefix without it")
+    return None
 
 
 class SecretRef(ConfigModel):
@@ -28,6 +111,13 @@ class ModelSpec(ConfigModel):
     dtype: Literal[tuple(catalog.DTYPE_BYTES)] = Field(  # type: ignore[valid-type]
         default="bfloat16", description="Weight data type; sets bytes per parameter."
     )
+
+    @field_validator("source")
+    @classmethod
+    def _literal_path(cls, v: str) -> str:
+        if (problem := _source_problem(v)) is not None:
+            raise rule_error((), f"{v!r} {problem}")
+        return v
 
     @property
     def weights_gib(self) -> float:
@@ -116,6 +206,11 @@ class Canary(ConfigModel):
     replicas: int = Field(default=1, ge=1, le=8, description="Canary replicas.")
     max_share_percent: int = Field(default=25, ge=1, le=50, description="Cap on canary / (baseline + canary).")
 
+    @field_validator("extra_args")
+    @classmethod
+    def _extra_args(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_extra_args(v)
+
 
 class ModelServiceConfig(ConfigModel):
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=30)] = Field(description="Service name (never 'vllm').")
@@ -130,7 +225,9 @@ class ModelServiceConfig(ConfigModel):
     )
     max_num_seqs: int = Field(default=256, ge=1, le=4096, description="vLLM --max-num-seqs: sequences per batch.")
     max_model_len: int = Field(default=8192, ge=256, le=1_048_576, description="vLLM --max-model-len: context length.")
-    extra_args: tuple[str, ...] = Field(default=(), description="Appended to vllm serve's arguments.")
+    extra_args: tuple[str, ...] = Field(
+        default=(), description="Appended to vllm serve's arguments; flags the platform sets from other keys are refused."
+    )
     hf_token_secret: SecretRef | None = Field(default=None, description="Secret holding a Hugging Face token.")
     burst_capacity: Literal["spot", "onDemand"] = Field(
         default="spot", description="Burst replicas prefer spot (falling back to on-demand) or stay on-demand."
@@ -150,6 +247,16 @@ class ModelServiceConfig(ConfigModel):
             raise rule_error((), "'vllm' is refused: Kubernetes would inject VLLM_PORT=tcp://..., which vLLM rejects")
         return v
 
+    @field_validator("namespace")
+    @classmethod
+    def _own_namespace(cls, v: str) -> str:
+        return check_namespace(v)
+
+    @field_validator("extra_args")
+    @classmethod
+    def _extra_args(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_extra_args(v)
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelServiceConfig:
         need = math.ceil(2 * self.slo.p99_generation_seconds)
@@ -163,6 +270,7 @@ class ModelServiceConfig(ConfigModel):
         if self.scaling.mode == "hpa" and self.scaling.max_replicas <= self.scaling.min_replicas:
             raise rule_error(("scaling", "maxReplicas"),
                              "hpa mode scales burst replicas above the baseline; set maxReplicas > minReplicas")
+        self._check_cache_size()
         if self.pre_pull and self.cache.medium != "hostPath":
             raise rule_error(("prePull",),
                              "warms a node cache, so it needs cache.medium hostPath (an emptyDir dies with its pod)")
@@ -173,6 +281,23 @@ class ModelServiceConfig(ConfigModel):
                                  f"{self.canary.replicas} canary replicas next to {self.scaling.min_replicas} "
                                  f"baseline replicas take {share:.0f}% of traffic; the cap is {self.canary.max_share_percent}%")
         return self
+
+    def _check_cache_size(self) -> None:
+        """An emptyDir cache must hold the weights: kubelet evicts a pod whose emptyDir outgrows
+        its sizeLimit, so the download would restart forever."""
+        if self.cache.medium != "emptyDir":
+            return
+        for model in (self.model, self.canary.model if self.canary else None):
+            if model is None:
+                continue
+            need = math.ceil(model.weights_gib * sizing.CACHE_MARGIN)
+            if self.cache.size_gib < need:
+                which = "the canary's model" if model is not self.model else "the model"
+                raise rule_error(("cache", "sizeGib"),
+                                 f"{self.cache.size_gib} GiB cannot hold {which} ({model.parameters_billion:g}B at "
+                                 f"{model.dtype}, ~{model.weights_gib:.0f} GiB of weights, {need} GiB with a "
+                                 f"{sizing.CACHE_MARGIN - 1:.0%} margin): kubelet evicts the pod when its emptyDir "
+                                 f"outgrows the limit; set sizeGib >= {need} or use cache.medium hostPath")
 
     @property
     def gpus_per_replica(self) -> int:

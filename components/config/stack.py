@@ -21,7 +21,15 @@ class StackConfig(ConfigModel):
     # ``region`` comes from ``aws:region``, not from a key of the gpu-platform namespace.
     HIDDEN_KEYS: ClassVar[frozenset[str]] = frozenset({"region"})
 
-    environment: Environment = Field(description="dev, staging or prod; policies key off it.")
+    environment: Environment = Field(
+        description="dev, staging or prod; policies key off it. Must equal the stack name or its first "
+        "dash-separated part (stack prod-eu is prod) unless allowEnvironmentMismatch is true."
+    )
+    allow_environment_mismatch: bool = Field(
+        default=False,
+        description="Allow an environment that the stack name does not say (stack prod with environment dev "
+        "would otherwise turn every prod rule off silently); the loader refuses the mismatch unless true.",
+    )
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", description="From aws:region.")
     cluster: ClusterConfig = Field(description="The EKS cluster, its network and system nodes.")
     gpu_tiers: tuple[GpuTier, ...] = Field(min_length=1, description="GPU tiers: a GPU model and its NodePools.")
