@@ -9,7 +9,8 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel
 
-from . import cidrs
+from platform_facts import cidrs
+
 from .base import ENVIRONMENT, as_list, resource_rule
 from .instance_types import GPU_KEYS, launchable, requires_gpu
 from .workloads import GPU, dig, workload_name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.cidrs import documentation_only, parse, too_wide
+from platform_facts.cidrs import documentation_only, parse, too_wide
 
 WIDEST = {4: 8, 6: 16}
 
