@@ -45,7 +45,17 @@ class StackFile:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML that refuses duplicate keys (YAML keeps the last silently) and non-string keys."""
+    """YAML that refuses duplicate keys (YAML keeps the last silently) and non-string keys.
+
+    Timestamps stay strings, as the Pulumi CLI reads them (Go's yaml.v3 hands a timestamp-like
+    scalar to an ``interface{}`` as a string): ``created: 2024-01-01`` is the tag value
+    "2024-01-01", not a date.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -56,7 +66,10 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str):
-            raise ConfigError([f"line {line}: key {key!r} is not a string; quote it"])
+            kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+            what = f"key {key!r} is not a string; quote it" if isinstance(key_node, yaml.ScalarNode) \
+                else f"a key is {kind}; keys are strings"
+            raise ConfigError([f"line {line}: {what}"])
         if key in seen:
             raise ConfigError([f"line {line}: duplicate key {key!r} (first at line {seen[key]}); "
                                "YAML keeps only the last one, so merge them into one"])
@@ -110,15 +123,23 @@ def _parse(path: Path) -> Any:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
 
 
-def _redact(value: Any) -> tuple[Any, bool]:
+class _Recursive(Exception):
+    pass
+
+
+def _redact(value: Any, inside: frozenset[int] = frozenset()) -> tuple[Any, bool]:
     """Replace ``secure:`` values (anywhere in the value) by the placeholder."""
+    if isinstance(value, (Mapping, list)):
+        if id(value) in inside:  # an alias to one of its own ancestors: `a: &x [*x]`
+            raise _Recursive
+        inside = inside | {id(value)}
     if isinstance(value, Mapping):
         if set(value) == {"secure"}:
             return SECRET_PLACEHOLDER, True
-        items = {k: _redact(v) for k, v in value.items()}
+        items = {k: _redact(v, inside) for k, v in value.items()}
         return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
     if isinstance(value, list):
-        pairs = [_redact(v) for v in value]
+        pairs = [_redact(v, inside) for v in value]
         return [v for v, _ in pairs], any(s for _, s in pairs)
     return value, False
 
@@ -133,7 +154,11 @@ def read_stack_file(path: Path, project: str) -> StackFile:
     secret_keys: list[str] = []
     for key, value in raw.items():
         full = key if ":" in key else f"{project}:{key}"
-        plain, secret = _redact(value)
+        try:
+            plain, secret = _redact(value)
+        except _Recursive:
+            raise ConfigError([f"{path}: {full}: the value contains itself (a YAML alias to its own anchor); "
+                               "write the value out"]) from None
         config[full] = plain
         if secret:
             secret_keys.append(full)
