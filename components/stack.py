@@ -8,23 +8,27 @@ Two sources, one path to a :class:`StackConfig`:
   string keys only) and :func:`load_stack` validates it.
 
 Both go through :func:`stack_config`, which refuses a namespace that looks like a typo of
-ours (``gpu-platfrom:modelServices`` would otherwise drop every service silently) before the
-models validate the ``gpu-platform`` keys.
+ours (``gpu-platfrom:modelServices`` would otherwise drop every service silently) and a
+secret in a key that cannot keep it (``components/config/secrets.py``) before the models
+validate the ``gpu-platform`` keys. A secret in a key that may hold one reaches resources as
+a Pulumi secret: :func:`secret_if_marked`.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
 from components.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
+from components.config.secrets import may_be_secret
 
 # What a `secure:` value becomes when the file is read without its secrets provider.
 SECRET_PLACEHOLDER = "[secret]"
@@ -186,11 +190,30 @@ def _namespace_typos(keys: list[str]) -> list[str]:
     return problems
 
 
-def stack_config(config: Mapping[str, Any]) -> StackConfig:
-    """Validate full-key config (``gpu-platform:*`` and ``aws:region``) into a StackConfig."""
-    typos = _namespace_typos(sorted(config))
-    if typos:
-        raise ConfigError(typos)
+def _misplaced_secrets(secret_keys: Iterable[str]) -> list[str]:
+    prefix = f"{NAMESPACE}:"
+    allowed = sorted(f"{prefix}{a}" for a in _field_aliases() if may_be_secret(StackConfig, a))
+    problems = []
+    for key in sorted(set(secret_keys)):
+        if key == "aws:region" or (key.startswith(prefix) and key not in allowed):
+            problems.append(
+                f"{key}: holds a secret (a `secure:` value), but its values become resource names, settings and "
+                "manifests in clear text, so Pulumi could not keep it secret. Write the value in plain text; keep "
+                "credentials in a Kubernetes Secret and reference it (modelServices[].hfTokenSecret, "
+                f"batchWorkers[].redis.passwordSecret). Keys that may hold secrets: {', '.join(allowed) or 'none'}")
+    return problems
+
+
+def _field_aliases() -> list[str]:
+    return [f.alias or n for n, f in StackConfig.model_fields.items() if n not in StackConfig.HIDDEN_KEYS]
+
+
+def stack_config(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> StackConfig:
+    """Validate full-key config (``gpu-platform:*`` and ``aws:region``) into a StackConfig;
+    ``secret_keys`` are the keys the Pulumi CLI marks secret."""
+    problems = _namespace_typos(sorted(config)) + _misplaced_secrets(secret_keys)
+    if problems:
+        raise ConfigError(problems)
     prefix = f"{NAMESPACE}:"
     values = {k[len(prefix):]: _decode(v) for k, v in config.items() if k.startswith(prefix)}
     return load_stack_config(values, config.get("aws:region"))
@@ -199,10 +222,28 @@ def stack_config(config: Mapping[str, Any]) -> StackConfig:
 def load_stack(stack: str, program: Path) -> StackConfig:
     """The validated config of ``Pulumi.<stack>.yaml`` in ``program``'s stack config dir."""
     project, path = stack_file_path(stack, program)
-    return stack_config(read_stack_file(path, project).config)
+    sf = read_stack_file(path, project)
+    return stack_config(sf.config, sf.secret_keys)
+
+
+def _runtime_secret_keys() -> set[str]:
+    # The language host passes them with the config (set_all_config); PULUMI_CONFIG_SECRET_KEYS
+    # is the environment's form, next to PULUMI_CONFIG.
+    keys = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return set(runtime_config.get_config_secret_keys_env()) | {k for k in keys if runtime_config.is_config_secret(k)}
 
 
 def load_config() -> StackConfig:
     """The Pulumi runtime's config (every key of every namespace) as a StackConfig."""
     # The CLI passes config through PULUMI_CONFIG; synth sets it in-process.
-    return stack_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()})
+    return stack_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}, _runtime_secret_keys())
+
+
+def secret_if_marked(key: str, values: Mapping[str, str]) -> Mapping[str, pulumi.Input[str]]:
+    """``values`` of the top-level key ``key`` (e.g. ``"tags"``, one that may hold secrets), as
+    resources must get them: each a Pulumi secret when the runtime config marks
+    ``gpu-platform:<key>`` secret, so the engine stores them encrypted; as they are otherwise."""
+    full = f"{NAMESPACE}:{key}"
+    if full not in _runtime_secret_keys():
+        return values
+    return {k: pulumi.Output.secret(v) for k, v in values.items()}

@@ -85,6 +85,9 @@ class Recorded:
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    revealed_inputs: dict[str, Any] = field(default_factory=dict)
+    """The inputs with secrets as their values, as CrossGuard hands them to policies (never written:
+    the SDK marks a whole top-level property secret, so a masked ``spec`` would blind the rules)."""
 
     def contract(self) -> dict[str, Any]:
         return {
@@ -159,14 +162,14 @@ def _mask(value: Any) -> Any:
     return SECRET_PLACEHOLDER
 
 
-def _plain(value: Any) -> Any:
-    """Inputs as JSON data: secrets and unknowns replaced, resources by URN."""
+def _plain(value: Any, reveal: bool = False) -> Any:
+    """Inputs as JSON data: secrets (unless ``reveal``) and unknowns replaced, resources by URN."""
     if isinstance(value, Mapping):
         if value.get(pulumi.runtime.rpc._special_sig_key) == pulumi.runtime.rpc._special_secret_sig:
-            return _mask(value.get("value"))
-        return {str(k): _plain(v) for k, v in value.items()}
+            return _plain(value.get("value"), reveal) if reveal else _mask(value.get("value"))
+        return {str(k): _plain(v, reveal) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, reveal) for v in value]
     if isinstance(value, pulumi.Resource):
         return {"resource": getattr(value, "_synth_urn", None) or type(value).__name__}
     if isinstance(value, float) and value.is_integer():
@@ -214,6 +217,7 @@ class RecordingMonitor(pmocks.MockMonitor):
                 inputs=_plain(inputs),
                 outputs=_plain(state),
                 options=_options(request),
+                revealed_inputs=_plain(inputs, reveal=True),
             )
         )
         return resp

@@ -137,7 +137,9 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:
     config = policy_config(RULES, environment)
-    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.inputs, r.outputs, r.parent) for r in resources], config)
+    # Policies see secrets as their values, as under CrossGuard (in synth a `secure:` value is the placeholder).
+    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.revealed_inputs, r.outputs, r.parent)
+                               for r in resources], config)
 
 
 class _StackReferences(Mapping[str, Mapping[str, Any]]):
