@@ -29,7 +29,7 @@ class NetworkArgs:
     """The EKS cluster the VPC serves: names and tags its subnets for load balancers and Karpenter."""
     network: NetworkConfig
     """CIDR, zones, NAT gateways, or an existing VPC to use instead."""
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
 
 
@@ -37,7 +37,7 @@ class NetworkArgs:
 class GpuClusterArgs:
     cluster: ClusterConfig
     """Name, version, endpoint access, admins, network and system node group."""
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
 
 

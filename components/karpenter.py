@@ -32,7 +32,7 @@ class KarpenterArgs:
     """tier name -> the on-demand NodePool's nvidia.com/gpu limit (``StackConfig.on_demand_gpu_limit``)."""
     create_spot_service_linked_role: bool = False
     """Create AWSServiceRoleForEC2Spot (exists once per account)."""
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
 
 

@@ -18,6 +18,7 @@ from components.keda import Keda, KedaArgs
 from components.model_service import ModelService, ModelServiceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import child
+from components.stack import secret_if_marked
 
 
 class Platform(pulumi.ComponentResource):
@@ -43,13 +44,14 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:index:Platform", name, None, opts)
         p = pulumi.ResourceOptions(parent=self)
-        self.cluster = GpuCluster(child(name, "cluster"), GpuClusterArgs(args.cluster, args.tags), opts=p)
+        tags = secret_if_marked("tags", args.tags)  # a `secure:` tag value stays a secret in every resource
+        self.cluster = GpuCluster(child(name, "cluster"), GpuClusterArgs(args.cluster, tags), opts=p)
         # Everything in the cluster inherits its Kubernetes provider through the parent.
         in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
-            create_spot_service_linked_role=args.cluster.create_spot_service_linked_role, tags=args.tags),
+            create_spot_service_linked_role=args.cluster.create_spot_service_linked_role, tags=tags),
             opts=in_cluster)
         system = (self.cluster.system_node_group,)
         self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(args.addons.monitoring, system),

@@ -8,8 +8,10 @@ Two sources, one path to a :class:`StackConfig`:
   string keys only) and :func:`load_stack` validates it.
 
 Both go through :func:`stack_config`, which refuses a namespace that looks like a typo of
-ours (``gpu-platfrom:modelServices`` would otherwise drop every service silently) before the
-models validate the ``gpu-platform`` keys.
+ours (``gpu-platfrom:modelServices`` would otherwise drop every service silently) and a
+secret in a key that cannot keep it (``components/config/secrets.py``) before the models
+validate the ``gpu-platform`` keys. A secret in a key that may hold one reaches resources as
+a Pulumi secret: :func:`secret_if_marked`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ import yaml
 from pulumi.runtime import config as runtime_config
 
 from components.config import NAMESPACE, ConfigError, Environment, StackConfig, load_stack_config
+from components.config.secrets import may_be_secret
 
 # What a `secure:` value becomes when the file is read without its secrets provider.
 SECRET_PLACEHOLDER = "[secret]"
@@ -47,7 +50,17 @@ class StackFile:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML that refuses duplicate keys (YAML keeps the last silently) and non-string keys."""
+    """YAML that refuses duplicate keys (YAML keeps the last silently) and non-string keys.
+
+    Timestamps stay strings, as the Pulumi CLI reads them (Go's yaml.v3 hands a timestamp-like
+    scalar to an ``interface{}`` as a string): ``created: 2024-01-01`` is the tag value
+    "2024-01-01", not a date.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -58,7 +71,10 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str):
-            raise ConfigError([f"line {line}: key {key!r} is not a string; quote it"])
+            kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+            what = f"key {key!r} is not a string; quote it" if isinstance(key_node, yaml.ScalarNode) \
+                else f"a key is {kind}; keys are strings"
+            raise ConfigError([f"line {line}: {what}"])
         if key in seen:
             raise ConfigError([f"line {line}: duplicate key {key!r} (first at line {seen[key]}); "
                                "YAML keeps only the last one, so merge them into one"])
@@ -112,15 +128,23 @@ def _parse(path: Path) -> Any:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
 
 
-def _redact(value: Any) -> tuple[Any, bool]:
+class _Recursive(Exception):
+    pass
+
+
+def _redact(value: Any, inside: frozenset[int] = frozenset()) -> tuple[Any, bool]:
     """Replace ``secure:`` values (anywhere in the value) by the placeholder."""
+    if isinstance(value, (Mapping, list)):
+        if id(value) in inside:  # an alias to one of its own ancestors: `a: &x [*x]`
+            raise _Recursive
+        inside = inside | {id(value)}
     if isinstance(value, Mapping):
         if set(value) == {"secure"}:
             return SECRET_PLACEHOLDER, True
-        items = {k: _redact(v) for k, v in value.items()}
+        items = {k: _redact(v, inside) for k, v in value.items()}
         return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
     if isinstance(value, list):
-        pairs = [_redact(v) for v in value]
+        pairs = [_redact(v, inside) for v in value]
         return [v for v, _ in pairs], any(s for _, s in pairs)
     return value, False
 
@@ -135,7 +159,11 @@ def read_stack_file(path: Path, project: str) -> StackFile:
     secret_keys: list[str] = []
     for key, value in raw.items():
         full = key if ":" in key else f"{project}:{key}"
-        plain, secret = _redact(value)
+        try:
+            plain, secret = _redact(value)
+        except _Recursive:
+            raise ConfigError([f"{path}: {full}: the value contains itself (a YAML alias to its own anchor); "
+                               "write the value out"]) from None
         config[full] = plain
         if secret:
             secret_keys.append(full)
@@ -163,11 +191,30 @@ def _namespace_typos(keys: list[str]) -> list[str]:
     return problems
 
 
-def stack_config(config: Mapping[str, Any]) -> StackConfig:
-    """Validate full-key config (``gpu-platform:*`` and ``aws:region``) into a StackConfig."""
-    typos = _namespace_typos(sorted(config))
-    if typos:
-        raise ConfigError(typos)
+def _misplaced_secrets(secret_keys: Iterable[str]) -> list[str]:
+    prefix = f"{NAMESPACE}:"
+    allowed = sorted(f"{prefix}{a}" for a in _field_aliases() if may_be_secret(StackConfig, a))
+    problems = []
+    for key in sorted(set(secret_keys)):
+        if key == "aws:region" or (key.startswith(prefix) and key not in allowed):
+            problems.append(
+                f"{key}: holds a secret (a `secure:` value), but its values become resource names, settings and "
+                "manifests in clear text, so Pulumi could not keep it secret. Write the value in plain text; keep "
+                "credentials in a Kubernetes Secret and reference it (modelServices[].hfTokenSecret, "
+                f"batchWorkers[].redis.passwordSecret). Keys that may hold secrets: {', '.join(allowed) or 'none'}")
+    return problems
+
+
+def _field_aliases() -> list[str]:
+    return [f.alias or n for n, f in StackConfig.model_fields.items() if n not in StackConfig.HIDDEN_KEYS]
+
+
+def stack_config(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> StackConfig:
+    """Validate full-key config (``gpu-platform:*`` and ``aws:region``) into a StackConfig;
+    ``secret_keys`` are the keys the Pulumi CLI marks secret."""
+    problems = _namespace_typos(sorted(config)) + _misplaced_secrets(secret_keys)
+    if problems:
+        raise ConfigError(problems)
     prefix = f"{NAMESPACE}:"
     values = {k[len(prefix):]: _decode(v) for k, v in config.items() if k.startswith(prefix)}
     return load_stack_config(values, config.get("aws:region"))
@@ -193,11 +240,29 @@ def check_environment(stack: str, cfg: StackConfig) -> StackConfig:
 def load_stack(stack: str, program: Path) -> StackConfig:
     """The validated config of ``Pulumi.<stack>.yaml`` in ``program``'s stack config dir."""
     project, path = stack_file_path(stack, program)
-    return check_environment(stack, stack_config(read_stack_file(path, project).config))
+    sf = read_stack_file(path, project)
+    return check_environment(stack, stack_config(sf.config, sf.secret_keys))
+
+
+def _runtime_secret_keys() -> set[str]:
+    # The language host passes them with the config (set_all_config); PULUMI_CONFIG_SECRET_KEYS
+    # is the environment's form, next to PULUMI_CONFIG.
+    keys = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return set(runtime_config.get_config_secret_keys_env()) | {k for k in keys if runtime_config.is_config_secret(k)}
 
 
 def load_config() -> StackConfig:
     """The Pulumi runtime's config (every key of every namespace) as a StackConfig."""
     # The CLI passes config through PULUMI_CONFIG; synth sets it in-process.
-    cfg = stack_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()})
+    cfg = stack_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}, _runtime_secret_keys())
     return check_environment(pulumi.get_stack(), cfg)
+
+
+def secret_if_marked(key: str, values: Mapping[str, str]) -> Mapping[str, pulumi.Input[str]]:
+    """``values`` of the top-level key ``key`` (e.g. ``"tags"``, one that may hold secrets), as
+    resources must get them: each a Pulumi secret when the runtime config marks
+    ``gpu-platform:<key>`` secret, so the engine stores them encrypted; as they are otherwise."""
+    full = f"{NAMESPACE}:{key}"
+    if full not in _runtime_secret_keys():
+        return values
+    return {k: pulumi.Output.secret(v) for k, v in values.items()}

@@ -66,6 +66,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.stack import SECRET_PLACEHOLDER
 from synth.mocks import ACCOUNT_ID, RecordingMocks
+from synth.options import options_of, urn_of
 
 __all__ = ["ACCOUNT_ID", "EngineError", "Recorded", "RecordingMocks", "RecordingMonitor", "RunResult", "run_program"]
 
@@ -85,6 +86,9 @@ class Recorded:
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    revealed_inputs: dict[str, Any] = field(default_factory=dict)
+    """The inputs with secrets as their values, as CrossGuard hands them to policies (never written:
+    the SDK marks a whole top-level property secret, so a masked ``spec`` would blind the rules)."""
 
     def contract(self) -> dict[str, Any]:
         return {
@@ -100,55 +104,6 @@ class Recorded:
         }
 
 
-def _urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
-    """A URN as the real engine builds it: the parent's qualified type prefixes the type,
-    except for the root Stack, which its children's URNs leave out."""
-    if parent:
-        parent_type = parent.split("::")[2]
-        if parent_type != "pulumi:pulumi:Stack":
-            type_ = f"{parent_type}${type_}"
-    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
-
-
-def _alias_urns(request) -> list[str]:
-    """The resource's own aliases as the URNs the engine resolves them to, in program order.
-
-    A spec leaves out what stays the same: the name, type, stack and project default to
-    the resource's, the parent to its current parent (``noParent``: none). Aliases the
-    engine derives for children from their parents' aliases are not listed.
-    """
-    urns = []
-    for alias in request.aliases:
-        if alias.urn:
-            urns.append(alias.urn)
-            continue
-        spec = alias.spec
-        parent = "" if spec.noParent else spec.parentUrn or request.parent
-        urns.append(_urn(spec.stack or psettings.get_stack(), spec.project or psettings.get_project(), parent,
-                         spec.type or request.type, spec.name or request.name))
-    urns.extend(request.aliasURNs)  # from an SDK that resolves aliases itself
-    return urns
-
-
-def _options(request) -> dict[str, Any]:
-    """The resource options that change what the real engine does, only those set."""
-    options: dict[str, Any] = {}
-    aliases = _alias_urns(request)
-    if aliases:
-        options["aliases"] = aliases
-    if request.HasField("customTimeouts"):
-        timeouts = {k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")}
-        if any(timeouts.values()):
-            options["customTimeouts"] = {k: v for k, v in timeouts.items() if v}
-    if request.ignoreChanges:
-        options["ignoreChanges"] = list(request.ignoreChanges)
-    if request.deleteBeforeReplaceDefined:
-        options["deleteBeforeReplace"] = bool(request.deleteBeforeReplace)
-    if request.HasField("protect"):
-        options["protect"] = bool(request.protect)
-    return options
-
-
 def _mask(value: Any) -> Any:
     """A secret value with its structure kept and every leaf replaced by the placeholder
     (a Secret's stringData stays a map, so the manifest still validates)."""
@@ -159,14 +114,14 @@ def _mask(value: Any) -> Any:
     return SECRET_PLACEHOLDER
 
 
-def _plain(value: Any) -> Any:
-    """Inputs as JSON data: secrets and unknowns replaced, resources by URN."""
+def _plain(value: Any, reveal: bool = False) -> Any:
+    """Inputs as JSON data: secrets (unless ``reveal``) and unknowns replaced, resources by URN."""
     if isinstance(value, Mapping):
         if value.get(pulumi.runtime.rpc._special_sig_key) == pulumi.runtime.rpc._special_secret_sig:
-            return _mask(value.get("value"))
-        return {str(k): _plain(v) for k, v in value.items()}
+            return _plain(value.get("value"), reveal) if reveal else _mask(value.get("value"))
+        return {str(k): _plain(v, reveal) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, reveal) for v in value]
     if isinstance(value, pulumi.Resource):
         return {"resource": getattr(value, "_synth_urn", None) or type(value).__name__}
     if isinstance(value, float) and value.is_integer():
@@ -186,7 +141,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         self.stack_urn = ""
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
-        return _urn(psettings.get_stack(), psettings.get_project(), parent, type_, name)
+        return urn_of(psettings.get_stack(), psettings.get_project(), parent, type_, name)
 
     def RegisterResource(self, request):
         if request.type == "pulumi:pulumi:Stack":
@@ -213,7 +168,8 @@ class RecordingMonitor(pmocks.MockMonitor):
                 depends_on=sorted(deps),
                 inputs=_plain(inputs),
                 outputs=_plain(state),
-                options=_options(request),
+                options=options_of(request),
+                revealed_inputs=_plain(inputs, reveal=True),
             )
         )
         return resp

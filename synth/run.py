@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,6 +19,7 @@ from components.stack import load_stack, read_stack_file, stack_file_path
 from policies.offline import Resource, evaluate, mandatory, policy_config
 from policies.rules import POLICIES, RULES
 from synth.engine import Recorded, RunResult, run_program
+from synth.output import OutputError, check_target, replacing
 from synth.writer import write_contract
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,15 +83,33 @@ def load_stack_file(stack: str, program: Path) -> StackFile:
         sf = read_stack_file(path, project)
     except ConfigError as exc:
         raise SynthError("\n".join(exc.messages)) from None
-    config = {key: _config_value(value) for key, value in sf.config.items()}
+    config = {}
+    for key, value in sf.config.items():
+        try:
+            config[key] = _config_value(value)
+        except (TypeError, ValueError) as exc:  # a YAML type with no JSON form (!!binary, !!set...)
+            raise SynthError(f"{path}: {key}: {exc}; write the value as a string, number, list or mapping") from None
     env = config.get(f"{NAMESPACE}:environment") or (stack if stack in ENVIRONMENTS else "prod")
     return StackFile(project, path, config, list(sf.secret_keys), config.get("aws:region", "us-east-1"), env)
 
 
+def default_out(stack: str, program: Path, project: str) -> Path:
+    """``build/<stack>/`` for this repo's program, ``build/<project>-<stack>/`` for another one,
+    so a consumer program never lands in (and replaces) the platform's own output."""
+    return REPO / "build" / (stack if program == REPO else f"{project}-{stack}")
+
+
 def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> SynthResult:
-    """Run ``program`` for ``stack`` on the recording engine and write the contract to ``out``."""
-    out = out or REPO / "build" / stack
+    """Run ``program`` for ``stack`` on the recording engine and write the contract to ``out``
+    (default :func:`default_out`), replacing it only if synth wrote it (``synth/output.py``)."""
     sf = load_stack_file(stack, program)
+    out = Path(os.path.abspath(out or default_out(stack, program, sf.project)))
+    try:
+        check_target(out)
+    except OutputError as exc:
+        raise SynthError(str(exc)) from None
+    if not (program / "__main__.py").is_file():
+        raise SynthError(f"{program}: no __main__.py in the program directory")
     refs = _StackReferences(program)
     try:
         run = run_program(program, project=sf.project, stack=stack, config=sf.config,
@@ -100,21 +119,27 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
         raise SynthError(f"invalid stack config {shown}:\n  " + "\n  ".join(exc.messages)) from None
     except SynthError:
         raise
-    except Exception as exc:  # noqa: BLE001 - reported with its traceback, exit 3
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported with its traceback, exit 3
+        # SystemExit too: a program's sys.exit(1) must not read as "a mandatory policy is violated".
         raise ProgramError("".join(traceback.format_exception(exc))) from None
     report = policy_report(run.resources, sf.environment)
-    if out.exists():
-        shutil.rmtree(out)
-    write_contract(out, run, report)
-    if program == REPO:
-        # The platform's own stacks: cost and capacity at a glance.
-        (out / "capacity.md").write_text(capacity.report(load_stack(stack, REPO)))
+    # The platform's own stacks: cost and capacity at a glance.
+    capacity_md = capacity.report(load_stack(stack, REPO)) if program == REPO else None
+    try:
+        with replacing(out) as staging:
+            write_contract(staging, run, report)
+            if capacity_md is not None:
+                (staging / "capacity.md").write_text(capacity_md)
+    except OutputError as exc:
+        raise SynthError(str(exc)) from None
     return SynthResult(stack, out, run, report)
 
 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:
     config = policy_config(RULES, environment)
-    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.inputs, r.outputs, r.parent) for r in resources], config)
+    # Policies see secrets as their values, as under CrossGuard (in synth a `secure:` value is the placeholder).
+    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.revealed_inputs, r.outputs, r.parent)
+                               for r in resources], config)
 
 
 class _StackReferences(Mapping[str, Mapping[str, Any]]):
@@ -140,6 +165,9 @@ class _StackReferences(Mapping[str, Mapping[str, Any]]):
                                       capture_output=True, text=True)
                 if proc.returncode == 2:
                     raise SynthError(f"referenced platform stack {stack!r}: {proc.stderr.strip()}")
+                if proc.returncode not in (0, 1):  # 1: written, with mandatory violations of its own
+                    raise RuntimeError(f"synthesizing the referenced platform stack {stack!r} failed "
+                                       f"(exit {proc.returncode}):\n{proc.stderr.strip()}")
                 self._cache[name] = json.loads((Path(tmp) / "outputs.json").read_text())
         return self._cache[name]
 

@@ -36,6 +36,10 @@ BAD_FILES = [
     ("duplicate-key", DEV + "  gpu-platform:modelServices: []\n",
      ["duplicate key 'gpu-platform:modelServices' (first at line", "merge them into one"]),
     ("non-string-key", DEV + "  3: three\n", ["key 3 is not a string; quote it"]),
+    ("non-string-root-key", DEV + "1: one\n", ["key 1 is not a string; quote it"]),
+    ("list-key", DEV + "  ? [a, b]\n  : x\n", ["a key is a list; keys are strings"]),
+    ("recursive-alias", DEV + "  gpu-platform:batchWorkers: &b [*b]\n",
+     ["gpu-platform:batchWorkers: the value contains itself (a YAML alias to its own anchor)"]),
     ("not-utf8", DEV.encode() + b"  # caf\xe9\n", ["not UTF-8 (byte", "save the file as UTF-8"]),
     ("empty-environment", DEV.replace("gpu-platform:environment: dev", 'gpu-platform:environment: ""'),
      ["environment: Input should be 'dev', 'staging' or 'prod' (got '')"]),
@@ -114,6 +118,12 @@ def test_secure_values_are_placeholders_and_their_keys_marked(tmp_path):
     sf = read_stack_file(_program(tmp_path, text) / "Pulumi.qa.yaml", "gpu-platform")
     assert sf.config["gpu-platform:tags"] == {"team": "[secret]"}
     assert sf.secret_keys == ("gpu-platform:tags",)
+
+
+def test_timestamps_stay_strings_as_the_pulumi_cli_reads_them(tmp_path):
+    text = DEV + "  gpu-platform:tags:\n    created: 2024-01-01\n"
+    sf = read_stack_file(_program(tmp_path, text) / "Pulumi.qa.yaml", "gpu-platform")
+    assert sf.config["gpu-platform:tags"] == {"created": "2024-01-01"}
 
 
 def test_keys_without_a_namespace_belong_to_the_project(tmp_path):

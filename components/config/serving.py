@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from components import sizing
 from components.config.base import DNS_LABEL, ConfigModel, ImageRef
 from components.config.errors import rule_error
+from components.config.secrets import VllmArgs
 from platform_facts import catalog
 from platform_facts import vllm as vllm_facts
 from platform_facts.kubernetes import RESERVED_NAMESPACES
@@ -202,7 +203,7 @@ class Canary(ConfigModel):
 
     image: ImageRef | None = Field(default=None, description="vLLM image of the canary (default: the pinned one).")
     model: ModelSpec | None = Field(default=None, description="Model of the canary (default: the service's).")
-    extra_args: tuple[str, ...] = Field(default=(), description="vllm serve arguments of the canary.")
+    extra_args: VllmArgs = Field(default=(), description="vllm serve arguments of the canary.")
     replicas: int = Field(default=1, ge=1, le=8, description="Canary replicas.")
     max_share_percent: int = Field(default=25, ge=1, le=50, description="Cap on canary / (baseline + canary).")
 
@@ -225,8 +226,9 @@ class ModelServiceConfig(ConfigModel):
     )
     max_num_seqs: int = Field(default=256, ge=1, le=4096, description="vLLM --max-num-seqs: sequences per batch.")
     max_model_len: int = Field(default=8192, ge=256, le=1_048_576, description="vLLM --max-model-len: context length.")
-    extra_args: tuple[str, ...] = Field(
-        default=(), description="Appended to vllm serve's arguments; flags the platform sets from other keys are refused."
+    extra_args: VllmArgs = Field(
+        default=(), description="Appended to vllm serve's arguments; flags the platform sets from other keys, and "
+        "plain-text credentials, are refused."
     )
     hf_token_secret: SecretRef | None = Field(default=None, description="Secret holding a Hugging Face token.")
     burst_capacity: Literal["spot", "onDemand"] = Field(

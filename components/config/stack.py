@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -11,6 +11,7 @@ from components.config.addons import AddonsConfig
 from components.config.base import ConfigModel
 from components.config.batch import BatchWorkerConfig
 from components.config.cluster import ClusterConfig
+from components.config.secrets import MAY_BE_SECRET
 from components.config.serving import ModelServiceConfig
 from components.config.tiers import GpuTier
 
@@ -36,7 +37,8 @@ class StackConfig(ConfigModel):
     addons: AddonsConfig = Field(default_factory=AddonsConfig, description="Cluster add-ons.")
     model_services: tuple[ModelServiceConfig, ...] = Field(default=(), description="vLLM services to run.")
     batch_workers: tuple[BatchWorkerConfig, ...] = Field(default=(), description="Queue-driven batch workers.")
-    tags: dict[str, str] = Field(default_factory=dict, description="AWS tags on every taggable resource.")
+    tags: Annotated[dict[str, str], MAY_BE_SECRET] = Field(default_factory=dict,
+                                                           description="AWS tags on every taggable resource.")
 
     @model_validator(mode="after")
     def _cross(self) -> StackConfig:

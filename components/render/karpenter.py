@@ -4,6 +4,7 @@ EC2NodeClass. Pure functions; sources in the comments (the upstream CloudFormati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,7 +217,7 @@ def node_pool_name(tier: GpuTier, capacity: str) -> str:
 
 
 def ec2_node_class(tier: GpuTier, *, node_role: Any, subnet_ids: Any, security_group_id: Any,
-                   tags: dict[str, str]) -> dict[str, Any]:
+                   tags: Mapping[str, Any]) -> dict[str, Any]:
     """EC2NodeClass spec: pinned AL2023 alias (the NVIDIA variant is picked for GPU types),
     NVMe instance store as RAID0 under /mnt/k8s-disks/0, IMDSv2 only, encrypted gp3 root."""
     return {
