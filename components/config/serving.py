@@ -135,6 +135,12 @@ class ModelServiceConfig(ConfigModel):
     burst_capacity: Literal["spot", "onDemand"] = Field(
         default="spot", description="Burst replicas prefer spot (falling back to on-demand) or stay on-demand."
     )
+    burst_fallback: Literal["onDemand", "none"] = Field(
+        default="onDemand",
+        description="With burstCapacity spot: onDemand lets burst replicas fall back to on-demand nodes when spot "
+        "is short, and the tier's on-demand GPU limit counts the whole burst for it; none keeps the burst on spot "
+        "only (it waits for spot), and the limit counts nothing for it.",
+    )
     slo: Slo = Field(default_factory=Slo, description="Latency targets; scaling and drain derive from them.")
     scaling: Scaling = Field(default_factory=Scaling, description="Replica bounds and autoscaling triggers.")
     drain: Drain = Field(default_factory=Drain, description="Graceful shutdown of a replica.")
