@@ -79,7 +79,7 @@ class ModelService(pulumi.ComponentResource):
                                          service_account=names["service_account"],
                                          opts=pulumi.ResourceOptions(parent=self))
         # What a pod of the service account needs at admission (its credentials are injected then).
-        admission = [sa, *([association] if association is not None else [])]
+        admission: list[pulumi.Resource] = [sa, *([association] if association is not None else [])]
 
         workloads = self._deployments(name, args, admission)
         self.deployments = {role: names[role] for role in workloads}
