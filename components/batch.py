@@ -47,8 +47,14 @@ class BatchInferenceArgs:
     """The GPU tier its jobs run on."""
     cluster_name: pulumi.Input[str]
     """EKS cluster, for the model cache reader's Pod Identity association."""
-    depends_on: Sequence[pulumi.Resource] = ()
-    """What must exist first: the KEDA release (its CRDs) and the namespace."""
+    namespace: pulumi.Resource | None = None
+    """The worker's Namespace, when this program creates it: every namespaced object waits for it."""
+    node_pools: Sequence[pulumi.Resource] = ()
+    """The tier's EC2NodeClass and NodePools (``Karpenter.tier_capacity[tier]``), for the job pods."""
+    gpu_operator: pulumi.Resource | None = None
+    """The GPU Operator release: its device plugin advertises the GPUs the jobs request."""
+    keda_crds: pulumi.Resource | None = None
+    """The KEDA release, whose CRDs the TriggerAuthentication and ScaledJob need."""
 
 
 class BatchInference(pulumi.ComponentResource):
@@ -64,13 +70,17 @@ class BatchInference(pulumi.ComponentResource):
     def __init__(self, name: str, args: BatchInferenceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:batch:BatchInference", name, None, opts)
         w, ns, n = args.worker, args.worker.namespace, render.names(args.worker)
-        p = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        in_ns = [r for r in (args.namespace,) if r is not None]
+        keda = [r for r in (args.namespace, args.keda_crds) if r is not None]
+        p = pulumi.ResourceOptions(parent=self, depends_on=in_ns)
 
         sa = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata={"name": n["service_account"], "namespace": ns},
                                         opts=p)
+        association = None
         if w.model is not None:
-            model_cache_reader(name, w.model, cluster_name=args.cluster_name, namespace=ns,
-                               service_account=n["service_account"], opts=pulumi.ResourceOptions(parent=self))
+            association = model_cache_reader(name, w.model, cluster_name=args.cluster_name, namespace=ns,
+                                             service_account=n["service_account"],
+                                             opts=pulumi.ResourceOptions(parent=self))
         backing: list[pulumi.Resource] = [sa]
         if w.redis is None:
             password = random.RandomPassword(child(name, "redis-password"), length=32, special=False,
@@ -97,12 +107,16 @@ class BatchInference(pulumi.ComponentResource):
         auth_res = k8s.apiextensions.CustomResource(
             child(name, "trigger-auth"), api_version="keda.sh/v1alpha1", kind="TriggerAuthentication",
             metadata=auth["metadata"], spec=auth["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *backing]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*keda, *backing]))
         job = render.scaled_job(w, args.tier)
+        # Job pods are admitted with the service account's credentials (the association first)
+        # and scheduled on the tier's NodePools, with GPUs the GPU Operator advertises.
+        job_needs = [*keda, *backing, auth_res, *args.node_pools,
+                     *(r for r in (association, args.gpu_operator) if r is not None)]
         k8s.apiextensions.CustomResource(
             child(name, "scaled-job"), api_version="keda.sh/v1alpha1", kind="ScaledJob",
             metadata=job["metadata"], spec=job["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *backing, auth_res]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=job_needs))
 
         self.queue_name = pulumi.Output.from_input(w.queue)
         self.scaled_job_name = pulumi.Output.from_input(n["job"])

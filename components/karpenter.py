@@ -47,6 +47,9 @@ class Karpenter(pulumi.ComponentResource):
     """tier -> capacity type (on-demand | spot) -> NodePool name."""
     release: k8s.helm.v3.Release
     """The controller release; custom resources that need Karpenter depend on it."""
+    tier_capacity: dict[str, tuple[pulumi.Resource, ...]]
+    """tier -> its EC2NodeClass and NodePools: GPU workloads of the tier depend on them, so their
+    pods are never created before Karpenter can launch a node for them."""
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:capacity:Karpenter", name, None, opts)
@@ -65,12 +68,15 @@ class Karpenter(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[crds, association, *args.cluster.system_nodes, node_access]),
         )
-        self.node_pools = {tier.name: self._tier_capacity(name, args, tier, node_role) for tier in args.tiers}
+        capacity = {tier.name: self._tier_capacity(name, args, tier, node_role) for tier in args.tiers}
+        self.node_pools = {tier: pools for tier, (pools, _) in capacity.items()}
+        self.tier_capacity = {tier: resources for tier, (_, resources) in capacity.items()}
         self.node_role_name = node_role.name
         self.interruption_queue_name = queue.name
         self.register_outputs({"node_role_name": self.node_role_name,
                                "interruption_queue_name": self.interruption_queue_name,
-                               "node_pools": self.node_pools, "release": self.release})
+                               "node_pools": self.node_pools, "release": self.release,
+                               "tier_capacity": self.tier_capacity})
 
     def _node_identity(self, name: str, args: KarpenterArgs) -> tuple[aws.iam.Role, aws.eks.AccessEntry]:
         """The role Karpenter's nodes run as, and its access entry to the cluster."""
@@ -122,8 +128,10 @@ class Karpenter(pulumi.ComponentResource):
             child(name, "controller"), cluster_name=args.cluster.ready_name, namespace=render.NAMESPACE,
             service_account=render.SERVICE_ACCOUNT, role_arn=controller_role.arn, tags=tags, opts=p)
 
-    def _tier_capacity(self, name: str, args: KarpenterArgs, tier: GpuTier, node_role: aws.iam.Role) -> dict[str, str]:
-        """The tier's EC2NodeClass and NodePools; returns capacity type -> NodePool name."""
+    def _tier_capacity(self, name: str, args: KarpenterArgs, tier: GpuTier,
+                       node_role: aws.iam.Role) -> tuple[dict[str, str], tuple[pulumi.Resource, ...]]:
+        """The tier's EC2NodeClass and NodePools; returns capacity type -> NodePool name, and the
+        resources (node class first)."""
         subnets = pulumi.Output.from_input(args.cluster.private_subnet_ids).apply(lambda ids: [{"id": i} for i in ids])
         node_class = k8s.apiextensions.CustomResource(
             child(name, f"{tier.name}-nodeclass"), api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
@@ -132,10 +140,11 @@ class Karpenter(pulumi.ComponentResource):
                                        security_group_id=args.cluster.node_security_group_id, tags=dict(args.tags)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
         pools = {}
+        resources: list[pulumi.Resource] = [node_class]
         for pool_name, spec in render.node_pools(tier, args.on_demand_gpu_limits[tier.name]):
-            k8s.apiextensions.CustomResource(
+            resources.append(k8s.apiextensions.CustomResource(
                 child(name, pool_name), api_version="karpenter.sh/v1", kind="NodePool",
                 metadata={"name": pool_name}, spec=spec,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class]))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class])))
             pools[pool_name.removeprefix(f"{tier.name}-")] = pool_name
-        return pools
+        return pools, tuple(resources)

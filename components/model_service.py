@@ -41,8 +41,17 @@ class ModelServiceArgs:
     """The Monitoring component's Prometheus URL, for the KEDA triggers."""
     scrape_interval_seconds: int = 15
     """ServiceMonitor scrape interval."""
-    depends_on: Sequence[pulumi.Resource] = ()
-    """What must exist first: the KEDA and kube-prometheus-stack releases (their CRDs)."""
+    namespace: pulumi.Resource | None = None
+    """The service's Namespace, when this program creates it: every namespaced object waits for it."""
+    node_pools: Sequence[pulumi.Resource] = ()
+    """The tier's EC2NodeClass and NodePools (``Karpenter.tier_capacity[tier]``): the Deployments'
+    pods need them to be scheduled."""
+    gpu_operator: pulumi.Resource | None = None
+    """The GPU Operator release: its device plugin advertises the GPUs the Deployments request."""
+    monitoring_crds: pulumi.Resource | None = None
+    """The kube-prometheus-stack release, whose CRDs the ServiceMonitor and PrometheusRule need."""
+    keda_crds: pulumi.Resource | None = None
+    """The KEDA release, whose CRDs the ScaledObject needs."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -61,30 +70,37 @@ class ModelService(pulumi.ComponentResource):
         super().__init__("gpu-platform:serving:ModelService", name, None, opts)
         svc, tier, ns = args.service, args.tier, args.service.namespace
         names = render.names(svc)
-        p = pulumi.ResourceOptions(parent=self)
-        crds = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        in_ns = _after(self, args.namespace)
+        monitoring = _after(self, args.namespace, args.monitoring_crds)
 
         sa = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata={"name": names["service_account"], "namespace": ns},
-                                        opts=p)
-        model_cache_reader(name, svc.model, cluster_name=args.cluster_name, namespace=ns,
-                           service_account=names["service_account"], opts=p)
+                                        opts=in_ns)
+        association = model_cache_reader(name, svc.model, cluster_name=args.cluster_name, namespace=ns,
+                                         service_account=names["service_account"],
+                                         opts=pulumi.ResourceOptions(parent=self))
+        # What a pod of the service account needs at admission (its credentials are injected then).
+        admission: list[pulumi.Resource] = [sa, *([association] if association is not None else [])]
 
-        workloads = self._deployments(name, args, sa)
+        workloads = self._deployments(name, args, admission)
         self.deployments = {role: names[role] for role in workloads}
         service = render.service(svc, ns)
-        k8s_service = k8s.core.v1.Service(child(name, "service"), metadata=service["metadata"], spec=service["spec"], opts=p)
+        k8s_service = k8s.core.v1.Service(child(name, "service"), metadata=service["metadata"], spec=service["spec"],
+                                          opts=in_ns)
         monitor = render.service_monitor(svc, ns, args.scrape_interval_seconds)
         k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
-                                         kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"], opts=crds)
+                                         kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"],
+                                         opts=monitoring)
         rule = scaling.prometheus_rule(svc, ns)
         k8s.apiextensions.CustomResource(child(name, "alerts"), api_version="monitoring.coreos.com/v1",
-                                         kind="PrometheusRule", metadata=rule["metadata"], spec=rule["spec"], opts=crds)
+                                         kind="PrometheusRule", metadata=rule["metadata"], spec=rule["spec"],
+                                         opts=monitoring)
 
         self.scaled_objects = self._autoscaler(name, args, workloads["burst"]) if "burst" in workloads else []
         if svc.pre_pull:
+            # Its init container downloads the model with the service account's credentials.
             ds = render.pre_pull_daemonset(svc, tier, ns)
             k8s.apps.v1.DaemonSet(child(name, "pre-pull"), metadata=ds["metadata"], spec=ds["spec"],
-                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[sa]))
+                                  opts=_after(self, args.namespace, *admission))
 
         self.service_name = k8s_service.metadata.apply(lambda m: m["name"])
         self.url = pulumi.Output.concat("http://", self.service_name, f".{ns}.svc:{render.PORT}")
@@ -92,9 +108,14 @@ class ModelService(pulumi.ComponentResource):
                                "deployments": self.deployments, "scaled_objects": self.scaled_objects})
 
     def _deployments(self, name: str, args: ModelServiceArgs,
-                     sa: k8s.core.v1.ServiceAccount) -> dict[str, k8s.apps.v1.Deployment]:
-        """The baseline, burst and canary Deployments that the config asks for, each with its PDB."""
+                     admission: list[pulumi.Resource]) -> dict[str, k8s.apps.v1.Deployment]:
+        """The baseline, burst and canary Deployments that the config asks for, each with its PDB.
+
+        Each waits for what its pods need at admission (service account, Pod Identity association)
+        and at scheduling (the tier's NodePools, the GPU Operator), and is awaited for as long as its
+        rollout can take on a cold tier (``render.await_timeouts``)."""
         svc, ns = args.service, args.service.namespace
+        needs = [*admission, *args.node_pools]
         roles: list[tuple[str, int | None]] = []
         if svc.scaling.min_replicas > 0:
             roles.append(("baseline", svc.scaling.min_replicas))
@@ -107,26 +128,34 @@ class ModelService(pulumi.ComponentResource):
         for role_name, replicas in roles:
             manifest = render.deployment(svc, args.tier, role_name, ns, replicas)
             ignore = ["spec.replicas"] if role_name == "burst" else None
+            timeouts = render.await_timeouts(svc, args.tier, role_name)
             workloads[role_name] = k8s.apps.v1.Deployment(
                 child(name, role_name), metadata=manifest["metadata"], spec=manifest["spec"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[sa], ignore_changes=ignore))
+                opts=pulumi.ResourceOptions.merge(_after(self, args.namespace, args.gpu_operator, *needs),
+                                                  pulumi.ResourceOptions(
+                    ignore_changes=ignore,
+                    custom_timeouts=pulumi.CustomTimeouts(create=timeouts["create"], update=timeouts["update"]))))
             pdb = render.pod_disruption_budget(svc, role_name, ns)
             k8s.policy.v1.PodDisruptionBudget(child(name, f"{role_name}-pdb"), metadata=pdb["metadata"],
-                                              spec=pdb["spec"], opts=pulumi.ResourceOptions(parent=self))
+                                              spec=pdb["spec"], opts=_after(self, args.namespace))
         return workloads
 
     def _autoscaler(self, name: str, args: ModelServiceArgs, burst: k8s.apps.v1.Deployment) -> list[str]:
         """The burst Deployment's KEDA ScaledObject (or HPA); returns the ScaledObject names."""
         svc, ns = args.service, args.service.namespace
-        after_burst = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, burst])
         if svc.scaling.mode != "keda":
             h = scaling.hpa(svc, ns)
             k8s.autoscaling.v2.HorizontalPodAutoscaler(child(name, "hpa"), metadata=h["metadata"], spec=h["spec"],
-                                                       opts=after_burst)
+                                                       opts=_after(self, args.namespace, burst))
             return []
         so = pulumi.Output.from_input(args.prometheus_url).apply(lambda url: scaling.scaled_object(svc, ns, url))
         k8s.apiextensions.CustomResource(
             child(name, "scaler"), api_version="keda.sh/v1alpha1", kind="ScaledObject",
             metadata=scaling.scaled_object(svc, ns, "")["metadata"], spec=so.apply(lambda o: o["spec"]),
-            opts=after_burst)
+            opts=_after(self, args.namespace, args.keda_crds, burst))
         return [render.names(svc)["scaled_object"]]
+
+
+def _after(parent: pulumi.Resource, *needs: pulumi.Resource | None) -> pulumi.ResourceOptions:
+    """Options of a child that waits for ``needs`` (those given: a consumer stack may pass none)."""
+    return pulumi.ResourceOptions(parent=parent, depends_on=[n for n in needs if n is not None])

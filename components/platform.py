@@ -71,8 +71,9 @@ class Platform(pulumi.ComponentResource):
                     service=s, tier=args.tier(s.tier), cluster_name=self.cluster.cluster_name,
                     prometheus_url=self.monitoring.prometheus_url,
                     scrape_interval_seconds=args.addons.monitoring.scrape_interval_seconds,
-                    depends_on=(self.keda.release, self.monitoring.release, self.karpenter.release,
-                                service_namespaces[s.namespace])),
+                    namespace=service_namespaces[s.namespace], node_pools=self.karpenter.tier_capacity[s.tier],
+                    gpu_operator=self.gpu_operator.release, monitoring_crds=self.monitoring.release,
+                    keda_crds=self.keda.release),
                 opts=in_cluster)
             for s in args.model_services
         }
@@ -80,8 +81,9 @@ class Platform(pulumi.ComponentResource):
             b.name: BatchInference(
                 child(name, b.name),
                 BatchInferenceArgs(worker=b, tier=args.tier(b.tier), cluster_name=self.cluster.cluster_name,
-                                   depends_on=(self.keda.release, self.karpenter.release,
-                                               service_namespaces[b.namespace])),
+                                   namespace=service_namespaces[b.namespace],
+                                   node_pools=self.karpenter.tier_capacity[b.tier],
+                                   gpu_operator=self.gpu_operator.release, keda_crds=self.keda.release),
                 opts=in_cluster)
             for b in args.batch_workers
         }

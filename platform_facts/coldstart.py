@@ -4,7 +4,8 @@ Two views of the same phases, kept side by side so that they can be compared (th
 performance-model work reconciles them against published breakdowns):
 
 - ``WORST_*``: the budget a probe or an await must allow before it gives up. Render uses it
-  for the startup probe (a pod killed while it is still loading never becomes ready).
+  for the startup probe (a pod killed while it is still loading never becomes ready) and for
+  the Deployments' await timeouts (``components/render/rollout.py``).
 - ``EXPECTED_*``: the typical time, which the simulator replays.
 
 Sources: autoscaling facts 3.2, 3.3, 3.5 (data-on-eks measured run on g6e.2xlarge: node
@@ -16,10 +17,18 @@ from __future__ import annotations
 
 import math
 
-# --- worst case (startup probes)
+# --- worst case (startup probes, await timeouts)
 WORST_ENGINE_INIT_SECONDS = 240  # uncached torch.compile + CUDA graph capture: 3-4 min
 WORST_NVME_READ_GIB_PER_S = 0.5  # reading weights from the node cache into GPU memory
 WORST_S3_SYNC_GIB_PER_S = 0.25  # aws s3 sync into the cache (S3 streamer measured 0.9 GiB/s)
+# Node launch to a schedulable GPU, per instance family: about 3x the expected figures below,
+# rounded up (a launch retried on another type or zone after an insufficient-capacity error,
+# a slow device-plugin registration). Unmeasured for p4/p5; those get 10 minutes.
+WORST_NODE_READY_SECONDS = {"g5": 300, "g6": 300, "g6e": 300, "p4d": 600, "p4de": 600, "p5": 600, "p5en": 600}
+WORST_NODE_READY_DEFAULT_SECONDS = 600
+# Image pull: 15-20 GB deep-learning images take 4-6 min per instance (AWS ML blog on SOCI
+# indexes for DLCs); the expected 121 s below is one measured pull of the vLLM image.
+WORST_IMAGE_PULL_SECONDS = 360
 
 # --- expected (the simulator)
 # Node launch to a schedulable GPU, per instance family. p4 and p5 nodes are given more
@@ -47,3 +56,9 @@ def worst_cold_start_seconds(weights_gib: float) -> int:
 def expected_node_ready_seconds(family: str) -> float:
     """Launch to a schedulable GPU for an instance family."""
     return EXPECTED_NODE_READY_SECONDS.get(family, EXPECTED_NODE_READY_DEFAULT_SECONDS)
+
+
+def worst_node_ready_seconds(instance_types: tuple[str, ...] | list[str]) -> int:
+    """The slowest worst-case node launch among these instance types (Karpenter may pick any)."""
+    return max(WORST_NODE_READY_SECONDS.get(t.split(".", 1)[0], WORST_NODE_READY_DEFAULT_SECONDS)
+               for t in instance_types)

@@ -209,11 +209,13 @@ def test_two_pools_per_tier_with_on_demand_first(stack):
 def test_gpu_limits_are_derived_from_the_services():
     cfg = load("prod")
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(cfg), "NodePool")}
-    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "3"   # 2 baseline x 1 + 1 headroom
-    assert pools["h100-on-demand"]["limits"]["nvidia.com/gpu"] == "16"  # (2 baseline + 2 burst) x 4, burst on-demand
-    bigger = load_with("prod", lambda v: v["modelServices"][0]["scaling"].update(minReplicas=4))
+    # 2 baseline + 6 fallback burst + 2 surge + 1 replacement node + 1 headroom
+    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "12"
+    # (3 baseline + 1 burst + 2 surge) x 4 + one p5.48xlarge (8): four p5 nodes
+    assert pools["h100-on-demand"]["limits"]["nvidia.com/gpu"] == "32"
+    bigger = load_with("prod", lambda v: v["modelServices"][0]["scaling"].update(maxReplicas=10))
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(bigger), "NodePool")}
-    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "5"
+    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "14"
 
 
 def test_prod_budgets_disrupt_one_node_and_none_in_business_hours():
@@ -221,5 +223,10 @@ def test_prod_budgets_disrupt_one_node_and_none_in_business_hours():
     for p in pools:
         budgets = p["spec"]["disruption"]["budgets"]
         assert {"nodes": "1"} in budgets
-        assert {"nodes": "0", "schedule": "0 8 * * 1-5", "duration": "12h"} in budgets
+        # The freeze names its reasons, so Empty nodes are still removed during business hours.
+        assert {"nodes": "0", "reasons": ["Underutilized", "Drifted"], "schedule": "0 8 * * 1-5",
+                "duration": "12h"} in budgets
+        # Expiry ignores budgets; the node grace period bounds its drain.
+        assert p["spec"]["template"]["spec"]["expireAfter"] == "720h"
+        assert p["spec"]["template"]["spec"]["terminationGracePeriod"] == "1h"
         assert p["spec"]["disruption"]["consolidateAfter"] == "15m"

@@ -14,13 +14,14 @@ from components.config import (
     ConfigError,
     GpuTier,
     ModelServiceConfig,
+    OnDemandGpuLimit,
     StackConfig,
     check_service_on_tier,
     load_model,
     load_stack_config,
     stack_file_schema,
 )
-from tests.conftest import REPO, STACKS, load, stack_values
+from tests.conftest import REPO, STACKS, load, load_with, stack_values
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -49,10 +50,64 @@ def test_config_is_frozen():
 
 def test_on_demand_limit_is_derived_from_services():
     cfg = load("prod")
-    # chat-8b: 2 baseline x 1 GPU + 1 headroom; its burst goes to spot.
-    assert cfg.on_demand_gpu_limit("l40s") == 3
-    # reason-70b: (2 baseline + 2 on-demand burst) x 4 GPUs.
-    assert cfg.on_demand_gpu_limit("h100") == 16
+    # chat-8b (1 GPU, 2..8): 2 baseline, 6 spot burst that may fall back to on-demand, one surge
+    # pod each for the baseline and burst Deployments, one g6e node (1 GPU) for replacement, and
+    # the stack's headroomGpus 1.
+    assert cfg.on_demand_gpu_terms("l40s") == OnDemandGpuLimit(
+        baseline=2, canary=0, burst_on_demand=0, burst_fallback=6, surge=2, batch=0, packing=0, replacement=1,
+        headroom=1)
+    assert cfg.on_demand_gpu_limit("l40s") == 12
+    # reason-70b (TP 4, 3..4, burst on-demand): 12 baseline + 4 burst + 2 surge pods x 4 GPUs = 24
+    # GPUs (three p5.48xlarge, two replicas each, no slack), plus one p5 (8 GPUs) so drift can
+    # replace a node while all three are in use: four nodes.
+    assert cfg.on_demand_gpu_terms("h100") == OnDemandGpuLimit(
+        baseline=12, canary=0, burst_on_demand=4, burst_fallback=0, surge=8, batch=0, packing=0, replacement=8,
+        headroom=0)
+    assert cfg.on_demand_gpu_limit("h100") == 32
+
+
+def test_on_demand_limit_leaves_room_for_a_baseline_rollout_in_staging():
+    """Staging's limit used to equal its one baseline GPU: a surge pod stayed Pending forever."""
+    cfg = load("staging")
+    terms = cfg.on_demand_gpu_terms("l40s")
+    # 1 baseline, 2 fallback burst, 2 surge (baseline, burst), 2 GPUs of the embed batch worker
+    # (spotPreferred, so it may land on on-demand), one g6e node.
+    assert (terms.baseline, terms.burst_fallback, terms.surge, terms.batch, terms.replacement) == (1, 2, 2, 2, 1)
+    assert cfg.on_demand_gpu_limit("l40s") == 8
+    assert cfg.on_demand_gpu_limit("l40s") > cfg.baseline_gpus("l40s") + 1
+
+
+def test_burst_fallback_none_takes_the_burst_out_of_the_on_demand_limit():
+    cfg = load_with("prod", _set("modelServices.0.burstFallback", "none"))
+    terms = cfg.on_demand_gpu_terms("l40s")
+    # No fallback: no burst GPUs, and the burst Deployment no longer surges on on-demand.
+    assert (terms.burst_fallback, terms.surge) == (0, 1)
+    assert cfg.on_demand_gpu_limit("l40s") == 2 + 1 + 1 + 1
+
+
+def test_packing_rounds_to_whole_nodes():
+    # reason-70b at 3..5: 3 + 2 burst + 2 surge = 7 replicas of 4 GPUs need four p5.48xlarge (32
+    # GPUs) for 28 GPUs of pods.
+    cfg = load_with("prod", _set("modelServices.1.scaling.maxReplicas", 5))
+    terms = cfg.on_demand_gpu_terms("h100")
+    assert (terms.baseline, terms.burst_on_demand, terms.surge, terms.packing) == (12, 8, 8, 4)
+    assert terms.total == 40
+
+
+def test_on_demand_override_wins_over_the_terms():
+    cfg = load_with("prod", _set("gpuTiers.1.onDemand.gpuLimit", 40))
+    assert cfg.on_demand_gpu_terms("h100").computed == 32
+    assert cfg.on_demand_gpu_limit("h100") == 40
+
+
+def test_business_hours_freeze_with_keep_empty_nodes_is_accepted():
+    def mutate(values: dict) -> None:
+        budget = values["gpuTiers"][0]["disruptionBudgets"][1]
+        del budget["reasons"]
+        budget["keepEmptyNodes"] = True
+
+    cfg = load_with("prod", mutate)
+    assert cfg.gpu_tiers[0].disruption_budgets[1].reasons == ()
 
 
 def _set(path: str, value: Any) -> Callable[[dict], None]:
@@ -280,6 +335,18 @@ BAD: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
       "gpu-operator, keda, monitoring)"]),
     ("batch-in-monitoring", "staging", _set("batchWorkers.0.namespace", "monitoring"),
      ["batchWorkers[0].namespace: 'monitoring' is reserved"]),
+    ("freeze-without-reasons", "prod", _set("gpuTiers.0.disruptionBudgets.1.reasons", []),
+     ["gpuTiers[0].disruptionBudgets[1].reasons: a scheduled nodes: 0 budget without reasons applies to every "
+      "reason, Empty included: idle GPU nodes stay up while it applies; list the reasons it freezes "
+      "(e.g. [Underutilized, Drifted]) or set keepEmptyNodes: true"]),
+    ("keep-empty-nodes-on-a-budget-with-reasons", "prod", _set("gpuTiers.0.disruptionBudgets.1.keepEmptyNodes", True),
+     ["gpuTiers[0].disruptionBudgets[1].keepEmptyNodes: only acknowledges a scheduled nodes: 0 budget without "
+      "reasons; remove it"]),
+    ("node-grace-below-pod-grace", "prod", _set("gpuTiers.1.terminationGracePeriod", "1m"),
+     ["gpuTiers[1].terminationGracePeriod: 1m does not exceed service reason-70b's pod grace of 115 s "
+      "(preStop + shutdownTimeout + margin); raise it"]),
+    ("burst-fallback-enum", "prod", _set("modelServices.0.burstFallback", "spot"),
+     ["modelServices[0].burstFallback:", "'onDemand' or 'none'"]),
     ("typo-in-list-item", "dev", _set("gpuTiers.0.spot.wieght", 3),
      ["gpuTiers[0].spot.wieght: unknown key; allowed keys: enabled, gpuLimit, weight; did you mean weight?"]),
 ]
@@ -371,7 +438,7 @@ def test_load_model_lists_the_keys_of_the_model_it_loads():
     with pytest.raises(ConfigError) as info:
         load_model(ModelServiceConfig, {**service, "tensorParallel": 4}, "service")
     [line] = info.value.messages
-    assert line.startswith("service.tensorParallel: unknown key; allowed keys: burstCapacity, cache, canary, ")
+    assert line.startswith("service.tensorParallel: unknown key; allowed keys: burstCapacity, burstFallback, cache, canary, ")
     assert line.endswith("; did you mean tensorParallelSize?")
     assert "gpuTiers" not in line
 

@@ -129,14 +129,18 @@ def test_keep_alive_holds_a_replica_while_requests_run():
 
 
 def test_karpenter_respects_nodepool_limits_and_prefers_spot_for_burst():
-    cfg = load_with("prod", lambda v: v["gpuTiers"][0]["spot"].update(gpuLimit=2))
+    def tight(v: dict) -> None:
+        v["gpuTiers"][0]["spot"].update(gpuLimit=2)
+        v["gpuTiers"][0]["onDemand"].update(gpuLimit=3)  # override the computed limit (12)
+
+    cfg = load_with("prod", tight)
     svc = cfg.model_services[0]
     trace = synthetic(_burst_trace(60, 900, 12))
     result = ServiceReplay(cfg, svc, trace, from_config(svc, 0)).replay()
     spot = max(row["nodes_spot"] for row in result.timeline)
     on_demand = max(row["nodes_on_demand"] for row in result.timeline)
     assert spot == 2  # the spot limit (2 GPUs, 1 per node)
-    assert on_demand == 3  # the on-demand limit: 2 baseline + 1 headroom; burst spilled there
+    assert on_demand == 3  # the on-demand limit (gpuLimit 3): 2 baseline + 1 burst spilled there
     assert max(row["pending"] for row in result.timeline) > 0  # the rest stays Pending
 
 

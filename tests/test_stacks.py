@@ -117,6 +117,9 @@ def test_capacity_report(synthesized):
     assert "| chat-8b | l40s | 1 | g6e.2xlarge (1/node) | 2 | 2 | $4.48 | 8 | 8 | $9.19-$17.94* |" in text
     # 3 baseline + 1 on-demand burst replica share two p5.48xlarge (2 replicas each).
     assert "| reason-70b | h100 | 4 | p5.48xlarge (2/node) | 3 | 12 | $110.08 | 4 | 16 | $110.08 |" in text
-    assert "| l40s-spot | 10 | 6 | 6 | 0 |" in text and "| h100-on-demand | 100 | 16 | 16 | 0 |" in text
+    assert "| l40s-spot | 10 | 6 | 6 | 0 |" in text and "| h100-on-demand | 100 | 32 | 16 | 16 |" in text
+    # The on-demand limits, term by term.
+    assert "| l40s-on-demand | 2 | 0 | 0 | 6 | 2 | 0 | 0 | 1 | 1 | 12 |" in text
+    assert "| h100-on-demand | 12 | 0 | 4 | 0 | 8 | 0 | 0 | 8 | 0 | 32 |" in text
     for stack in STACKS:
         assert (synthesized[stack] / "capacity.md").is_file()

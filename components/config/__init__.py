@@ -40,7 +40,7 @@ from components.config.serving import (
     SecretRef,
     Slo,
 )
-from components.config.stack import Environment, StackConfig
+from components.config.stack import MAX_SURGE_REPLICAS, Environment, OnDemandGpuLimit, StackConfig
 from components.config.tiers import DisruptionBudget, GpuTier, MigConfig, OnDemandPool, SpotPool, TimeSlicing
 from components.sizing import MIN_KV_CACHE_GIB_PER_GPU, replica_fits
 from platform_facts.aws import KUBERNETES_VERSIONS, SPOT_NOTICE_SECONDS
@@ -49,6 +49,7 @@ __all__ = [
     "DNS_LABEL",
     "KARPENTER_DURATION",
     "KUBERNETES_VERSIONS",
+    "MAX_SURGE_REPLICAS",
     "MIN_KV_CACHE_GIB_PER_GPU",
     "NAMESPACE",
     "PROMETHEUS_DURATION",
@@ -81,6 +82,7 @@ __all__ = [
     "SecretRef",
     "Slo",
     "SpotPool",
+    "OnDemandGpuLimit",
     "StackConfig",
     "SystemNodesConfig",
     "TimeSlicing",

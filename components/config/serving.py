@@ -27,6 +27,7 @@ GENERATED_FLAGS = {
     "--max-model-len": "maxModelLen",
     "--port": "nothing: the Service, the probes and the ServiceMonitor use port 8000",
     "--shutdown-timeout": "drain.shutdownTimeoutSeconds",
+    "--dtype": "model.dtype",
 }
 # Flags that multiply the GPUs a replica uses beyond the tensorParallelSize its pod requests.
 GPU_COUNT_FLAGS = ("--pipeline-parallel-size", "--data-parallel-size", "--data-parallel-size-local")
@@ -233,6 +234,12 @@ class ModelServiceConfig(ConfigModel):
     hf_token_secret: SecretRef | None = Field(default=None, description="Secret holding a Hugging Face token.")
     burst_capacity: Literal["spot", "onDemand"] = Field(
         default="spot", description="Burst replicas prefer spot (falling back to on-demand) or stay on-demand."
+    )
+    burst_fallback: Literal["onDemand", "none"] = Field(
+        default="onDemand",
+        description="With burstCapacity spot: onDemand lets burst replicas fall back to on-demand nodes when spot "
+        "is short, and the tier's on-demand GPU limit counts the whole burst for it; none keeps the burst on spot "
+        "only (it waits for spot), and the limit counts nothing for it.",
     )
     slo: Slo = Field(default_factory=Slo, description="Latency targets; scaling and drain derive from them.")
     scaling: Scaling = Field(default_factory=Scaling, description="Replica bounds and autoscaling triggers.")

@@ -23,11 +23,24 @@ class DisruptionBudget(ConfigModel):
         default=None, pattern=r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$",
         description="How long the budget applies from each schedule hit, e.g. 8h.",
     )
+    keep_empty_nodes: bool = Field(
+        default=False,
+        description="Acknowledge that a scheduled nodes: 0 budget without reasons also stops Karpenter from "
+        "removing empty nodes, so idle GPU nodes stay up (and billed) while it applies.",
+    )
 
     @model_validator(mode="after")
     def _together(self) -> DisruptionBudget:
         if (self.schedule is None) != (self.duration is None):
             raise rule_error(("schedule",), "schedule and duration must be set together")
+        freeze = self.nodes in ("0", "0%") and self.schedule is not None
+        if freeze and not self.reasons and not self.keep_empty_nodes:
+            raise rule_error(("reasons",), f"a scheduled nodes: {self.nodes} budget without reasons applies to every "
+                             "reason, Empty included: idle GPU nodes stay up while it applies; list the reasons it "
+                             "freezes (e.g. [Underutilized, Drifted]) or set keepEmptyNodes: true")
+        if self.keep_empty_nodes and (self.reasons or not freeze):
+            raise rule_error(("keepEmptyNodes",), "only acknowledges a scheduled nodes: 0 budget without reasons; "
+                             "remove it")
         return self
 
 
@@ -96,7 +109,16 @@ class GpuTier(ConfigModel):
     )
     consolidate_after: str = Field(default="10m", pattern=KARPENTER_DURATION, description=">= 5m for GPU pools.")
     expire_after: str = Field(
-        default="720h", pattern=r"^(([0-9]+(s|m|h))+|Never)$", description="Node lifetime before replacement, or Never."
+        default="720h", pattern=r"^(([0-9]+(s|m|h))+|Never)$",
+        description="Node lifetime before replacement, or Never. Expiry is forceful: disruption budgets do not "
+        "hold it back (not even a nodes: 0 freeze) and no replacement is launched first; the node drains at "
+        "once, paced only by PodDisruptionBudgets, and is gone after at most terminationGracePeriod.",
+    )
+    termination_grace_period: str = Field(
+        default="1h", pattern=KARPENTER_DURATION,
+        description="NodePool terminationGracePeriod: how long a draining node may wait for its pods (blocking "
+        "PDBs included) before they are deleted and the instance terminated; must exceed every pod's own "
+        "terminationGracePeriodSeconds. Changing it drifts the tier's existing nodes.",
     )
     disruption_budgets: tuple[DisruptionBudget, ...] = Field(
         default=(DisruptionBudget(nodes="1"),), min_length=1, max_length=50,

@@ -89,4 +89,28 @@ def report(config: StackConfig) -> str:
             asked = demand.get((tier.name, capacity), 0)
             note = "" if asked <= limit else " (burst beyond the limit stays Pending)"
             lines.append(f"| {tier.name}-{capacity} | {weight} | {limit} | {asked} | {limit - asked}{note} |")
+    lines += _on_demand_limits(config)
     return "\n".join(lines) + "\n"
+
+
+def _on_demand_limits(config: StackConfig) -> list[str]:
+    """Each on-demand NodePool's limit, term by term (``StackConfig.on_demand_gpu_terms``)."""
+    lines = ["", "## On-demand GPU limits", "",
+             "Karpenter launches no node that would take a NodePool past its limit, so the on-demand",
+             "limit holds everything that may run there at once: baselines and canaries, on-demand burst,",
+             "spot burst falling back to on-demand (`burstFallback: onDemand`), one surge pod per",
+             "Deployment (Pulumi updates Deployments in parallel), batch jobs that may use on-demand, the",
+             "GPUs of partly filled nodes, and one node of the largest type so drift can replace a node",
+             "before removing it. Expiry does not wait for that node: it drains at once.",
+             "",
+             "| NodePool | baseline | canary | burst on-demand | burst fallback | surge | batch | whole nodes "
+             "| replacement node | headroom | limit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for tier in config.gpu_tiers:
+        if not tier.on_demand.enabled:
+            continue
+        t = config.on_demand_gpu_terms(tier.name)
+        limit = f"{t.total} (gpuLimit; the terms sum to {t.computed})" if t.override is not None else str(t.total)
+        lines.append(f"| {tier.name}-on-demand | {t.baseline} | {t.canary} | {t.burst_on_demand} | {t.burst_fallback} "
+                     f"| {t.surge} | {t.batch} | {t.packing} | {t.replacement} | {t.headroom} | {limit} |")
+    return lines

@@ -283,7 +283,11 @@ def node_pools(tier: GpuTier, on_demand_gpu_limit: int) -> list[tuple[str, dict[
                 "metadata": {"labels": node_labels},
                 "spec": {
                     "nodeClassRef": {"group": NODE_CLASS_GROUP, "kind": "EC2NodeClass", "name": node_class_name(tier)},
+                    # Expiry is forceful: budgets do not hold it back and no replacement is launched
+                    # first; terminationGracePeriod bounds how long the drain may take (a node lives
+                    # at most expireAfter + terminationGracePeriod).
                     "expireAfter": tier.expire_after,
+                    "terminationGracePeriod": tier.termination_grace_period,
                     "taints": [{"key": labels.GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
                     "requirements": [
                         {"key": labels.CAPACITY_TYPE, "operator": "In", "values": [capacity]},

@@ -15,10 +15,11 @@ from typing import Any
 from components import labels, versions
 from components.config import GpuTier, ModelServiceConfig, ModelSpec
 from components.naming import SCALED_OBJECT_MAX, k8s_name
-from components.render import cache
+from components.render import cache, rollout
 from platform_facts import coldstart
 
 PORT = 8000
+SKIP_AWAIT = "pulumi.com/skipAwait"
 PORT_NAME = "http"
 ROLE = "platform.gpu/role"  # baseline | burst | canary
 TRACK = "track"  # stable | canary: dashboards compare them
@@ -26,6 +27,15 @@ BASELINE_ANNOTATION = "platform.gpu/baseline-deployment"
 P99_ANNOTATION = "platform.gpu/p99-generation-seconds"
 STARTUP_PERIOD_SECONDS = 10
 STARTUP_SAFETY = 1.5
+READINESS_TIMEOUT_SECONDS = 70  # the first readiness check runs one real completion (60 s client timeout)
+# Rolling updates surge one pod and take none away first: never below the serving count.
+MAX_SURGE = 1
+# vLLM's --dtype per weight dtype. fp8, int8 and int4 weights come from quantized checkpoints,
+# whose config.json names the quantization method (fp8, compressed-tensors, AWQ, GPTQ...);
+# vLLM reads it from there, so we pass --dtype auto and no --quantization (guessing the method
+# would fail to load a checkpoint quantized another way). Online quantization of a bf16
+# checkpoint (--quantization fp8) is a choice for extraArgs, with model.dtype bfloat16.
+VLLM_DTYPE = {"bfloat16": "bfloat16", "float16": "float16", "fp8": "auto", "int8": "auto", "int4": "auto"}
 
 
 # --------------------------------------------------------------------------- sizing
@@ -33,17 +43,53 @@ STARTUP_SAFETY = 1.5
 
 def load_seconds(model: ModelSpec) -> int:
     """Worst-case time from container start to a serving engine, the model already cached."""
-    return math.ceil(model.weights_gib / coldstart.WORST_NVME_READ_GIB_PER_S + coldstart.WORST_ENGINE_INIT_SECONDS)
+    return coldstart.worst_load_seconds(model.weights_gib)
 
 
 def cold_start_seconds(model: ModelSpec) -> int:
     """Worst case on a node without the model: download into the cache, then load."""
-    return math.ceil(model.weights_gib / coldstart.WORST_S3_SYNC_GIB_PER_S) + load_seconds(model)
+    return coldstart.worst_cold_start_seconds(model.weights_gib)
 
 
 def startup_failure_threshold(model: ModelSpec) -> int:
     """startupProbe failures allowed: 1.5 x the worst-case load, in probe periods."""
     return math.ceil(STARTUP_SAFETY * load_seconds(model) / STARTUP_PERIOD_SECONDS)
+
+
+def ready_within_seconds(model: ModelSpec, tier: GpuTier) -> int:
+    """Worst case from a pod's creation to Ready on a new node of the tier: the startup probe's
+    own budget, plus what happens before it starts and after it passes."""
+    return rollout.ready_within_seconds(
+        node_ready=coldstart.worst_node_ready_seconds(tier.instance_types),
+        image_pull=coldstart.WORST_IMAGE_PULL_SECONDS,
+        download=math.ceil(model.weights_gib / coldstart.WORST_S3_SYNC_GIB_PER_S),
+        startup_budget=startup_failure_threshold(model) * STARTUP_PERIOD_SECONDS,
+        first_ready=STARTUP_PERIOD_SECONDS + READINESS_TIMEOUT_SECONDS,
+    )
+
+
+def rollout_replicas(svc: ModelServiceConfig, role: str) -> int:
+    """Replicas an update of this Deployment rolls: the burst may sit at its maximum (the
+    autoscaler owns its spec.replicas), so its update is judged at that size."""
+    if role == "baseline":
+        return svc.scaling.min_replicas
+    if role == "canary":
+        return svc.canary.replicas if svc.canary is not None else 0
+    return svc.scaling.max_replicas - svc.scaling.min_replicas
+
+
+def await_timeouts(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, str]:
+    """The Deployment's customTimeouts. A create starts every replica at once (one wave; the burst
+    is created at 0); an update rolls ``rollout_replicas / MAX_SURGE`` waves one after another."""
+    ready = ready_within_seconds(_model(svc, role), tier)
+    steps = rollout.rollout_steps(rollout_replicas(svc, role), MAX_SURGE)
+    return {"create": f"{rollout.await_timeout_minutes(ready, 1)}m",
+            "update": f"{rollout.await_timeout_minutes(ready, steps)}m"}
+
+
+def _model(svc: ModelServiceConfig, role: str) -> ModelSpec:
+    canary = svc.canary if role == "canary" else None
+    return canary.model if canary and canary.model else svc.model
 
 
 # --------------------------------------------------------------------------- names
@@ -84,6 +130,7 @@ def vllm_args(svc: ModelServiceConfig, model: ModelSpec, extra: tuple[str, ...])
         "--gpu-memory-utilization", f"{svc.gpu_memory_utilization:g}",
         "--max-num-seqs", str(svc.max_num_seqs),
         "--max-model-len", str(svc.max_model_len),
+        "--dtype", VLLM_DTYPE[model.dtype],
         "--port", str(PORT),
         # Drain in-flight requests on SIGTERM (vLLM >= 0.18; the default 0 aborts them).
         "--shutdown-timeout", str(svc.drain.shutdown_timeout_seconds),
@@ -131,7 +178,7 @@ def container(svc: ModelServiceConfig, *, image: str, model: ModelSpec, extra: t
         "startupProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": STARTUP_PERIOD_SECONDS,
                          "timeoutSeconds": 5, "failureThreshold": startup_failure_threshold(model)},
         "readinessProbe": {"exec": {"command": ["python3", "-c", _readiness_script(model)]},
-                           "periodSeconds": 10, "timeoutSeconds": 70, "failureThreshold": 3},
+                           "periodSeconds": 10, "timeoutSeconds": READINESS_TIMEOUT_SECONDS, "failureThreshold": 3},
         # Liveness starts after the startup probe succeeds, so it can never kill a loading pod.
         "livenessProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": 15,
                           "timeoutSeconds": 5, "failureThreshold": 4},
@@ -143,8 +190,13 @@ def container(svc: ModelServiceConfig, *, image: str, model: ModelSpec, extra: t
 
 def _affinity(tier: GpuTier, role: str, svc: ModelServiceConfig) -> dict[str, Any]:
     tier_term = {"key": labels.TIER, "operator": "In", "values": [tier.name]}
+    if role == "burst" and svc.burst_capacity == "spot" and svc.burst_fallback == "none":
+        # Spot only: the on-demand limit does not count this burst, so it may not land there.
+        return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [tier_term, {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["spot"]}]}]}}}
     if role == "burst" and svc.burst_capacity == "spot":
-        # Prefer spot, fall back to on-demand (Karpenter relaxes preferences when spot is short).
+        # Prefer spot, fall back to on-demand (Karpenter relaxes preferences when spot is short);
+        # the on-demand limit counts the whole burst for this fallback.
         return {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [tier_term]}]},
             "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": {"matchExpressions": [
@@ -157,7 +209,7 @@ def _affinity(tier: GpuTier, role: str, svc: ModelServiceConfig) -> dict[str, An
 
 def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any]:
     canary = svc.canary if role == "canary" else None
-    model = (canary.model if canary and canary.model else svc.model)
+    model = _model(svc, role)
     image = (canary.image if canary and canary.image else versions.VLLM_IMAGE)
     extra = canary.extra_args if canary else svc.extra_args
     shm = "8Gi" if svc.tensor_parallel_size > 1 else "2Gi"
@@ -189,7 +241,7 @@ def deployment(svc: ModelServiceConfig, tier: GpuTier, role: str, namespace: str
     dep_spec: dict[str, Any] = {
         "selector": {"matchLabels": {**selector(svc), ROLE: role}},
         # Never below the serving count during a rollout: surge one pod, take none away first.
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": MAX_SURGE}},
         "revisionHistoryLimit": 5,
         "template": {"metadata": {"labels": pod_labels}, "spec": spec},
     }
@@ -197,16 +249,27 @@ def deployment(svc: ModelServiceConfig, tier: GpuTier, role: str, namespace: str
         dep_spec["replicas"] = replicas
     return {
         "metadata": {"name": names(svc)[role], "namespace": namespace, "labels": pod_labels,
-                     # The policy pack checks the drain against this service's own p99.
-                     "annotations": {P99_ANNOTATION: f"{svc.slo.p99_generation_seconds:g}"}},
+                     # The policy pack checks the drain against this service's own p99, and the
+                     # await timeouts against the worst-case readiness and rollout waves.
+                     "annotations": {
+                         P99_ANNOTATION: f"{svc.slo.p99_generation_seconds:g}",
+                         rollout.READY_WITHIN_ANNOTATION: str(ready_within_seconds(_model(svc, role), tier)),
+                         rollout.ROLLOUT_STEPS_ANNOTATION: str(rollout.rollout_steps(rollout_replicas(svc, role),
+                                                                                     MAX_SURGE)),
+                     }},
         "spec": dep_spec,
     }
 
 
 def service(svc: ModelServiceConfig, namespace: str) -> dict[str, Any]:
+    """The ClusterIP Service. Not awaited: pulumi-kubernetes would wait (10 min) until its
+    Endpoints target a Ready pod, which a scale-to-zero service never has at creation and a
+    large model's first replica takes longer to become. The Deployments are the readiness gate
+    (awaited with timeouts from the cold-start model)."""
     return {
         "metadata": {"name": names(svc)["service"], "namespace": namespace,
-                     "labels": {**selector(svc), labels.MANAGED_BY: labels.MANAGED_BY_VALUE}},
+                     "labels": {**selector(svc), labels.MANAGED_BY: labels.MANAGED_BY_VALUE},
+                     "annotations": {SKIP_AWAIT: "true"}},
         "spec": {"type": "ClusterIP", "selector": selector(svc),
                  "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}]},
     }
@@ -237,12 +300,23 @@ def service_monitor(svc: ModelServiceConfig, namespace: str, interval_seconds: i
 # --------------------------------------------------------------------------- pre-pull
 
 
+def pre_pull_labels(svc: ModelServiceConfig) -> dict[str, str]:
+    """The pre-pull pods' labels: not the Service's selector (``app.kubernetes.io/name`` differs),
+    so the Service never sends requests to a cache warmer."""
+    return {labels.APP_NAME: "vllm-pre-pull", labels.APP_INSTANCE: svc.name, ROLE: "pre-pull"}
+
+
 def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str) -> dict[str, Any]:
     """Pulls the vLLM image and warms the model cache on every node of the tier, so a
-    replica that lands there starts from a warm node (no image pull, no download)."""
-    sel = {**selector(svc), ROLE: "pre-pull"}
+    replica that lands there starts from a warm node (no image pull, no download).
+
+    Not awaited (``pulumi.com/skipAwait``): its rollout visits every node of the tier one by one,
+    a count Pulumi cannot know, and nothing waits on it; a replica on a node it has not warmed
+    yet does its own cold start, which the Deployments' timeouts cover."""
+    sel = pre_pull_labels(svc)
     return {
-        "metadata": {"name": names(svc)["pre_pull"], "namespace": namespace, "labels": sel},
+        "metadata": {"name": names(svc)["pre_pull"], "namespace": namespace, "labels": sel,
+                     "annotations": {SKIP_AWAIT: "true"}},
         "spec": {
             "selector": {"matchLabels": sel},
             "template": {"metadata": {"labels": sel}, "spec": {
