@@ -52,7 +52,7 @@ def _progress(enabled: bool):
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.splitlines()[0])
     ap.add_argument("--stack", required=True)
-    ap.add_argument("--service", required=True)
+    ap.add_argument("--service", help="a model service of the stack (without it: the stack's services are listed)")
     ap.add_argument("--trace", required=True, type=Path)
     ap.add_argument("--profile", default="stack", help="profile for requests.csv and the timeline: stack | seed-default")
     ap.add_argument("--out", type=Path)
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_stack(args.stack, REPO)
         services = {s.name: s for s in config.model_services}
         if args.service not in services:
-            raise ValueError(f"--service {args.service!r}: the {args.stack} stack has {', '.join(services) or 'no services'}")
+            given = "pass --service (make simulate: SERVICE=<name>)" if args.service is None else f"--service {args.service!r}"
+            raise ValueError(f"{given}: the {args.stack} stack has {', '.join(services) or 'no services'}")
         trace = load(args.trace, speedup=args.speedup, rate_multiplier=args.rate_multiplier, seed=args.seed)
         outages = _outages(args.prometheus_outage)
     except ConfigError as exc:

@@ -46,6 +46,60 @@ def test_trace_formats(tmp_path):
         load_trace(bad)
 
 
+GENERIC_HEADER = "arrival_seconds,prompt_tokens,output_tokens\n"
+AZURE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("", "empty trace file"),
+    (GENERIC_HEADER, "no requests after the header"),
+    (GENERIC_HEADER + "0,100,10\n1,-5,10\n", ":3: prompt_tokens '-5' must be a finite number >= 0"),
+    (GENERIC_HEADER + "0,100,-1\n", ":2: output_tokens '-1' must be a finite number >= 0"),
+    (GENERIC_HEADER + "-3,100,10\n", ":2: arrival_seconds '-3' must be a finite number >= 0"),
+    (GENERIC_HEADER + "0,100,10\n\nsoon,100,10\n", ":4: arrival_seconds 'soon' is not a number"),
+    (GENERIC_HEADER + "0,1e3,10\n", ":2: prompt_tokens '1e3' is not an integer"),
+    (GENERIC_HEADER + "0,nan,10\n", ":2: prompt_tokens 'nan' is not an integer"),
+    (GENERIC_HEADER + "inf,100,10\n", ":2: arrival_seconds 'inf' must be a finite number >= 0"),
+    (GENERIC_HEADER + "0,100\n", ":2: expected 3 fields (arrival_seconds,prompt_tokens,output_tokens), got 2"),
+    (AZURE_HEADER + "2023-11-16 18:17:03.98,10,x\n", ":2: GeneratedTokens 'x' is not an integer"),
+    (AZURE_HEADER + "yesterday,10,10\n", ":2: TIMESTAMP 'yesterday' is not a time"),
+])
+def test_bad_traces_name_the_file_line_and_field(tmp_path, text, fragment):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        load_trace(path)
+    assert str(err.value).startswith(str(path)) and fragment in str(err.value)
+
+
+@pytest.mark.parametrize("option", [{"speedup": 0}, {"speedup": -1}, {"rate_multiplier": -0.5},
+                                    {"rate_multiplier": math.inf}])
+def test_trace_rejects_non_positive_rates(option):
+    with pytest.raises(ValueError, match="must be a positive number"):
+        load_trace(TRACE, **option)
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--rate-multiplier", "-1"], "rate multiplier must be a positive number, got -1.0"),
+    (["--trace", "EMPTY"], "empty trace file"),
+])
+def test_cli_rejects_a_bad_trace_with_exit_2(tmp_path, args, fragment):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    args = [str(empty) if a == "EMPTY" else a for a in args]
+    trace = [] if "--trace" in args else ["--trace", str(TRACE)]
+    proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--service", "chat-8b", *trace, *args,
+                           "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_without_a_service_lists_the_stacks_services(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--trace", str(TRACE),
+                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "pass --service (make simulate: SERVICE=<name>): the prod stack has chat-8b, reason-70b" in proc.stderr
+
+
 def test_replica_profile_hand_computed():
     svc = load("prod").model_services[0]  # Llama-3.1-8B bf16 on L40S, tp 1
     p = perf_mod.replica_perf(svc, "l40s")
