@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 AZURE = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 GENERIC = ("arrival_seconds", "prompt_tokens", "output_tokens")
 
