@@ -400,3 +400,65 @@ def test_replays_match_the_golden_figures():
     assert golden["prod/chat-8b stack, 6 spot interruptions/h"]["metrics"]["node_hours"]["spot"] > 0
     assert any(g["metrics"]["preemptions"] > 0 for g in golden.values())
     assert golden["dev/chat wake from zero"]["timeline_t_ready_pending_od_spot_queue_p95"][0][1] == 0
+
+
+# ---------------------------------------------------------------------- the timeline figure
+
+
+def test_events_are_recorded_without_changing_the_replay():
+    cfg = load("prod")
+    svc = cfg.model_services[0]
+    experiment = Experiment(cfg, svc, synthetic(_burst_trace(60, 60, 6)), seed=1, spot_interruptions_per_hour=30)
+    result = experiment.run(experiment.profile("stack")).result
+    kinds = {e.kind for e in result.events}
+    assert {"scale", "node-launch", "replica-ready", "spot-notice", "spot-reclaim"} <= kinds
+    assert [e.t for e in result.events] == sorted(e.t for e in result.events)
+    # Every scale decision is a change of the burst Deployment, and the cold starts are real waits.
+    assert all(e.value != 0 for e in result.events if e.kind == "scale")
+    assert all(e.value > 0 for e in result.events if e.kind == "replica-ready")
+    # The load rows add up to the trace: 360 requests of 2,000 prompt and 200 output tokens.
+    rows = result.timeline
+    spans = [rows[0]["t"] + 1] + [b["t"] - a["t"] for a, b in zip(rows, rows[1:], strict=False)]
+    assert sum(r["requests_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(360)
+    assert sum(r["prompt_tokens_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(720_000)
+
+
+def test_timeline_figure_compares_the_profiles_on_shared_axes():
+    from matplotlib.ticker import MaxNLocator
+
+    from simulator.run import TIMELINE_ROWS, timeline_figure
+
+    cfg = load("prod")
+    svc = cfg.model_services[0]
+    experiment = Experiment(cfg, svc, synthetic(_burst_trace(60, 60, 6)), seed=1, spot_interruptions_per_hour=30)
+    runs = {name: experiment.run(experiment.profile(name)) for name in ("stack", "seed-default")}
+    fig = timeline_figure(runs, "prod/chat-8b", svc.slo.attainment_target)
+    fig.canvas.draw()
+    grid = [[ax for ax in fig.axes[r * 2:(r + 1) * 2]] for r in range(len(TIMELINE_ROWS))]
+    assert len(fig.axes) == len(TIMELINE_ROWS) * 2  # a column per profile, no stray axes
+    for c, name in enumerate(runs):
+        title = grid[0][c].get_title()
+        assert title.startswith(name) and "attainment" in title and "GPU-h" in title and "$" in title
+        assert grid[-1][c].get_xlabel() == "minutes from the trace start"
+    labels = [row[0].get_ylabel() for row in grid]
+    assert all(labels) and any("requests / s" in x for x in labels) and any("autoscaler metric" in x for x in labels)
+    for r, (key, _, count) in enumerate(TIMELINE_ROWS):
+        left, right = grid[r]
+        assert left.get_ylim() == right.get_ylim() and left.get_xlim() == right.get_xlim(), key
+        if count:
+            locator = left.yaxis.get_major_locator()
+            assert isinstance(locator, MaxNLocator) and locator._integer, key
+            assert all(float(t).is_integer() for t in left.get_yticks()), key
+        # Every row has a legend, right of the last column, overlapping no axes.
+        legend = right.get_legend()
+        assert legend is not None and legend.get_texts(), key
+        box = legend.get_window_extent()
+        assert all(not box.overlaps(ax.get_window_extent()) for ax in fig.axes), key
+    replicas = grid[[k for k, *_ in TIMELINE_ROWS].index("replicas")][1]
+    legend_texts = [t.get_text() for t in replicas.get_legend().get_texts()]
+    assert {"minReplicas (baseline)", "maxReplicas", "ready"} <= set(legend_texts)
+    events = grid[[k for k, *_ in TIMELINE_ROWS].index("events")][0]
+    assert [t.get_text() for t in events.get_yticklabels()][:2] == ["scale up", "scale down"]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
