@@ -38,15 +38,15 @@ def test_no_two_repo_stacks_share_a_cluster_name():
 
 def test_a_copied_stack_file_warns_about_the_shared_cluster_name(tmp_path):
     staging = (REPO / "stacks" / "Pulumi.staging.yaml").read_text()
-    prog = _program_with_stacks(tmp_path, {"staging": staging, "qa": staging})
-    proc = run_synth("qa", "--program", str(prog), "--out", str(tmp_path / "out"))
+    prog = _program_with_stacks(tmp_path, {"staging": staging, "staging-qa": staging})
+    proc = run_synth("staging-qa", "--program", str(prog), "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr  # a warning, not a failure
-    assert ("synth: warning: Pulumi.qa.yaml and Pulumi.staging.yaml both set gpu-platform:cluster.name "
+    assert ("synth: warning: Pulumi.staging-qa.yaml and Pulumi.staging.yaml both set gpu-platform:cluster.name "
             "'llm-staging'") in proc.stderr
     renamed = staging.replace("name: llm-staging", "name: llm-qa")
     assert renamed != staging
-    prog = _program_with_stacks(tmp_path / "renamed", {"staging": staging, "qa": renamed})
-    assert shared_cluster_names("qa", prog) == [] and shared_cluster_names("staging", prog) == []
+    prog = _program_with_stacks(tmp_path / "renamed", {"staging": staging, "staging-qa": renamed})
+    assert shared_cluster_names("staging-qa", prog) == [] and shared_cluster_names("staging", prog) == []
 
 
 def test_make_schema_keeps_the_file_when_generation_fails(tmp_path):
