@@ -52,14 +52,16 @@ golden: $(VENV)/.installed
 
 TRACE ?= tests/upstream/traces/AzureLLMInferenceTrace_code.csv
 simulate: $(VENV)/.installed
-	$(PY) -m simulator --stack $(STACK) --service $(SERVICE) --trace $(TRACE) --tune
+	$(PY) -m simulator --stack $(STACK) $(if $(SERVICE),--service $(SERVICE)) --trace $(TRACE) --tune
 
 bench: $(VENV)/.installed
 	$(PY) -m simulator.bench
 	$(PY) -m synth.bench --services 200
 
 schema: $(VENV)/.installed
-	$(PY) -m components.schema > stacks/schema.json
+	@# Into a temporary file first: a failed generation leaves stacks/schema.json as it was.
+	$(PY) -m components.schema > stacks/schema.json.tmp || { rm -f stacks/schema.json.tmp; exit 1; }
+	mv stacks/schema.json.tmp stacks/schema.json
 
 clean:
 	rm -rf build $(VENV)

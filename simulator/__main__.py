@@ -8,7 +8,10 @@ KEDA, the HPA, Karpenter, spot interruptions, cost) and writes, to ``--out``
   TTFT p50/p95/p99, queue-wait p99, SLO attainment, GPU-hours, cost, cost / oracle cost
   (and the tuned profile with ``--tune``);
 - ``requests.csv``: one row per request under ``--profile``;
-- ``timeline.png``: replicas, nodes by capacity type, queue depth and TTFT p95 over time.
+- ``timeline.png``: a column per profile (stack, seed default, tuned) on shared axes: the
+  load, the autoscaler's metric, replicas with minReplicas/maxReplicas, nodes by capacity
+  type, events (scale decisions, node launches, cold starts, spot reclaims), queue depth
+  and TTFT p95 over time, with attainment, TTFT p95, GPU-hours and cost on top.
 
 Deterministic for a seed. Exit 2 on a bad stack, service or trace.
 """
@@ -52,9 +55,9 @@ def _progress(enabled: bool):
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.splitlines()[0])
     ap.add_argument("--stack", required=True)
-    ap.add_argument("--service", required=True)
+    ap.add_argument("--service", help="a model service of the stack (without it: the stack's services are listed)")
     ap.add_argument("--trace", required=True, type=Path)
-    ap.add_argument("--profile", default="stack", help="profile for requests.csv and the timeline: stack | seed-default")
+    ap.add_argument("--profile", default="stack", help="profile for requests.csv: stack | seed-default | tuned (with --tune)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tune", action="store_true", help="search for the cheapest profile that meets the SLO target")
@@ -100,6 +103,7 @@ def _summary(args: argparse.Namespace, experiment: Experiment, service, trace) -
         metrics = tuned_run.metrics(oracle_cost)
         summary["profiles"]["tuned"] = {**metrics, "evaluations": evaluations}
         summary["tuned_snippet"] = snippet(tuned, service, metrics)
+        runs["tuned"] = tuned_run
     return summary, runs
 
 
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_stack(args.stack, REPO)
         services = {s.name: s for s in config.model_services}
         if args.service not in services:
-            raise ValueError(f"--service {args.service!r}: the {args.stack} stack has {', '.join(services) or 'no services'}")
+            given = "pass --service (make simulate: SERVICE=<name>)" if args.service is None else f"--service {args.service!r}"
+            raise ValueError(f"{given}: the {args.stack} stack has {', '.join(services) or 'no services'}")
         trace = load(args.trace, speedup=args.speedup, rate_multiplier=args.rate_multiplier, seed=args.seed)
         outages = _outages(args.prometheus_outage)
     except ConfigError as exc:
@@ -130,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = runs.get(args.profile) or runs["stack"]
     dump(out / "summary.json", summary)
     write_requests_csv(out / "requests.csv", chosen, trace)
-    write_timeline_png(out / "timeline.png", chosen, f"{args.stack}/{args.service}: {chosen.profile.name} on {args.trace.name}")
+    write_timeline_png(out / "timeline.png", runs, f"{args.stack}/{args.service} on {args.trace.name} (seed {args.seed})",
+                       service.slo.attainment_target)
     if show:
         print(file=sys.stderr)
     for name, m in summary["profiles"].items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from platform_facts.aws import SPOT_NOTICE_SECONDS
 from simulator.pods import delete_pod, terminate
-from simulator.state import DT, Capacity, Node, Pod, ReplaySetup, ReplayState, Role
+from simulator.state import DT, Capacity, Event, Node, Pod, ReplaySetup, ReplayState, Role
 
 KARPENTER_BATCH_SECONDS = 1.0
 
@@ -88,6 +88,7 @@ def launch_node(setup: ReplaySetup, state: ReplayState, order: list[Capacity], t
             node = Node(state.new_id(), capacity, t, t + setup.cold.node_ready, setup.replicas_per_node)
             schedule_interruption(setup, state, node, t)
             state.nodes.append(node)
+            state.events.append(Event(t, "node-launch", 0.0))
             return node
     return None
 
@@ -111,6 +112,7 @@ def spot_interruptions(setup: ReplaySetup, state: ReplayState, t: float) -> None
             continue
         if not node.noticed and t >= node.interrupt_at - SPOT_NOTICE_SECONDS:
             node.noticed = True
+            state.events.append(Event(t, "spot-notice", 0.0))
             for pod in node.pods:
                 if not pod.terminating:
                     terminate(setup, pod, t)
@@ -119,6 +121,7 @@ def spot_interruptions(setup: ReplaySetup, state: ReplayState, t: float) -> None
             for pod in list(node.pods):
                 delete_pod(state, pod)
             node.gone_at = t
+            state.events.append(Event(t, "spot-reclaim", 0.0))
 
 
 def consolidate(setup: ReplaySetup, state: ReplayState, t: float) -> None:
@@ -130,6 +133,8 @@ def consolidate(setup: ReplaySetup, state: ReplayState, t: float) -> None:
             node.empty_since = node.empty_since if node.empty_since is not None else t
             if t - node.empty_since >= after:
                 node.gone_at = t
+                if not setup.instant:
+                    state.events.append(Event(t, "node-removed", 0.0))
 
 
 def accrue_cost(setup: ReplaySetup, state: ReplayState) -> None:

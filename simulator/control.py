@@ -14,7 +14,7 @@ from typing import Literal
 from simulator import hpa
 from simulator.pods import terminate
 from simulator.result import percentile
-from simulator.state import Pod, PodGauges, ReplaySetup, ReplayState, Role
+from simulator.state import Event, Pod, PodGauges, ReplaySetup, ReplayState, Role
 
 TTFT_WINDOW_SECONDS = 120  # the TTFT trigger's PromQL range
 
@@ -44,14 +44,21 @@ def scrape(setup: ReplaySetup, state: ReplayState, t: float) -> None:
     state.next_scrape = t + setup.scrape_seconds
 
 
+def waiting_metric(setup: ReplaySetup, state: ReplayState, t: float) -> float:
+    """The waiting-requests trigger's metric: requests waiting in vLLM as last scraped, minus
+    what the baseline absorbs (``subtract_baseline``); the HPA compares it with
+    ``target_waiting`` x the burst replicas."""
+    p = setup.profile
+    waiting = sum(g.waiting for g in state.scraped.values()) if t > 0 else 0
+    return max(waiting - (p.baseline * p.target_waiting if p.subtract_baseline else 0), 0)
+
+
 def keda_triggers(setup: ReplaySetup, state: ReplayState, t: float) -> list[Trigger]:
     """The ScaledObject's triggers as the metrics adapter would answer them from the last scrape:
     waiting requests (minus what the baseline absorbs), KV-cache usage, TTFT p95, the wake query
     and the keep-alive on running requests, each only when the profile has it."""
     p, scraped = setup.profile, state.scraped
-    waiting = sum(g.waiting for g in scraped.values()) if t > 0 else 0
-    total_wait = max(waiting - (p.baseline * p.target_waiting if p.subtract_baseline else 0), 0)
-    triggers = [Trigger("AverageValue", total_wait / p.target_waiting)]
+    triggers = [Trigger("AverageValue", waiting_metric(setup, state, t) / p.target_waiting)]
     if p.kv_target is not None and scraped:
         triggers.append(Trigger("Value", max(g.kv_usage for g in scraped.values()) / p.kv_target))
     if p.ttft_target is not None and state.window_ttft:
@@ -74,10 +81,13 @@ def autoscale(setup: ReplaySetup, state: ReplayState, t: float) -> None:
     active = any(tr.active for tr in triggers) or cron_active
     if active:
         state.last_active = t
+    before = state.burst_desired
     if t >= state.next_poll and p.burst_max > 0:
         keda_poll(setup, state, t, active, outage)
     if t >= state.next_hpa and state.burst_desired > 0:
         hpa_sync(setup, state, t, triggers if not outage else fallback_triggers(setup, state), cron_active)
+    if state.burst_desired != before:
+        state.events.append(Event(t, "scale", state.burst_desired - before))
     reconcile_deployments(setup, state, t)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from simulator.state import Pod, ReplaySetup, ReplayState
+from simulator.state import Event, Pod, ReplaySetup, ReplayState
 
 
 def terminate(setup: ReplaySetup, pod: Pod, t: float) -> None:
@@ -42,6 +42,7 @@ def advance_pods(state: ReplayState, t: float) -> None:
             continue
         if not pod.ready and pod.start_at is not None and t >= pod.start_at and not pod.terminating:
             pod.ready = True
+            state.events.append(Event(t, "replica-ready", t - pod.created))
         if pod.terminating and (not pod.busy or t >= pod.drain_deadline or not pod.ready):
             delete_pod(state, pod)
     state.pods = [q for q in state.pods if not q.gone]

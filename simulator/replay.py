@@ -156,6 +156,10 @@ def finished(state: ReplayState, requests: int) -> bool:
 def sample(setup: ReplaySetup, state: ReplayState, t: float, horizon: float) -> None:
     """One timeline row: replicas, nodes by capacity type, queued requests, the last minute's TTFT p95."""
     recent = [e.ttft for e in state.first_tokens if e.at > t - TIMELINE_TTFT_WINDOW_SECONDS]
+    first, state.sampled_arrivals = state.sampled_arrivals, state.next_arrival
+    arrived = setup.requests[first:state.next_arrival]
+    since = state.timeline[-1]["t"] + DT if state.timeline else 0.0
+    interval = t + DT - since  # arrivals are counted up to the end of this tick
     state.timeline.append({
         "t": t,
         "ready": sum(1 for q in state.pods if q.routable),
@@ -164,6 +168,14 @@ def sample(setup: ReplaySetup, state: ReplayState, t: float, horizon: float) -> 
         "nodes_spot": len(state.live_nodes("spot")),
         "queue": len(state.gateway) + sum(len(q.queue) for q in state.pods),
         "ttft_p95": percentile(recent, 0.95) if recent else None,
+        # For the picture: the load since the previous sample, the replicas the controllers
+        # want, and the waiting-requests metric KEDA reads (``control.waiting_metric``).
+        "requests_per_s": len(arrived) / interval,
+        "prompt_tokens_per_s": sum(r.prompt_tokens for r in arrived) / interval,
+        "output_tokens_per_s": sum(r.output_tokens for r in arrived) / interval,
+        "desired": setup.profile.baseline + state.burst_desired,
+        "burst_desired": state.burst_desired,
+        "waiting_metric": None if setup.instant else control.waiting_metric(setup, state, t),
     })
     state.next_sample = t + SAMPLE_SECONDS
     if setup.progress:
@@ -174,4 +186,5 @@ def result_of(setup: ReplaySetup, state: ReplayState) -> Result:
     out = state.outcomes
     gpu_hours = sum(state.node_seconds.values()) * setup.instance.gpus / 3600
     return Result(out.arrival, out.first_token, out.end, out.admitted, out.capacity, state.preemptions,
-                  state.retries, state.cost, gpu_hours, {str(k): v for k, v in state.node_seconds.items()}, state.timeline, setup.slo_seconds)
+                  state.retries, state.cost, gpu_hours, {str(k): v for k, v in state.node_seconds.items()}, state.timeline,
+                  setup.slo_seconds, state.events)

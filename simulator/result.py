@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -20,6 +20,7 @@ class Result:
     node_seconds: dict[str, float]
     timeline: list[dict]
     slo_seconds: float
+    events: list = field(default_factory=list)  # simulator.state.Event, in time order
 
     def ttfts(self) -> list[float]:
         return [f - a for a, f in zip(self.arrival, self.first_token, strict=True) if not math.isnan(f)]

@@ -163,34 +163,132 @@ def write_requests_csv(path: Path, run: Run, trace: Trace) -> None:
                         fmt(r.end[i] - req.arrival), r.capacity[i]])
 
 
-def write_timeline_png(path: Path, run: Run, title: str) -> None:
+# Rows of the timeline figure: (key, y label, count axis). One column per profile, rows share
+# their y scale across columns so the profiles compare at a glance.
+TIMELINE_ROWS: tuple[tuple[str, str, bool], ...] = (
+    ("requests", "load\nrequests / s", False),
+    ("tokens", "load\nk tokens / s", False),
+    ("metric", "autoscaler metric\nwaiting requests", True),
+    ("replicas", "replicas", True),
+    ("nodes", "GPU nodes", True),
+    ("events", "events", False),
+    ("queue", "queued requests", True),
+    ("ttft", "TTFT p95 (s)\nlast 60 s", False),
+)
+# Event rows, top to bottom, as (kind in simulator.state.EVENT_KINDS or scale direction, label, marker, colour).
+EVENT_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("scale-up", "scale up", "^", "tab:green"),
+    ("scale-down", "scale down", "v", "tab:olive"),
+    ("node-launch", "node launch", "P", "tab:blue"),
+    ("replica-ready", "cold start done", "o", "tab:purple"),
+    ("spot-notice", "spot notice", "s", "tab:orange"),
+    ("spot-reclaim", "spot reclaim", "X", "tab:red"),
+    ("node-removed", "node removed", "d", "tab:gray"),
+)
+
+
+def headline(run: Run, target: float) -> str:
+    """The figures an SRE reads first: SLO attainment against its target, TTFT p95, GPU-hours, cost."""
+    m = run.metrics()
+    p95 = m["ttft_p95_s"]
+    return (f"attainment {m['slo_attainment']:.1%} (target {target:.0%}, TTFT <= {m['slo_ttft_s']:g} s)\n"
+            f"TTFT p95 {'-' if p95 is None else f'{p95:,.1f} s'}  |  {m['gpu_hours']:.1f} GPU-h  |  ${m['cost_usd']:,.2f}")
+
+
+def _event_points(run: Run) -> dict[str, list[float]]:
+    """Event times in minutes by event row (a scale decision's row by the sign of its change)."""
+    points: dict[str, list[float]] = {kind: [] for kind, *_ in EVENT_ROWS}
+    for e in run.result.events:
+        kind = ("scale-up" if e.value > 0 else "scale-down") if e.kind == "scale" else e.kind
+        points[kind].append(e.t / 60)
+    return points
+
+
+def _draw_column(axes: dict[str, Any], run: Run) -> None:
+    """One profile's column of the timeline figure."""
+    tl = run.result.timeline
+    minutes = [row["t"] / 60 for row in tl]
+
+    def col(key: str) -> list[float]:
+        return [math.nan if row[key] is None else row[key] for row in tl]
+
+    p = run.profile
+    ax = axes["requests"]
+    ax.plot(minutes, col("requests_per_s"), color="tab:gray", lw=0.8, label="requests / s (15 s mean)")
+    ax = axes["tokens"]
+    ax.plot(minutes, [x / 1000 for x in col("prompt_tokens_per_s")], color="tab:brown", lw=0.8, label="prompt tokens")
+    ax.plot(minutes, [x / 1000 for x in col("output_tokens_per_s")], color="tab:cyan", lw=0.8, label="output tokens")
+    ax = axes["metric"]
+    ax.plot(minutes, col("waiting_metric"), color="tab:red", lw=0.8,
+            label="waiting requests KEDA reads\n(stack: minus baseline x target)")
+    if p is not None:
+        target = [p.target_waiting * max(row["burst_desired"], 1) for row in tl]
+        ax.step(minutes, target, where="post", color="black", ls="--", lw=0.8,
+                label="scale-up line: target per replica\nx burst replicas")
+    ax = axes["replicas"]
+    ax.step(minutes, col("desired"), where="post", color="black", ls="--", lw=0.9, label="desired (KEDA + HPA)")
+    ax.step(minutes, col("ready"), where="post", color="tab:green", label="ready")
+    ax.step(minutes, col("pending"), where="post", color="tab:orange", label="starting (cold start)")
+    if p is not None:
+        ax.axhline(p.baseline, color="tab:blue", ls=":", lw=1, label="minReplicas (baseline)")
+        ax.axhline(p.max_replicas, color="tab:red", ls=":", lw=1, label="maxReplicas")
+    ax = axes["nodes"]
+    ax.step(minutes, col("nodes_on_demand"), where="post", color="tab:blue", label="on-demand")
+    ax.step(minutes, col("nodes_spot"), where="post", color="tab:orange", label="spot")
+    ax = axes["events"]
+    points = _event_points(run)
+    for y, (kind, label, marker, colour) in enumerate(EVENT_ROWS):
+        xs = points[kind]
+        ax.plot(xs, [y] * len(xs), ls="none", marker=marker, color=colour, ms=5, alpha=0.7, label=label)
+    ax = axes["queue"]
+    ax.plot(minutes, col("queue"), color="tab:purple", lw=0.8, label="queued (caller + vLLM)")
+    ax = axes["ttft"]
+    ax.plot(minutes, col("ttft_p95"), color="tab:purple", lw=0.8, label="TTFT p95")
+    ax.axhline(run.result.slo_seconds, color="red", ls="--", lw=1, label="SLO")
+    ax.set_yscale("log")
+
+
+def timeline_figure(runs: dict[str, Run], title: str, target: float):
+    """One column per profile (same rows, shared axes): load, the autoscaler's metric, replicas
+    with minReplicas/maxReplicas, nodes, events, queue and TTFT, the headline figures on top."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    tl = run.result.timeline
-    minutes = [row["t"] / 60 for row in tl]
-    fig, axes = plt.subplots(4, 1, figsize=(10, 9), sharex=True)
-    axes[0].step(minutes, [row["ready"] for row in tl], where="post", label="ready")
-    axes[0].step(minutes, [row["pending"] for row in tl], where="post", label="pending")
-    axes[0].set_ylabel("replicas")
-    axes[1].step(minutes, [row["nodes_on_demand"] for row in tl], where="post", label="on-demand")
-    axes[1].step(minutes, [row["nodes_spot"] for row in tl], where="post", label="spot")
-    axes[1].set_ylabel("nodes")
-    axes[2].plot(minutes, [row["queue"] for row in tl], label="queued requests")
-    axes[2].set_ylabel("queue")
-    axes[3].plot(minutes, [row["ttft_p95"] if row["ttft_p95"] is not None else float("nan") for row in tl],
-                 label="TTFT p95 (60 s)")
-    axes[3].axhline(run.result.slo_seconds, color="red", linestyle="--", label="SLO")
-    axes[3].set_ylabel("seconds")
-    axes[3].set_xlabel("minutes")
-    for ax in axes:
-        ax.legend(loc="upper right", fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    names = list(runs)
+    fig, grid = plt.subplots(len(TIMELINE_ROWS), len(names), figsize=(5.5 * len(names) + 2.5, 17),
+                             sharex=True, sharey="row", squeeze=False, layout="constrained")
+    for c, name in enumerate(names):
+        axes = {key: grid[r][c] for r, (key, _, _) in enumerate(TIMELINE_ROWS)}
+        _draw_column(axes, runs[name])
+        grid[0][c].set_title(f"{name}\n{headline(runs[name], target)}", fontsize=10)
+        grid[-1][c].set_xlabel("minutes from the trace start")
+    for r, (key, label, count) in enumerate(TIMELINE_ROWS):
+        grid[r][0].set_ylabel(label)
+        for ax in grid[r]:
+            ax.grid(alpha=0.3)
+            if count:
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.set_ylim(bottom=0)
+        if key == "events":  # one category per row, top to bottom
+            grid[r][0].set_yticks(range(len(EVENT_ROWS)), [label for _, label, *_ in EVENT_ROWS])
+            grid[r][0].set_ylim(len(EVENT_ROWS) - 0.5, -0.5)
+        if key == "ttft":  # log scale for minutes-long misses, plain numbers on the ticks
+            grid[r][0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        # Legends right of the last column, outside the data.
+        grid[r][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def write_timeline_png(path: Path, runs: dict[str, Run], title: str, target: float) -> None:
+    """The timeline figure (``timeline_figure``) as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = timeline_figure(runs, title, target)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 

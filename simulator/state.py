@@ -124,6 +124,18 @@ class PodGauges(NamedTuple):
     kv_usage: float
 
 
+class Event(NamedTuple):
+    """Something an operator would see in the cluster's events, for the timeline picture only
+    (no step reads it back): ``kind`` is one of ``EVENT_KINDS``."""
+
+    t: float
+    kind: str
+    value: float  # scale: the change in burst replicas (+ up, - down); replica-ready: its cold start in seconds; else 0
+
+
+EVENT_KINDS = ("scale", "node-launch", "replica-ready", "spot-notice", "spot-reclaim", "node-removed")
+
+
 class FirstToken(NamedTuple):
     at: float
     ttft: float
@@ -163,6 +175,8 @@ class ReplayState:
     cost: float = 0.0
     first_tokens: deque[FirstToken] = field(default_factory=deque)
     timeline: list[dict] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    sampled_arrivals: int = 0  # requests arrived by the previous timeline sample
     # Prometheus, as of the last scrape
     scraped: dict[int, PodGauges] = field(default_factory=dict)
     window_ttft: list[float] = field(default_factory=list)

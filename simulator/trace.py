@@ -11,10 +11,14 @@
 from __future__ import annotations
 
 import csv
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+AZURE = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+GENERIC = ("arrival_seconds", "prompt_tokens", "output_tokens")
 
 
 @dataclass(frozen=True)
@@ -42,24 +46,58 @@ def _parse_azure_time(value: str) -> datetime:
     return stamp.replace(microsecond=int((frac + "000000")[:6])) if frac else stamp
 
 
+def _number(path: Path, line: int, field: str, value: str, kind: type) -> float:
+    """One numeric field, non-negative, or a ValueError naming the file, line and field."""
+    try:
+        number = kind(value.strip())
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{path}:{line}: {field} {value.strip()!r} is not {what}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{path}:{line}: {field} {value.strip()!r} must be a finite number >= 0")
+    return number
+
+
+def _tokens(path: Path, line: int, fields: tuple[str, str, str], row: list[str]) -> tuple[int, int]:
+    """The prompt and output token counts of one row."""
+    if len(row) < 3:
+        raise ValueError(f"{path}:{line}: expected 3 fields ({','.join(fields)}), got {len(row)}")
+    return int(_number(path, line, fields[1], row[1], int)), int(_number(path, line, fields[2], row[2], int))
+
+
+def _azure_time(path: Path, line: int, value: str) -> datetime:
+    try:
+        return _parse_azure_time(value)
+    except ValueError:
+        raise ValueError(f"{path}:{line}: TIMESTAMP {value.strip()!r} is not a time like "
+                         "2023-11-16 18:17:03.9800000") from None
+
+
 def load(path: Path, *, speedup: float = 1.0, rate_multiplier: float = 1.0, seed: int = 0) -> Trace:
-    if speedup <= 0 or rate_multiplier <= 0:
-        raise ValueError("speedup and rate multiplier must be positive")
+    """Read a trace; a ValueError names the file, line and field of the first bad value."""
+    if not (speedup > 0 and math.isfinite(speedup)):
+        raise ValueError(f"speedup must be a positive number, got {speedup}")
+    if not (rate_multiplier > 0 and math.isfinite(rate_multiplier)):
+        raise ValueError(f"rate multiplier must be a positive number, got {rate_multiplier}")
     with path.open(newline="") as f:
         reader = csv.reader(f)
-        header = [h.strip() for h in next(reader)]
-        rows = [r for r in reader if r]
-    raw: list[tuple[float, int, int]] = []
-    if header[:3] == ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]:
-        stamps = [_parse_azure_time(r[0]) for r in rows]
-        start = min(stamps)
-        raw = [((s - start).total_seconds(), int(r[1]), int(r[2])) for s, r in zip(stamps, rows, strict=True)]
-    elif header[:3] == ["arrival_seconds", "prompt_tokens", "output_tokens"]:
-        start = datetime(2024, 1, 1, 9, 0, tzinfo=timezone.utc)  # a Monday morning
-        raw = [(float(r[0]), int(r[1]), int(r[2])) for r in rows]
-    else:
+        header = [h.strip() for h in next(reader, [])]
+        # Line numbers as an editor shows them (the header is line 1); blank lines are skipped.
+        rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
+    if not header:
+        raise ValueError(f"{path}: empty trace file; expected a header and at least one request")
+    if header[:3] not in (list(AZURE), list(GENERIC)):
         raise ValueError(f"{path}: unknown trace header {header[:3]}; expected Azure "
                          "(TIMESTAMP,ContextTokens,GeneratedTokens) or generic (arrival_seconds,prompt_tokens,output_tokens)")
+    if not rows:
+        raise ValueError(f"{path}: no requests after the header")
+    if header[:3] == list(AZURE):
+        stamped = [(_azure_time(path, n, r[0]), _tokens(path, n, AZURE, r)) for n, r in rows]
+        start = min(stamp for stamp, _ in stamped)
+        raw = [((stamp - start).total_seconds(), *tokens) for stamp, tokens in stamped]
+    else:
+        start = datetime(2024, 1, 1, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+        raw = [(_number(path, n, GENERIC[0], r[0], float), *_tokens(path, n, GENERIC, r)) for n, r in rows]
     rng = random.Random(seed)
     out: list[tuple[float, int, int]] = []
     for arrival, prompt, output in sorted(raw):

@@ -15,7 +15,7 @@ from typing import Any
 
 from components.config import NAMESPACE, ConfigError
 from components.render import capacity
-from components.stack import load_stack, read_stack_file, stack_file_path
+from components.stack import load_stack, project_of, read_stack_file, stack_file_path
 from policies.offline import Resource, evaluate, mandatory, policy_config
 from policies.rules import POLICIES, RULES
 from synth.engine import Recorded, RunResult, run_program
@@ -99,10 +99,37 @@ def default_out(stack: str, program: Path, project: str) -> Path:
     return REPO / "build" / (stack if program == REPO else f"{project}-{stack}")
 
 
+def _cluster_name(path: Path, project: str) -> str | None:
+    try:
+        cluster = read_stack_file(path, project).config.get(f"{NAMESPACE}:cluster")
+    except ConfigError:
+        return None  # that stack's own synth reports it
+    name = cluster.get("name") if isinstance(cluster, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def shared_cluster_names(stack: str, program: Path) -> list[str]:
+    """Warnings for the other stack files in the program's config dir that name the same EKS
+    cluster as ``stack``: a stack file copied without renaming its cluster would deploy into
+    (or collide with) the original's cluster, IAM roles and interruption queue."""
+    project, config_dir = project_of(program)
+    path = config_dir / f"Pulumi.{stack}.yaml"
+    name = _cluster_name(path, project)
+    if name is None:
+        return []
+    others = sorted(p for p in config_dir.glob("Pulumi.*.yaml") if p != path and _cluster_name(p, project) == name)
+    return [f"warning: {path.name} and {p.name} both set {NAMESPACE}:cluster.name {name!r}; "
+            "give each stack its own cluster name (and check gpu-platform:environment)" for p in others]
+
+
 def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> SynthResult:
     """Run ``program`` for ``stack`` on the recording engine and write the contract to ``out``
-    (default :func:`default_out`), replacing it only if synth wrote it (``synth/output.py``)."""
+    (default :func:`default_out`), replacing it only if synth wrote it (``synth/output.py``).
+    Stack files sharing ``stack``'s cluster name are warned about on stderr (the exit status
+    is unaffected)."""
     sf = load_stack_file(stack, program)
+    for warning in shared_cluster_names(stack, program):
+        print(f"synth: {warning}", file=sys.stderr)
     out = Path(os.path.abspath(out or default_out(stack, program, sf.project)))
     try:
         check_target(out)

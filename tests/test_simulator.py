@@ -46,6 +46,60 @@ def test_trace_formats(tmp_path):
         load_trace(bad)
 
 
+GENERIC_HEADER = "arrival_seconds,prompt_tokens,output_tokens\n"
+AZURE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("", "empty trace file"),
+    (GENERIC_HEADER, "no requests after the header"),
+    (GENERIC_HEADER + "0,100,10\n1,-5,10\n", ":3: prompt_tokens '-5' must be a finite number >= 0"),
+    (GENERIC_HEADER + "0,100,-1\n", ":2: output_tokens '-1' must be a finite number >= 0"),
+    (GENERIC_HEADER + "-3,100,10\n", ":2: arrival_seconds '-3' must be a finite number >= 0"),
+    (GENERIC_HEADER + "0,100,10\n\nsoon,100,10\n", ":4: arrival_seconds 'soon' is not a number"),
+    (GENERIC_HEADER + "0,1e3,10\n", ":2: prompt_tokens '1e3' is not an integer"),
+    (GENERIC_HEADER + "0,nan,10\n", ":2: prompt_tokens 'nan' is not an integer"),
+    (GENERIC_HEADER + "inf,100,10\n", ":2: arrival_seconds 'inf' must be a finite number >= 0"),
+    (GENERIC_HEADER + "0,100\n", ":2: expected 3 fields (arrival_seconds,prompt_tokens,output_tokens), got 2"),
+    (AZURE_HEADER + "2023-11-16 18:17:03.98,10,x\n", ":2: GeneratedTokens 'x' is not an integer"),
+    (AZURE_HEADER + "yesterday,10,10\n", ":2: TIMESTAMP 'yesterday' is not a time"),
+])
+def test_bad_traces_name_the_file_line_and_field(tmp_path, text, fragment):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        load_trace(path)
+    assert str(err.value).startswith(str(path)) and fragment in str(err.value)
+
+
+@pytest.mark.parametrize("option", [{"speedup": 0}, {"speedup": -1}, {"rate_multiplier": -0.5},
+                                    {"rate_multiplier": math.inf}])
+def test_trace_rejects_non_positive_rates(option):
+    with pytest.raises(ValueError, match="must be a positive number"):
+        load_trace(TRACE, **option)
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--rate-multiplier", "-1"], "rate multiplier must be a positive number, got -1.0"),
+    (["--trace", "EMPTY"], "empty trace file"),
+])
+def test_cli_rejects_a_bad_trace_with_exit_2(tmp_path, args, fragment):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    args = [str(empty) if a == "EMPTY" else a for a in args]
+    trace = [] if "--trace" in args else ["--trace", str(TRACE)]
+    proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--service", "chat-8b", *trace, *args,
+                           "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_without_a_service_lists_the_stacks_services(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--trace", str(TRACE),
+                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "pass --service (make simulate: SERVICE=<name>): the prod stack has chat-8b, reason-70b" in proc.stderr
+
+
 def test_replica_profile_hand_computed():
     svc = load("prod").model_services[0]  # Llama-3.1-8B bf16 on L40S, tp 1
     p = perf_mod.replica_perf(svc, "l40s")
@@ -350,3 +404,65 @@ def test_replays_match_the_golden_figures():
     assert golden["prod/chat-8b stack, 6 spot interruptions/h"]["metrics"]["node_hours"]["spot"] > 0
     assert any(g["metrics"]["preemptions"] > 0 for g in golden.values())
     assert golden["dev/chat wake from zero"]["timeline_t_ready_pending_od_spot_queue_p95"][0][1] == 0
+
+
+# ---------------------------------------------------------------------- the timeline figure
+
+
+def test_events_are_recorded_without_changing_the_replay():
+    cfg = load("prod")
+    svc = cfg.model_services[0]
+    experiment = Experiment(cfg, svc, synthetic(_burst_trace(60, 60, 6)), seed=1, spot_interruptions_per_hour=30)
+    result = experiment.run(experiment.profile("stack")).result
+    kinds = {e.kind for e in result.events}
+    assert {"scale", "node-launch", "replica-ready", "spot-notice", "spot-reclaim"} <= kinds
+    assert [e.t for e in result.events] == sorted(e.t for e in result.events)
+    # Every scale decision is a change of the burst Deployment, and the cold starts are real waits.
+    assert all(e.value != 0 for e in result.events if e.kind == "scale")
+    assert all(e.value > 0 for e in result.events if e.kind == "replica-ready")
+    # The load rows add up to the trace: 360 requests of 2,000 prompt and 200 output tokens.
+    rows = result.timeline
+    spans = [rows[0]["t"] + 1] + [b["t"] - a["t"] for a, b in zip(rows, rows[1:], strict=False)]
+    assert sum(r["requests_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(360)
+    assert sum(r["prompt_tokens_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(720_000)
+
+
+def test_timeline_figure_compares_the_profiles_on_shared_axes():
+    from matplotlib.ticker import MaxNLocator
+
+    from simulator.run import TIMELINE_ROWS, timeline_figure
+
+    cfg = load("prod")
+    svc = cfg.model_services[0]
+    experiment = Experiment(cfg, svc, synthetic(_burst_trace(60, 60, 6)), seed=1, spot_interruptions_per_hour=30)
+    runs = {name: experiment.run(experiment.profile(name)) for name in ("stack", "seed-default")}
+    fig = timeline_figure(runs, "prod/chat-8b", svc.slo.attainment_target)
+    fig.canvas.draw()
+    grid = [[ax for ax in fig.axes[r * 2:(r + 1) * 2]] for r in range(len(TIMELINE_ROWS))]
+    assert len(fig.axes) == len(TIMELINE_ROWS) * 2  # a column per profile, no stray axes
+    for c, name in enumerate(runs):
+        title = grid[0][c].get_title()
+        assert title.startswith(name) and "attainment" in title and "GPU-h" in title and "$" in title
+        assert grid[-1][c].get_xlabel() == "minutes from the trace start"
+    labels = [row[0].get_ylabel() for row in grid]
+    assert all(labels) and any("requests / s" in x for x in labels) and any("autoscaler metric" in x for x in labels)
+    for r, (key, _, count) in enumerate(TIMELINE_ROWS):
+        left, right = grid[r]
+        assert left.get_ylim() == right.get_ylim() and left.get_xlim() == right.get_xlim(), key
+        if count:
+            locator = left.yaxis.get_major_locator()
+            assert isinstance(locator, MaxNLocator) and locator._integer, key
+            assert all(float(t).is_integer() for t in left.get_yticks()), key
+        # Every row has a legend, right of the last column, overlapping no axes.
+        legend = right.get_legend()
+        assert legend is not None and legend.get_texts(), key
+        box = legend.get_window_extent()
+        assert all(not box.overlaps(ax.get_window_extent()) for ax in fig.axes), key
+    replicas = grid[[k for k, *_ in TIMELINE_ROWS].index("replicas")][1]
+    legend_texts = [t.get_text() for t in replicas.get_legend().get_texts()]
+    assert {"minReplicas (baseline)", "maxReplicas", "ready"} <= set(legend_texts)
+    events = grid[[k for k, *_ in TIMELINE_ROWS].index("events")][0]
+    assert [t.get_text() for t in events.get_yticklabels()][:2] == ["scale up", "scale down"]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
