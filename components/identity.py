@@ -17,9 +17,10 @@ def model_cache_reader(name: str, model: ModelSpec, *, cluster_name: pulumi.Inpu
                        service_account: str, opts: pulumi.ResourceOptions) -> aws.iam.Role | None:
     """A role that may only read the model's S3 prefix, bound to a service account.
     None for sources that are not on S3 (nothing to grant)."""
-    policy = cache.reader_policy(model)
-    if policy is None:
+    if cache.s3_location(model) is None:
         return None
+    # The KMS grant is scoped to S3 in this region (kms:ViaService); ARNs to this partition.
+    policy = cache.reader_policy(model, region=aws.get_region().region, partition=aws.get_partition().partition)
     role = aws.iam.Role(child(name, "cache-reader"), assume_role_policy=json.dumps(pod_identity_trust()),
                         description=f"{namespace}/{service_account}: read {model.source}", opts=opts)
     aws.iam.RolePolicy(child(name, "cache-reader"), role=role.id, policy=json.dumps(policy), opts=opts)
