@@ -277,7 +277,7 @@ def test_hf_revision_reaches_the_script_and_its_own_directory():
 
 def test_reader_policy_with_a_named_kms_key():
     key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    model = ModelSpec(id="m", source="s3://b/org/m/v1", parameters_billion=8, kms_key_arn=key)
+    model = ModelSpec(id="m", source="s3://models/org/m/v1", parameters_billion=8, kms_key_arn=key)
     policy = cache.reader_policy(model, region="us-east-1")
     assert policy is not None
     (decrypt,) = [s for s in policy["Statement"] if s["Sid"] == "DecryptModel"]

@@ -142,10 +142,11 @@ manifest() {
 }
 version() {
   all=$(listing)
-  if printf '%s\n' "$all" | grep -q '\.safetensors	'; then weights='@WEIGHTS@'; else weights='@WEIGHTS_FALLBACK@'; fi
+  case "$all" in *".safetensors	"*) weights='@WEIGHTS@' ;; *) weights='@WEIGHTS_FALLBACK@' ;; esac
   listed=$(manifest "$all")
   if [ -z "$listed" ]; then echo "no model files under $MODEL_SOURCE" >&2; exit 1; fi
   version="s3-$(printf '%s\n' "$listed" | sha256sum | cut -c1-16)"
+  if [ ${#version} -ne 19 ]; then echo "cannot hash the listing (sha256sum?)" >&2; exit 1; fi
   files=$(printf '%s\n' "$listed" | while IFS='	' read -r rel etag size; do echo "$size $rel"; done)
 }
 fetch() {
