@@ -21,9 +21,10 @@ def model_cache_reader(name: str, model: ModelSpec, *, cluster_name: pulumi.Inpu
     Pods of the service account must depend on the association: EKS injects the credentials
     when a pod is admitted, never afterwards, so a pod created first runs without them (its
     model download crash-loops until the pod is recreated)."""
-    policy = cache.reader_policy(model)
-    if policy is None:
+    if cache.s3_location(model) is None:
         return None
+    # The KMS grant is scoped to S3 in this region (kms:ViaService); ARNs to this partition.
+    policy = cache.reader_policy(model, region=aws.get_region().region, partition=aws.get_partition().partition)
     role = aws.iam.Role(child(name, "cache-reader"), assume_role_policy=json.dumps(pod_identity_trust()),
                         description=f"{namespace}/{service_account}: read {model.source}", opts=opts)
     role_policy = aws.iam.RolePolicy(child(name, "cache-reader"), role=role.id, policy=json.dumps(policy), opts=opts)

@@ -238,6 +238,13 @@ BAD: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
      ["modelServices[0].tier: no l4 instance type fits one replica (1 GPU, 4 vCPU, 22 GiB"]),
     ("s3-source-without-prefix", "dev", _set("modelServices.0.model.source", "s3://bucket-only"),
      ["modelServices[0].model.source:", "'s3://bucket-only'"]),
+    ("revision-on-s3", "dev", _set("modelServices.0.model.revision", "v2"),
+     ["modelServices[0].model.revision: applies to hf:// sources; for s3:// put the version in the prefix"]),
+    ("kms-key-on-hf", "dev", lambda v: v["modelServices"][0]["model"].update(
+        source="hf://org/m", kmsKeyArn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+     ["modelServices[0].model.kmsKeyArn: applies to s3:// sources only"]),
+    ("kms-key-not-an-arn", "dev", _set("modelServices.0.model.kmsKeyArn", "alias/models"),
+     ["modelServices[0].model.kmsKeyArn:", "'alias/models'"]),
     ("batch-activation-never-reached", "staging", _set("batchWorkers.0.activationListLength", 40),
      ["batchWorkers[0].activationListLength: 40 would never let a job start"]),
     ("batch-min-above-zero", "staging", _set("batchWorkers.0.minReplicas", 1),

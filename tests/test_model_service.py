@@ -216,6 +216,12 @@ def test_cache_reader_may_only_read_the_model_prefix(results):
                                   "Resource": "arn:aws:s3:::llm-prod-models/meta-llama/Llama-3.1-8B-Instruct/*"}
     assert stmts["ListModel"]["Resource"] == "arn:aws:s3:::llm-prod-models"
     assert stmts["ListModel"]["Condition"]["StringLike"]["s3:prefix"][0] == "meta-llama/Llama-3.1-8B-Instruct"
+    # SSE-KMS: decrypt only when S3 asks on the role's behalf, for this bucket's objects.
+    assert stmts["DecryptModel"] == {
+        "Sid": "DecryptModel", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+        "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"},
+                      "StringLike": {"kms:EncryptionContext:aws:s3:arn": [
+                          "arn:aws:s3:::llm-prod-models/meta-llama/Llama-3.1-8B-Instruct/*", "arn:aws:s3:::llm-prod-models"]}}}
     assocs = [r.inputs for r in by_type(results["prod"], "aws:eks/podIdentityAssociation:PodIdentityAssociation")]
     assert {"namespace": "inference", "serviceAccount": "chat-8b"}.items() <= next(
         a for a in assocs if a["serviceAccount"] == "chat-8b").items()
@@ -233,7 +239,12 @@ def test_model_cache_init_container(results):
     assert init["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     assert init["command"][:2] == ["/bin/sh", "-c"]
     script = init["command"][2]
-    assert 'aws s3 sync "$MODEL_SOURCE" "$tmp"' in script and 'mv "$tmp" "$dest"' in script
+    # S3 listing as the version, a node-wide lock, only the files vLLM loads, a checked commit
+    # (the script itself runs in tests/test_cache_script.py).
+    assert "aws s3api list-objects-v2 --bucket \"$bucket\" --prefix \"$prefix\"" in script
+    assert 'until mkdir "$lock" 2>/dev/null; do' in script
+    assert '--exclude "*" --include "$weights" --include "*.json"' in script
+    assert 'mv "$part" "$dest"' in script
     assert dep["volumes"][0] == {"name": "model-cache", "hostPath": {"path": "/mnt/k8s-disks/0/models", "type": "DirectoryOrCreate"}}
     # The init container writes the cache, vLLM only reads it, from where it was written.
     assert init["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models"}]

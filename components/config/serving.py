@@ -113,6 +113,25 @@ class ModelSpec(ConfigModel):
     dtype: Literal[tuple(catalog.DTYPE_BYTES)] = Field(  # type: ignore[valid-type]
         default="bfloat16", description="Weight data type; sets bytes per parameter."
     )
+    revision: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
+        description="hf:// only: branch, tag or commit to fetch (default main); pin a commit for repeatable "
+                    "deploys. Each revision gets its own cache directory. For s3:// put the version in the "
+                    "prefix (s3://bucket/org/model/<revision>/).",
+    )
+    kms_key_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+        description="s3:// only: the KMS key of an SSE-KMS bucket; the cache reader may decrypt with it "
+                    "through S3. Without it, any key, but only through S3 and only for the model's objects.",
+    )
+
+    @model_validator(mode="after")
+    def _source_options(self) -> ModelSpec:
+        if self.revision is not None and not self.source.startswith("hf://"):
+            raise rule_error(("revision",), "applies to hf:// sources; for s3:// put the version in the prefix")
+        if self.kms_key_arn is not None and not self.source.startswith("s3://"):
+            raise rule_error(("kmsKeyArn",), "applies to s3:// sources only")
+        return self
 
     @field_validator("source")
     @classmethod
