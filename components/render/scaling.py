@@ -86,8 +86,8 @@ def burst_max(svc: ModelServiceConfig) -> int:
     return svc.scaling.max_replicas - svc.scaling.min_replicas
 
 
-def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> dict[str, Any]:
-    sc, q, n = svc.scaling, queries(svc, namespace), names(svc)
+def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> list[dict[str, Any]]:
+    sc, q = svc.scaling, queries(svc, namespace)
 
     def trigger(name: str, query: str, threshold: float, activation: float, metric_type: str) -> dict[str, Any]:
         return {"type": "prometheus", "name": name, "metricType": metric_type, "metadata": {
@@ -136,6 +136,12 @@ def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) 
         # cuts a serving burst of N at once; the HPA's scale-down policy takes it N -> 1 and the
         # cooldown only 1 -> 0. Its proposal is at most 1, the HPA's minimum: it cannot feed itself.
         triggers.append(trigger("burst-above-one", q["burst_above_one"], 1, 0, "AverageValue"))
+    return triggers
+
+
+def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> dict[str, Any]:
+    sc, n = svc.scaling, names(svc)
+    triggers = _triggers(svc, namespace, prometheus_url)
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": n["burst"]},
         "pollingInterval": sc.polling_interval_seconds,
