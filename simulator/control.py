@@ -3,7 +3,8 @@
 The baseline Deployment is fixed; KEDA activates the burst Deployment (0 <-> 1) and its HPA
 (``simulator.hpa``, every 15 s) scales it from 1 to the burst range. Triggers are External
 metrics divided by their target: an ``AverageValue`` trigger's total is spread over the
-replicas, a ``Value`` trigger's ratio multiplies the Ready pods.
+replicas, a ``Value`` trigger's ratio multiplies the Ready pods (only the legacy triggers,
+``Profile.legacy_triggers``, still use ``Value``).
 """
 
 from __future__ import annotations
@@ -35,12 +36,11 @@ class Trigger:
 def scrape(setup: ReplaySetup, state: ReplayState, t: float) -> None:
     """Prometheus reads each Ready pod's gauges; the TTFT window keeps its last two minutes."""
     kv_tokens = setup.perf.kv_tokens
-    state.scraped = {q.id: PodGauges(len(q.queue), len(q.running), q.kv_used / kv_tokens)
+    state.scraped = {q.id: PodGauges(len(q.queue), len(q.running), q.kv_used / kv_tokens, q.role)
                      for q in state.pods if q.ready}
     while state.first_tokens and state.first_tokens[0].at < t - TTFT_WINDOW_SECONDS:
         state.first_tokens.popleft()
     state.window_ttft = [e.ttft for e in state.first_tokens if e.at <= t]
-    state.burst_ids = {q.id for q in state.pods if q.role == "burst"}
     state.next_scrape = t + setup.scrape_seconds
 
 
@@ -54,9 +54,43 @@ def waiting_metric(setup: ReplaySetup, state: ReplayState, t: float) -> float:
 
 
 def keda_triggers(setup: ReplaySetup, state: ReplayState, t: float) -> list[Trigger]:
-    """The ScaledObject's triggers as the metrics adapter would answer them from the last scrape:
-    waiting requests (minus what the baseline absorbs), KV-cache usage, TTFT p95, the wake query
-    and the keep-alive on running requests, each only when the profile has it."""
+    """The ScaledObject's triggers as the metrics adapter would answer them from the last scrape
+    (``render/scaling.py``), each only when the profile has it: waiting requests, KV cache in
+    use and running requests, each beyond what the fixed pods that report carry (AverageValue
+    demands), TTFT p95 over the SLO (activation-only: 0 or 1), and the wake query."""
+    p = setup.profile
+    if p.legacy_triggers:
+        return legacy_keda_triggers(setup, state, t)
+    scraped = state.scraped.values()
+    # count(series{role!="burst"}): the baseline pods Prometheus scrapes now, not minReplicas.
+    fixed = sum(1 for g in scraped if g.role != "burst") if p.subtract_baseline else 0
+
+    def beyond_fixed(total: float, per_pod: float) -> Trigger:
+        return Trigger("AverageValue", max(total - per_pod * fixed, 0.0) / per_pod)
+
+    waiting = sum(g.waiting for g in scraped) if t > 0 else 0
+    triggers = [beyond_fixed(waiting, p.target_waiting)]
+    if p.kv_target is not None:
+        triggers.append(beyond_fixed(sum(g.kv_usage for g in scraped), p.kv_target))
+    if p.ttft_target is not None:
+        slow = bool(state.window_ttft) and percentile(state.window_ttft, 0.95) > p.ttft_target
+        triggers.append(Trigger("AverageValue", 1.0 if slow else 0.0))
+    if p.wake:
+        # The wakeQuery: requests waiting before vLLM, the only signal at zero replicas.
+        triggers.append(Trigger("AverageValue", len(state.gateway) / p.target_waiting))
+    if p.keep_alive_per_replica is not None:
+        triggers.append(beyond_fixed(sum(g.running for g in scraped), p.keep_alive_per_replica))
+    if p.burst_above_one:
+        # Activation-only on the burst's own replicas: KEDA's cooldown takes it 1 -> 0, the HPA N -> 1.
+        triggers.append(Trigger("AverageValue", 1.0 if state.burst_desired > 1 else 0.0))
+    return triggers
+
+
+def legacy_keda_triggers(setup: ReplaySetup, state: ReplayState, t: float) -> list[Trigger]:
+    """The triggers before issue 14, kept to replay their failure: waiting minus a static
+    minReplicas x target; Value on the fullest KV cache and on TTFT p95 over every pod (signals
+    more burst pods do not lower, so each HPA sync multiplies the burst); keep-alive on the
+    burst pods' own running requests with activation 0 (active while they serve anything)."""
     p, scraped = setup.profile, state.scraped
     triggers = [Trigger("AverageValue", waiting_metric(setup, state, t) / p.target_waiting)]
     if p.kv_target is not None and scraped:
@@ -64,10 +98,9 @@ def keda_triggers(setup: ReplaySetup, state: ReplayState, t: float) -> list[Trig
     if p.ttft_target is not None and state.window_ttft:
         triggers.append(Trigger("Value", percentile(state.window_ttft, 0.95) / p.ttft_target))
     if p.wake:
-        # The wakeQuery: requests waiting before vLLM, the only signal at zero replicas.
         triggers.append(Trigger("AverageValue", len(state.gateway) / p.target_waiting))
     if p.keep_alive_per_replica is not None:
-        running_burst = sum(g.running for k, g in scraped.items() if k in state.burst_ids)
+        running_burst = sum(g.running for g in scraped.values() if g.role == "burst")
         triggers.append(Trigger("AverageValue", running_burst / p.keep_alive_per_replica))
     return triggers
 

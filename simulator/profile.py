@@ -37,6 +37,12 @@ class Profile:
     wake: bool = False  # a wakeQuery on demand seen before vLLM (requests waiting at the caller)
     fallback_replicas: int | None = None  # KEDA fallback when the metrics cannot be read
     fallback_failure_threshold: int = 3
+    # The triggers as rendered before issue 14: Value on max KV usage and on TTFT p95, the
+    # baseline subtracted as minReplicas x target, keep-alive on the burst pods' own requests.
+    legacy_triggers: bool = False
+    # The activation-only trigger on the burst's own size (> 1), rendered when the burst range
+    # exceeds 1: KEDA's cooldown then takes the burst 1 -> 0 only, the HPA N -> 1.
+    burst_above_one: bool = False
 
     @property
     def burst_max(self) -> int:
@@ -80,6 +86,7 @@ def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name
         wake=sc.wake_query is not None,
         # As the ScaledObject renders it (render/scaling.py): half the burst range, after 3 failures.
         fallback_replicas=max(1, (sc.max_replicas - sc.min_replicas) // 2),
+        burst_above_one=sc.max_replicas - sc.min_replicas > 1,
     )
 
 

@@ -117,11 +117,12 @@ class Pod:
 
 
 class PodGauges(NamedTuple):
-    """What Prometheus holds for one Ready pod after a scrape."""
+    """What Prometheus holds for one Ready pod after a scrape (the role is a target label)."""
 
     waiting: int
     running: int
     kv_usage: float
+    role: Role
 
 
 class Event(NamedTuple):
@@ -180,7 +181,6 @@ class ReplayState:
     # Prometheus, as of the last scrape
     scraped: dict[int, PodGauges] = field(default_factory=dict)
     window_ttft: list[float] = field(default_factory=list)
-    burst_ids: set[int] = field(default_factory=set)
     # KEDA and the HPA
     hpa: hpa.HpaState = field(default_factory=hpa.HpaState)
     last_active: float = -math.inf

@@ -146,7 +146,11 @@ def test_scaled_object_shape(results):
     assert so["metadata"]["annotations"] == {"platform.gpu/baseline-deployment": "chat-8b-baseline"}
     triggers = {t["name"]: t for t in spec["triggers"]}
     assert triggers["waiting"]["metricType"] == "AverageValue"
-    assert triggers["kv-cache"]["metricType"] == "Value" and triggers["ttft-p95"]["metricType"] == "Value"
+    # No Value trigger: Value multiplies the burst's Ready pods by a ratio more pods do not lower.
+    assert {t["metricType"] for t in triggers.values() if t["type"] == "prometheus"} == {"AverageValue"}
+    # Activation-only triggers answer 0 or 1 against threshold 1: they never propose above 1.
+    for name in ("ttft-p95", "burst-above-one"):
+        assert (triggers[name]["metadata"]["threshold"], triggers[name]["metadata"]["activationThreshold"]) == ("1", "0")
     for t in triggers.values():
         assert all(isinstance(v, str) for v in t["metadata"].values())
         if t["type"] == "prometheus":
@@ -156,9 +160,11 @@ def test_scaled_object_shape(results):
 def test_burst_query_subtracts_the_baseline():
     cfg = load("prod")
     q = scaling.queries(cfg.model_services[0], "inference")
-    # 2 baseline replicas x 5 waiting per replica are absorbed before any burst replica.
-    assert q["waiting"] == 'clamp_min(sum(vllm:num_requests_waiting{namespace="inference",service="chat-8b"}) - 10, 0)'
-    assert scaling.queries(load("dev").model_services[0], "inference")["waiting"].endswith("- 0, 0)")
+    # 5 waiting per fixed (non-burst) pod that Prometheus scrapes now are absorbed before any
+    # burst replica: a lost baseline pod is not subtracted (promtool cases in test_promql_triggers).
+    assert q["waiting"] == ('clamp_min(sum(vllm:num_requests_waiting{namespace="inference",service="chat-8b"}) - 5 * '
+                            '(count(vllm:num_requests_waiting{namespace="inference",service="chat-8b",'
+                            'platform_gpu_role!="burst"}) or vector(0)), 0) or vector(0)')
 
 
 SINGLE_SERIES = re.compile(r"^(clamp_min\(sum\(|max\(|sum\(|histogram_quantile\(0\.95, sum by \(le\))")
@@ -172,6 +178,9 @@ def test_triggers_and_alerts_use_emitted_metrics_and_one_series(results, stack):
                 continue
             query = t["metadata"]["query"]
             assert SINGLE_SERIES.match(query), query
+            if t["name"] == "burst-above-one":  # the burst Deployment's size, from kube-state-metrics
+                assert "kube_deployment_spec_replicas{" in query and 'deployment="' in query
+                continue
             used = {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"vllm:[a-z_]+", query)}
             assert used and used <= VLLM_METRICS
             assert 'service="' in query and 'namespace="' in query

@@ -19,9 +19,10 @@ from platform_facts.vllm import METRIC_FAMILIES, REMOVED_METRICS
 from tests.conftest import STACKS
 from tests.promql_kit import Build, expressions, metric_strings, run_promtool_tests
 
-# kube-state-metrics series our alerts read (docs/metrics/workload/pod-metrics.md,
-# docs/metrics/workload/horizontalpodautoscaler-metrics.md).
-KSM_METRICS = {"kube_pod_status_phase", "kube_horizontalpodautoscaler_status_current_replicas"}
+# kube-state-metrics series our alerts and triggers read (docs/metrics/workload/pod-metrics.md,
+# docs/metrics/workload/horizontalpodautoscaler-metrics.md, docs/metrics/workload/deployment-metrics.md).
+KSM_METRICS = {"kube_pod_status_phase", "kube_horizontalpodautoscaler_status_current_replicas",
+               "kube_deployment_spec_replicas"}
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 
 

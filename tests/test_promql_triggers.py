@@ -3,9 +3,9 @@ synthetic vLLM series for a known situation.
 
 A KEDA prometheus trigger must return exactly one sample (several is an error in KEDA's
 prometheus scaler); the value is what the trigger's scaling math reads. With no series at all
-a query returns its guard (`or vector(0)`) or nothing: KEDA reads an empty result, like NaN,
-as 0 while the trigger's `ignoreNullValues` keeps its default `true` (KEDA
-pkg/scalers/prometheus_scaler.go), which a test below holds.
+every query returns its guard (`or vector(0)`); a user's own query may still return nothing,
+which KEDA reads, like NaN, as 0 while the trigger's `ignoreNullValues` keeps its default
+`true` (KEDA pkg/scalers/prometheus_scaler.go), which a test below holds.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ import pytest
 
 from tests.conftest import STACKS
 from tests.promql_kit import (
+    KSM_TARGET,
     KV_CACHE,
+    OTHER,
     RUNNING,
+    SHADOW,
     TTFT_BUCKET,
     WAITING,
     Build,
@@ -52,60 +55,115 @@ def _gauge(metric: str, values: dict[str, float], targets: list[dict[str, str]])
             for t in targets if t["pod"] in values or "*" in values]
 
 
-def _pods(s: Served, burst_pods: int) -> dict[str, int]:
-    return {**s.deployments, s.burst: burst_pods}
+def _pods(s: Served, burst_pods: int, lost: int = 0) -> dict[str, int]:
+    """The pods that report: every fixed (baseline, canary) pod but `lost` baseline ones, and
+    `burst_pods` burst pods."""
+    pods = {**s.deployments, s.burst: burst_pods}
+    baseline = next(name for name in s.deployments if name != s.burst) if lost else None
+    if baseline is not None:
+        pods[baseline] -= lost
+    return {name: n for name, n in pods.items() if n}
 
 
-def _baseline_replicas(s: Served) -> int:
-    return sum(n for name, n in s.deployments.items() if name != s.burst)
+def _fixed(pods: dict[str, int], s: Served) -> int:
+    return sum(n for name, n in pods.items() if name != s.burst)
+
+
+def _fill(metric: str, targets: list[dict[str, str]], per_pod: float, burst: dict[str, float]) -> list[dict[str, str]]:
+    return _gauge(metric, {"*": per_pod, **burst}, targets)
 
 
 def waiting(s: Served, trigger: dict[str, Any]) -> list[Situation]:
-    """Waiting requests beyond what the baseline absorbs at the per-replica target; the
-    AverageValue target then asks for ceil(value / threshold) burst replicas."""
+    """Waiting requests beyond what the reporting fixed pods absorb at the per-replica target;
+    the AverageValue target then asks for ceil(value / threshold) burst replicas. A lost
+    baseline pod stops reporting, and the burst covers it."""
     target = float(trigger["metadata"]["threshold"])
-    own, foreign = s.targets(_pods(s, 1)), s.foreign()
-    absorbed = _baseline_replicas(s) * target
+    foreign = s.foreign()
     out = []
-    for total in sorted({14.0, absorbed, absorbed + 2 * target - 1}):
+    cases = [(0, t) for t in (14.0, _fixed(_pods(s, 1), s) * target, (_fixed(_pods(s, 1), s) + 2) * target - 1)]
+    if _fixed(s.deployments, s) > 0:
+        cases.append((1, 14.0))  # one baseline pod lost: its share is no longer subtracted
+    for lost, total in cases:
+        pods = _pods(s, 1, lost)
+        own = s.targets(pods)
         # The backlog spread over the pods, the remainder on the first.
         each, first = divmod(total, len(own))
         values = {t["pod"]: each for t in own} | {own[0]["pod"]: each + first}
         noise = _gauge(WAITING, {"*": 50}, foreign)
-        expected = max(0.0, total - absorbed)
-        out.append(Situation(f"{total:g} waiting on {len(own)} pods ({_baseline_replicas(s)} baseline): "
+        expected = max(0.0, total - _fixed(pods, s) * target)
+        out.append(Situation(f"{total:g} waiting on {len(own)} pods ({_fixed(pods, s)} fixed reporting, {lost} lost): "
                              f"{math.ceil(expected / target)} burst replicas wanted",
                              _gauge(WAITING, values, own) + noise, expected))
     return out
 
 
 def kv_cache(s: Served, trigger: dict[str, Any]) -> list[Situation]:
-    own, foreign = s.targets(_pods(s, 2)), s.foreign()
+    """KV cache in use summed over our pods, less the target's share per reporting fixed pod
+    (every pod exports vllm:num_requests_waiting as well, which counts the fixed pods)."""
+    target = float(trigger["metadata"]["threshold"])
+    foreign = s.foreign()
     hot = pod_name(s.burst, 1)
-    return [Situation("the fullest of our replicas counts, not another service's",
-                      _gauge(KV_CACHE, {"*": 0.5, hot: 0.875}, own)
-                      + _gauge(KV_CACHE, {"*": 0.99}, foreign), 0.875)]
+    out = []
+    for lost, per_pod in ((0, 0.5), (0, 0.875)) + (((1, 0.875),) if _fixed(s.deployments, s) else ()):
+        pods = _pods(s, 2, lost)
+        own = s.targets(pods)
+        burst = {pod_name(s.burst, 0): 0.5, hot: 0.875}
+        total = per_pod * _fixed(pods, s) + 0.5 + 0.875
+        out.append(Situation(f"fixed pods at {per_pod:g} ({lost} lost), burst at 0.5 and 0.875, other services full",
+                             _fill(KV_CACHE, own, per_pod, burst) + _gauge(WAITING, {"*": 0}, own)
+                             + _gauge(KV_CACHE, {"*": 0.99}, foreign),
+                             max(0.0, total - target * _fixed(pods, s))))
+    return out
 
 
 def ttft_p95(s: Served, trigger: dict[str, Any]) -> list[Situation]:
+    """1 while our p95 is above the SLO (activation-only), whatever other services see."""
     own, foreign = s.targets(_pods(s, 1)), s.foreign()
-    # Every first token between 1 s and 2.5 s: p95 interpolates to 1 + 1.5 x 0.95 in that bucket.
-    hist = [x for t in own for x in histogram_series(TTFT_BUCKET, t, 2.5, 60, MINUTES)]
-    slow = [x for t in foreign for x in histogram_series(TTFT_BUCKET, t, 160.0, 60, MINUTES)]
-    return [Situation("p95 of our first tokens, other services' slow ones aside", hist + slow, 2.425)]
+    slow_elsewhere = [x for t in foreign for x in histogram_series(TTFT_BUCKET, t, 160.0, 60, MINUTES)]
+    out = []
+    # Every first token in one bucket: p95 interpolates to lower + width x 0.95 in it.
+    for upper, p95 in ((0.5, 0.4875), (2.5, 2.425), (7.5, 7.375)):
+        hist = [x for t in own for x in histogram_series(TTFT_BUCKET, t, upper, 60, MINUTES)]
+        above = p95 > s.config.slo.ttft_p95_seconds
+        out.append(Situation(f"p95 {p95}s against the {s.config.slo.ttft_p95_seconds:g}s SLO", hist + slow_elsewhere,
+                             1.0 if above else 0.0))
+    idle = [x for t in own for x in histogram_series(TTFT_BUCKET, t, 2.5, 0, MINUTES)]
+    out.append(Situation("no first token in the window (p95 NaN) reads 0", idle + slow_elsewhere, 0.0))
+    return out
 
 
 def keep_alive(s: Served, trigger: dict[str, Any]) -> list[Situation]:
-    own, foreign = s.targets(_pods(s, 2)), s.foreign()
+    """Running requests beyond a full batch (the threshold) per reporting fixed pod: busy burst
+    pods alone do not keep the burst active while the baseline has room."""
+    batch = float(trigger["metadata"]["threshold"])
+    foreign = s.foreign()
+    pods = _pods(s, 2)
+    own = s.targets(pods)
     burst = {pod_name(s.burst, 0): 7, pod_name(s.burst, 1): 9}
-    return [Situation("requests running on burst pods only (baseline pods busy too)",
-                      _gauge(RUNNING, {"*": 40, **burst}, own)
-                      + _gauge(RUNNING, {"*": 100}, foreign), 16)]
+    fixed = _fixed(pods, s)
+    out = [Situation("requests on burst pods, baseline at 40: beyond the fixed pods' batches",
+                     _fill(RUNNING, own, 40, burst) + _gauge(WAITING, {"*": 0}, own) + _gauge(RUNNING, {"*": 100}, foreign),
+                     max(0.0, 40 * fixed + 16 - batch * fixed)),
+           Situation("full batches on the fixed pods, 16 more on burst pods",
+                     _fill(RUNNING, own, batch, burst) + _gauge(WAITING, {"*": 0}, own), 16.0)]
+    return out
 
 
-SITUATIONS = {"waiting": waiting, "kv-cache": kv_cache, "ttft-p95": ttft_p95, "keep-alive": keep_alive}
-# With no vLLM series at all (no replica scraped yet): the guard, or nothing (KEDA reads 0).
-ABSENT = {"waiting": None, "kv-cache": 0.0, "ttft-p95": None, "keep-alive": 0.0}
+def burst_above_one(s: Served, trigger: dict[str, Any]) -> list[Situation]:
+    """1 while our burst Deployment asks for more than one replica (kube-state-metrics)."""
+    def spec(namespace: str, deployment: str, replicas: int) -> dict[str, str]:
+        labels = {**KSM_TARGET, "namespace": namespace, "deployment": deployment}
+        return {"series": series("kube_deployment_spec_replicas", labels), "values": f"{replicas}x{MINUTES}"}
+
+    others = [spec(SHADOW, s.burst, 6), spec(s.namespace, f"{OTHER}-burst", 6)]
+    return [Situation(f"burst at {n}, other Deployments at 6", [spec(s.namespace, s.burst, n)] + others, float(n > 1))
+            for n in (0, 1, 2, s.max_burst)]
+
+
+SITUATIONS = {"waiting": waiting, "kv-cache": kv_cache, "ttft-p95": ttft_p95, "keep-alive": keep_alive,
+              "burst-above-one": burst_above_one}
+# With no series at all (no replica scraped yet): every query is guarded to read 0.
+ABSENT = dict.fromkeys(SITUATIONS, 0.0)
 
 
 def _triggers(stack_services: list[Served]) -> list[tuple[Served, dict[str, Any]]]:

@@ -177,8 +177,12 @@ def test_keep_alive_holds_a_replica_while_requests_run():
     trace = synthetic([(100 + i, 100, 6000) for i in range(4)])
     with_keep = ServiceReplay(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=True)).replay()
     assert not any(math.isnan(e) for e in with_keep.end) and with_keep.retries == 0
-    without = ServiceReplay(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=True,
+    # Without a baseline the KV-cache trigger (KV in use, activation 0) also reads running work.
+    kv_only = ServiceReplay(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=True,
                                                                      keep_alive_per_replica=None)).replay()
+    assert kv_only.retries == 0
+    without = ServiceReplay(cfg, svc, trace, from_config(svc, 0).with_(active_hours=None, wake=True,
+                                                                     keep_alive_per_replica=None, kv_target=None)).replay()
     assert without.retries > 0  # scaled to zero under running requests: they were cut and retried
 
 
@@ -344,6 +348,45 @@ def test_trigger_activation_thresholds():
     assert Trigger("Value", 1.01).active and not Trigger("Value", 1.0).active
 
 
+def test_legacy_triggers_pin_the_burst_at_max_and_the_new_ones_do_not():
+    """Issue 14: long prompts whose prefill alone misses the TTFT target, at a rate the two
+    baseline replicas carry with an empty queue. The legacy Value trigger on TTFT p95 multiplies
+    the burst's Ready pods by p95 / target on every sync (more pods do not shorten a prefill),
+    so the burst climbs to its maximum and stays there; the new triggers hold one burst replica
+    (TTFT over target is activation-only) and nothing more."""
+    cfg = load("prod")
+    svc = cfg.model_services[0]  # baseline 2, burst 0..6; maxModelLen 16384
+    trace = synthetic([(4.0 * i, 16000, 50) for i in range(675)])  # 45 minutes, one every 4 s
+    prof = from_config(svc, 0).with_(ttft_target=1.2)  # 16k-token prefill: ~1.41 s on an L40S
+    burst_max = prof.max_replicas - prof.baseline
+
+    def burst(result) -> list[tuple[float, int, int]]:
+        return [(row["t"], row["ready"] + row["pending"] - prof.baseline, row["queue"]) for row in result.timeline]
+
+    legacy = burst(ServiceReplay(cfg, svc, trace, prof.with_(legacy_triggers=True)).replay())
+    pinned = [t for t, b, q in legacy if b == burst_max and q == 0]
+    assert len(pinned) * 15 >= 15 * 60  # 15 minutes at the maximum with an empty queue
+    assert all(q == 0 for _, _, q in legacy)
+    fixed = burst(ServiceReplay(cfg, svc, trace, prof).replay())
+    assert max(b for _, b, _ in fixed) == 1  # one burst replica while TTFT is over target
+    assert fixed[-1][1] == 0  # back to the baseline once the traffic ends
+
+
+def test_waiting_trigger_subtracts_the_baseline_pods_that_report():
+    """A lost baseline pod stops reporting: the new waiting trigger no longer counts its share
+    as absorbed; the legacy one subtracted minReplicas x target whatever was left."""
+    from simulator.control import keda_triggers
+    from simulator.state import PodGauges
+
+    cfg = load("prod")
+    svc = cfg.model_services[0]  # baseline 2, 5 waiting per replica
+    for legacy, ratio in ((True, (14 - 10) / 5), (False, (14 - 5) / 5)):
+        replay = ServiceReplay(cfg, svc, synthetic([(0.0, 10, 10)]), from_config(svc, 0).with_(legacy_triggers=legacy))
+        state = _replay_state(replay)
+        state.scraped = {1: PodGauges(10, 3, 0.1, "baseline"), 7: PodGauges(4, 3, 0.1, "burst")}
+        assert keda_triggers(replay.setup, state, 30.0)[0].ratio == pytest.approx(ratio)
+
+
 # ---------------------------------------------------------------------- golden replays
 # Reviewed figures of a few replays of the vendored trace; any change to the simulation's
 # output (a refactor must make none) shows up here. After an intended model change, rewrite
@@ -387,7 +430,7 @@ def _golden_replays() -> dict:
     out["dev/chat wake from zero"] = _replay_figures(experiment.run(from_config(svc, 0).with_(active_hours=None, wake=True)))
     long_generations = synthetic([(100 + i, 100, 6000) for i in range(4)])
     experiment = Experiment(dev, svc, long_generations)
-    cut = from_config(svc, 0).with_(active_hours=None, wake=True, keep_alive_per_replica=None)
+    cut = from_config(svc, 0).with_(active_hours=None, wake=True, keep_alive_per_replica=None, kv_target=None)
     out["dev/chat to zero under running requests"] = _replay_figures(experiment.run(cut))
     return out
 

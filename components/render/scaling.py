@@ -8,34 +8,66 @@ at its maximum.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from components.config import ModelServiceConfig
-from components.render.vllm import BASELINE_ANNOTATION, cold_start_seconds, names
+from components.render.vllm import BASELINE_ANNOTATION, ROLE, cold_start_seconds, names
 from platform_facts import vllm as metrics
 
 # --------------------------------------------------------------------------- scaling
 
 
 def _m(metric: str, svc: ModelServiceConfig, namespace: str, **extra: str) -> str:
-    """A selector on this service's series only: its namespace and Service (set by the monitor)."""
-    parts = [f'namespace="{namespace}"', f'service="{svc.name}"'] + [f'{k}=~"{v}"' for k, v in extra.items()]
+    """A selector on this service's series only: its namespace and Service (set by the monitor).
+    ``extra`` adds exact matchers; a value starting with ``!`` negates it."""
+    parts = [f'namespace="{namespace}"', f'service="{svc.name}"']
+    parts += [f'{k}!="{v[1:]}"' if v.startswith("!") else f'{k}="{v}"' for k, v in extra.items()]
     return metric + "{" + ",".join(parts) + "}"
 
 
+# The pod label the ServiceMonitor copies onto every series (podTargetLabels), spelled as
+# prometheus-operator sanitizes a label key into a Prometheus label name.
+ROLE_LABEL = re.sub(r"[^a-zA-Z0-9_]", "_", ROLE)
+
+
+def _fixed_pods(svc: ModelServiceConfig, namespace: str) -> str:
+    """How many non-burst pods (baseline and canary) Prometheus scrapes now: one vLLM gauge
+    series per pod that serves metrics, so a lost or still-loading baseline pod is not counted.
+    ``count`` of nothing is empty, hence the guard."""
+    return f"(count({_m(metrics.NUM_REQUESTS_WAITING, svc, namespace, **{ROLE_LABEL: '!burst'})}) or vector(0))"
+
+
+def _beyond_fixed(total: str, per_pod: float, svc: ModelServiceConfig, namespace: str) -> str:
+    """``total`` minus what the fixed pods carry at ``per_pod`` each, floored at 0: demand left
+    for the burst in units of ``per_pod`` x replicas. One series; 0 with no series at all."""
+    return f"clamp_min({total} - {per_pod:g} * {_fixed_pods(svc, namespace)}, 0) or vector(0)"
+
+
 def queries(svc: ModelServiceConfig, namespace: str) -> dict[str, str]:
-    """PromQL for the triggers; each returns exactly one series (aggregated)."""
-    base = svc.scaling.min_replicas
-    target = svc.scaling.target_waiting_per_replica
-    burst_pods = f"{names(svc)['burst']}-.*"
+    """PromQL for the triggers; each returns exactly one series (aggregated), also with no
+    series at all. Every query is a demand that adding burst replicas does not raise (see
+    ``scaled_object`` for why each one is typed as it is)."""
+    sc = svc.scaling
     return {
-        # Waiting requests beyond what the baseline replicas absorb at their target.
-        "waiting": f"clamp_min(sum({_m(metrics.NUM_REQUESTS_WAITING, svc, namespace)}) - {base * target:g}, 0)",
-        "kv_cache": f"max({_m(metrics.KV_CACHE_USAGE, svc, namespace)}) or vector(0)",
-        "ttft_p95": ("histogram_quantile(0.95, sum by (le) "
-                     f"(rate({_m(metrics.TTFT_BUCKET, svc, namespace)}[2m])))"),
-        # Keep-alive: running requests on burst pods keep them up until they finish.
-        "running": f"sum({_m(metrics.NUM_REQUESTS_RUNNING, svc, namespace, pod=burst_pods)}) or vector(0)",
+        # Waiting requests beyond what the live fixed pods absorb at their target.
+        "waiting": _beyond_fixed(f"sum({_m(metrics.NUM_REQUESTS_WAITING, svc, namespace)})",
+                                 sc.target_waiting_per_replica, svc, namespace),
+        # KV-cache in use, in full caches (sum of 0-1 per pod), beyond the fixed pods' share.
+        "kv_cache": _beyond_fixed(f"sum({_m(metrics.KV_CACHE_USAGE, svc, namespace)})",
+                                  sc.kv_cache_target, svc, namespace),
+        # 1 while TTFT p95 is above the SLO, else 0 (NaN, no traffic, compares false).
+        # 1 while TTFT p95 is above the SLO, else 0 (a NaN p95, no first token in the window,
+        # compares false); max() of the one sample keeps the result guarded with vector(0).
+        "ttft_p95": ("max(histogram_quantile(0.95, sum by (le) "
+                     f"(rate({_m(metrics.TTFT_BUCKET, svc, namespace)}[2m]))) > bool {svc.slo.ttft_p95_seconds:g})"
+                     " or vector(0)"),
+        # Running requests beyond what the fixed pods' batches hold: all of them without a baseline.
+        # 1 while the burst Deployment asks for more than one replica (kube-state-metrics).
+        "burst_above_one": (f'max(kube_deployment_spec_replicas{{namespace="{namespace}",'
+                            f'deployment="{names(svc)["burst"]}"}} > bool 1) or vector(0)'),
+        "running": _beyond_fixed(f"sum({_m(metrics.NUM_REQUESTS_RUNNING, svc, namespace)})",
+                                 svc.max_num_seqs, svc, namespace),
     }
 
 
@@ -54,22 +86,36 @@ def burst_max(svc: ModelServiceConfig) -> int:
     return svc.scaling.max_replicas - svc.scaling.min_replicas
 
 
-def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> dict[str, Any]:
-    sc, q, n = svc.scaling, queries(svc, namespace), names(svc)
+def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> list[dict[str, Any]]:
+    sc, q = svc.scaling, queries(svc, namespace)
 
     def trigger(name: str, query: str, threshold: float, activation: float, metric_type: str) -> dict[str, Any]:
         return {"type": "prometheus", "name": name, "metricType": metric_type, "metadata": {
             "serverAddress": prometheus_url, "query": query,
             "threshold": f"{threshold:g}", "activationThreshold": f"{activation:g}"}}
 
+    # Why no trigger is `Value`: the HPA turns a Value metric into ceil(readyBurstPods x value /
+    # threshold), so a signal that adding burst pods does not lower (the fullest KV cache, a p95
+    # over every pod, both dominated by long prompts rather than by the replica count) multiplies
+    # the burst on every sync up to its maximum, where it stays with an empty queue. Each trigger
+    # below is either an AverageValue demand (ceil(value / threshold) burst replicas; the value is
+    # what the load asks for, which more burst pods do not raise, so the loop settles) or
+    # activation-only (a 0/1 value on threshold 1: wakes and holds one burst replica, never more).
     triggers = [
-        # Queue depth is per replica: AverageValue gives ceil(waiting / target) burst replicas.
+        # Queue depth beyond what the live fixed pods absorb: ceil(excess / target) burst
+        # replicas. Subtracting the pods that report, not minReplicas, keeps the burst covering
+        # a lost or restarting baseline pod.
         trigger("waiting", q["waiting"], sc.target_waiting_per_replica, 0, "AverageValue"),
-        # KV-cache usage is a ratio: Value scales current replicas by usage / target.
-        trigger("kv-cache", q["kv_cache"], sc.kv_cache_target, sc.kv_cache_target, "Value"),
+        # KV cache in use adds up across pods (tokens held by running sequences): its sum over
+        # the target, less the fixed pods, is the replicas the load needs. More burst pods spread
+        # the same sum, so it settles instead of feeding on itself like Value on max() did.
+        trigger("kv-cache", q["kv_cache"], sc.kv_cache_target, 0, "AverageValue"),
     ]
     if sc.ttft_trigger:
-        triggers.append(trigger("ttft-p95", q["ttft_p95"], svc.slo.ttft_p95_seconds, svc.slo.ttft_p95_seconds, "Value"))
+        # Activation-only: a latency percentile does not divide by replicas (a long prompt's
+        # prefill takes as long on any pod), so it only wakes and holds the first burst replica;
+        # the waiting and KV triggers size the rest.
+        triggers.append(trigger("ttft-p95", q["ttft_p95"], 1, 0, "AverageValue"))
     if sc.active_hours is not None:
         ah = sc.active_hours
         triggers.append({"type": "cron", "name": "active-hours", "metadata": {
@@ -78,9 +124,24 @@ def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) 
         # Demand seen before vLLM (at the gateway): the only signal that exists at zero replicas.
         triggers.append(trigger("wake", sc.wake_query, sc.target_waiting_per_replica, 0, "AverageValue"))
     if sc.keep_alive:
-        # Threshold at a full batch per replica: it adds replicas only when batches saturate,
-        # and keeps burst replicas active while any request runs on them.
+        # Running requests beyond what the fixed pods' full batches hold (all of them without a
+        # baseline), at a full batch per replica. Activation 0 keeps a scale-to-zero service up
+        # while any request runs. It counts every pod, not the burst's own: requests routed to a
+        # burst pod would keep that pod active forever under steady traffic, pinning the burst
+        # above 0 although the baseline could carry the load (its drain covers in-flight work).
         triggers.append(trigger("keep-alive", q["running"], svc.max_num_seqs, 0, "AverageValue"))
+    if burst_max(svc) > 1:
+        # Activation-only on the burst's own size: while it runs more than 1 replica, KEDA stays
+        # active, so its cooldown (which sets replicas straight to 0, bypassing the HPA) never
+        # cuts a serving burst of N at once; the HPA's scale-down policy takes it N -> 1 and the
+        # cooldown only 1 -> 0. Its proposal is at most 1, the HPA's minimum: it cannot feed itself.
+        triggers.append(trigger("burst-above-one", q["burst_above_one"], 1, 0, "AverageValue"))
+    return triggers
+
+
+def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> dict[str, Any]:
+    sc, n = svc.scaling, names(svc)
+    triggers = _triggers(svc, namespace, prometheus_url)
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": n["burst"]},
         "pollingInterval": sc.polling_interval_seconds,
