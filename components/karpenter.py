@@ -62,8 +62,9 @@ class Karpenter(pulumi.ComponentResource):
                 system_selector=SYSTEM_NODE_SELECTOR)),
             # CRDs come from the karpenter-crd chart, which upgrades them; Helm never does.
             skip_crds=True,
-            opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[crds, association, *args.cluster.system_nodes, node_access]),
+            # The Pod Identity agent too: a controller pod started before it runs without credentials.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, association, *args.cluster.system_nodes,
+                                                                 *args.cluster.pod_identity, node_access]),
         )
         self.node_pools = {tier.name: self._tier_capacity(name, args, tier, node_role) for tier in args.tiers}
         self.node_role_name = node_role.name

@@ -49,10 +49,11 @@ class Platform(pulumi.ComponentResource):
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
-            create_spot_service_linked_role=args.cluster.create_spot_service_linked_role, tags=args.tags),
+            tags=args.tags),
             opts=in_cluster)
         system = (self.cluster.system_node_group,)
-        self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(args.addons.monitoring, system),
+        self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
+            args.addons.monitoring, storage_class=self.cluster.storage_class, depends_on=system),
                                      opts=in_cluster)
         self.keda = Keda(child(name, "keda"), KedaArgs(args.addons.keda, system), opts=in_cluster)
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
@@ -79,7 +80,8 @@ class Platform(pulumi.ComponentResource):
                 child(name, b.name),
                 BatchInferenceArgs(worker=b, tier=args.tier(b.tier), cluster_name=self.cluster.cluster_name,
                                    depends_on=(self.keda.release, self.karpenter.release,
-                                               service_namespaces[b.namespace])),
+                                               service_namespaces[b.namespace]),
+                                   storage_class=self.cluster.storage_class),
                 opts=in_cluster)
             for b in args.batch_workers
         }
