@@ -131,6 +131,16 @@ ADDON_WORKLOADS: dict[str, tuple[ChartWorkload, ...]] = {
 }
 
 
+# Shapes of the general-purpose types a system node group may use (EC2 instance types page):
+# name -> (vCPU, memory GiB). The GPU catalog (platform_facts.catalog) has GPU types only.
+NODE_SHAPES: dict[str, tuple[int, int]] = {
+    **{f"{family}.large": (2, 8) for family in ("m5", "m6i", "m7i", "m7a")},
+    **{f"{family}.xlarge": (4, 16) for family in ("m5", "m6i", "m7i", "m7a")},
+    **{f"{family}.2xlarge": (8, 32) for family in ("m5", "m6i", "m7i", "m7a")},
+    **{f"{family}.4xlarge": (16, 64) for family in ("m5", "m6i", "m7i", "m7a")},
+}
+
+
 def cpu_millis(quantity: Any) -> int:
     """A Kubernetes CPU quantity ("250m", "1", 0.5) in millicores."""
     text = str(quantity)
