@@ -55,6 +55,9 @@ class BatchInferenceArgs:
     """The GPU Operator release: its device plugin advertises the GPUs the jobs request."""
     keda_crds: pulumi.Resource | None = None
     """The KEDA release, whose CRDs the TriggerAuthentication and ScaledJob need."""
+    storage_class: k8s.storage.v1.StorageClass | None = None
+    """The class the in-cluster Redis's volume claims (``GpuCluster.storage_class``); required
+    unless the worker uses an existing Redis."""
 
 
 class BatchInference(pulumi.ComponentResource):
@@ -89,13 +92,18 @@ class BatchInference(pulumi.ComponentResource):
             secret = k8s.core.v1.Secret(
                 child(name, "redis-auth"), metadata={"name": n["secret"], "namespace": ns},
                 string_data={render.PASSWORD_KEY: password.result, render.URL_KEY: url}, opts=p)
-            sts = render.redis_statefulset(w, SYSTEM_PLACEMENT)
+            if args.storage_class is None:
+                raise ValueError(f"{name}: the in-cluster Redis needs BatchInferenceArgs.storage_class "
+                                 "(GpuCluster.storage_class), or set the worker's redis to an existing one")
+            sc = args.storage_class
+            sts = sc.metadata.apply(lambda m: render.redis_statefulset(w, SYSTEM_PLACEMENT, storage_class=m["name"]))
             svc = render.redis_service(w)
             pol = render.network_policy(w)
             backing += [
                 secret,
-                k8s.apps.v1.StatefulSet(child(name, "redis"), metadata=sts["metadata"], spec=sts["spec"],
-                                        opts=pulumi.ResourceOptions(parent=self, depends_on=[secret])),
+                k8s.apps.v1.StatefulSet(child(name, "redis"), metadata=sts.apply(lambda s: s["metadata"]),
+                                        spec=sts.apply(lambda s: s["spec"]),
+                                        opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sc])),
                 k8s.core.v1.Service(child(name, "redis"), metadata=svc["metadata"], spec=svc["spec"], opts=p),
                 k8s.networking.v1.NetworkPolicy(child(name, "redis"), metadata=pol["metadata"], spec=pol["spec"], opts=p),
             ]

@@ -1,5 +1,6 @@
-"""GpuCluster: VPC (or an existing one), EKS with encrypted secrets and audit logs, and the
-on-demand system node group the controllers run on."""
+"""GpuCluster: VPC (or an existing one), EKS with encrypted secrets and audit logs, the
+on-demand system node group the controllers run on, and the cluster add-ons everything
+else relies on: Pod Identity agent, CoreDNS, the EBS CSI driver and its gp3 StorageClass."""
 
 from __future__ import annotations
 
@@ -12,15 +13,22 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
+from components import versions
 from components.config import ClusterConfig, NetworkConfig
 from components.naming import child
-from components.render.iam import CLUSTER_ADMIN_POLICY, NODE_POLICIES, assume_role
+from components.render import addons as render_addons
+from components.render.iam import CLUSTER_ADMIN_POLICY, NODE_POLICIES, assume_role, pod_identity_trust
 from components.render.network import subnet_plan
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
 # Controllers tolerate this taint; GPU and user workloads stay off the system nodes.
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
 SYSTEM_POOL_LABEL = {"platform.gpu/pool": "system"}
+# Spot launches need this role once per account; EC2 creates it only on a console request.
+SPOT_SERVICE_LINKED_ROLE = "AWSServiceRoleForEC2Spot"
+# Tag on the spot role when a stack created it: that stack keeps declaring it on later runs
+# (when the lookup finds it), instead of deleting what it created.
+SPOT_ROLE_OWNER_TAG = "gpu-platform/created-by"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,9 @@ class ClusterRef:
     """The security group every node joins."""
     system_nodes: tuple[pulumi.Resource, ...] = ()
     """What controllers pinned to the system nodes wait for (the node group)."""
+    pod_identity: tuple[pulumi.Resource, ...] = ()
+    """What pods using EKS Pod Identity wait for (the agent add-on): a pod created before it
+    never gets credentials."""
 
 
 class Network(pulumi.ComponentResource):
@@ -153,14 +164,23 @@ class GpuCluster(pulumi.ComponentResource):
     """Kubernetes provider for everything deployed into the cluster."""
     system_node_group: eks.ManagedNodeGroup
     """The controllers' node group; charts that must land there depend on it."""
+    storage_class: k8s.storage.v1.StorageClass
+    """The encrypted gp3 StorageClass (EBS CSI driver): whatever claims a volume names it and waits for it."""
 
     def __init__(self, name: str, args: GpuClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:cluster:GpuCluster", name, None, opts)
         cfg: ClusterConfig = args.cluster
         p = pulumi.ResourceOptions(parent=self)
         network = Network(child(name, "network"), NetworkArgs(cfg.name, cfg.network, args.tags), opts=p)
-        cluster = self._eks(name, args, network)
-        eks.Addon(child(name, "pod-identity-agent"), cluster=cluster, addon_name="eks-pod-identity-agent", opts=p)
+        # Created before the cluster: EKS would otherwise create it on first write, with no retention.
+        log_group = aws.cloudwatch.LogGroup(
+            child(name, "control-plane-logs"), name=render_addons.control_plane_log_group(cfg.name),
+            retention_in_days=cfg.log_retention_days, tags=dict(args.tags), opts=p)
+        cluster = self._eks(name, args, network, log_group)
+        self._pod_identity_agent = eks.Addon(child(name, "pod-identity-agent"), cluster=cluster,
+                                             addon_name="eks-pod-identity-agent", opts=p)
+        if cfg.spot_service_linked_role == "auto":
+            self._spot_service_linked_role(name, args)
         node_role = aws.iam.Role(child(name, "system-node"), assume_role_policy=json.dumps(assume_role("ec2.amazonaws.com")),
                                  description=f"{cfg.name} system node group", tags=dict(args.tags), opts=p)
         for arn in NODE_POLICIES:
@@ -177,6 +197,14 @@ class GpuCluster(pulumi.ComponentResource):
         self.private_subnet_ids = network.private_subnet_ids
         self.system_node_role_name = node_role.name
         self.provider = k8s.Provider(child(name, "k8s"), kubeconfig=self.kubeconfig, opts=p)
+        ebs_csi = self._system_addons(name, args)
+        sc = render_addons.gp3_storage_class()
+        self.storage_class = k8s.storage.v1.StorageClass(
+            child(name, "gp3"), metadata=sc["metadata"], provisioner=sc["provisioner"],
+            volume_binding_mode=sc["volumeBindingMode"], allow_volume_expansion=sc["allowVolumeExpansion"],
+            reclaim_policy=sc["reclaimPolicy"], parameters=sc["parameters"],
+            # Consumers wait for the class; the class waits for the driver that provisions it.
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_csi]))
         self._name = cfg.name
         self.register_outputs({
             "cluster_name": self.cluster_name,
@@ -187,9 +215,59 @@ class GpuCluster(pulumi.ComponentResource):
             "system_node_role_name": self.system_node_role_name,
             "provider": self.provider,
             "system_node_group": self.system_node_group,
+            "storage_class": self.storage_class,
         })
 
-    def _eks(self, name: str, args: GpuClusterArgs, network: Network) -> eks.Cluster:
+    def _system_addons(self, name: str, args: GpuClusterArgs) -> aws.eks.Addon:
+        """CoreDNS and the EBS CSI driver as EKS add-ons on the system nodes; returns the driver."""
+        cfg, tags = args.cluster, dict(args.tags)
+        on_nodes = pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group])
+        # Takes over the copy EKS bootstraps (OVERWRITE), pinned to the system nodes.
+        aws.eks.Addon(
+            child(name, "coredns"), cluster_name=self.cluster_name, addon_name="coredns",
+            addon_version=versions.COREDNS_ADDON[cfg.kubernetes_version],
+            configuration_values=json.dumps(render_addons.coredns_configuration(SYSTEM_PLACEMENT)),
+            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", tags=tags, opts=on_nodes)
+        role = aws.iam.Role(child(name, "ebs-csi"), assume_role_policy=json.dumps(pod_identity_trust()),
+                            description=f"{cfg.name} EBS CSI controller", tags=tags,
+                            opts=pulumi.ResourceOptions(parent=self))
+        policy = aws.iam.RolePolicyAttachment(child(name, "ebs-csi"), role=role.name,
+                                              policy_arn=render_addons.EBS_CSI_POLICY,
+                                              opts=pulumi.ResourceOptions(parent=self))
+        return aws.eks.Addon(
+            child(name, "ebs-csi-driver"), cluster_name=self.cluster_name, addon_name="aws-ebs-csi-driver",
+            addon_version=versions.EBS_CSI_DRIVER_ADDON,
+            configuration_values=json.dumps(render_addons.ebs_csi_configuration(SYSTEM_PLACEMENT)),
+            # The controller's identity: created with the add-on, so its pods start with credentials.
+            pod_identity_associations=[aws.eks.AddonPodIdentityAssociationArgs(
+                role_arn=role.arn, service_account=render_addons.EBS_CSI_SERVICE_ACCOUNT)],
+            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", tags=tags,
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[self.system_node_group, self._pod_identity_agent, policy]))
+
+    def _spot_service_linked_role(self, name: str, args: GpuClusterArgs) -> None:
+        """Preflight: create AWSServiceRoleForEC2Spot only where the account has none.
+
+        Creating it where it exists fails; without it spot launches fail. The lookup runs on
+        every preview and update: a role this stack created carries its tag, so the stack
+        keeps declaring it rather than deleting it on the next run.
+        """
+        owner = args.cluster.name
+        try:
+            found = aws.iam.get_role(name=SPOT_SERVICE_LINKED_ROLE)
+        except Exception as err:  # the invoke reports a missing role as an error
+            if "NoSuchEntity" not in str(err):
+                raise
+            found = None
+        if found is not None and (found.tags or {}).get(SPOT_ROLE_OWNER_TAG) != owner:
+            return
+        # Retained on delete: other stacks of the account may launch spot instances with it.
+        aws.iam.ServiceLinkedRole(child(name, "spot"), aws_service_name="spot.amazonaws.com",
+                                  tags={**args.tags, SPOT_ROLE_OWNER_TAG: owner},
+                                  opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
+
+    def _eks(self, name: str, args: GpuClusterArgs, network: Network,
+             log_group: aws.cloudwatch.LogGroup) -> eks.Cluster:
         """The control plane: API authentication, KMS-encrypted secrets, audit logs."""
         cfg, p = args.cluster, pulumi.ResourceOptions(parent=self)
         key = aws.kms.Key(child(name, "secrets"), description=f"EKS secrets envelope encryption for {cfg.name}",
@@ -218,6 +296,8 @@ class GpuCluster(pulumi.ComponentResource):
             access_entries=admins or None,
             encryption_config_key_arn=key.arn,
             enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+            # CoreDNS is our aws.eks.Addon (GpuCluster._system_addons), pinned to the system nodes.
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             endpoint_private_access=endpoint.private_access,
             endpoint_public_access=endpoint.public_access,
             public_access_cidrs=list(endpoint.public_access_cidrs) or None,
@@ -230,7 +310,7 @@ class GpuCluster(pulumi.ComponentResource):
             skip_default_security_groups=True,
             create_oidc_provider=False,
             tags=dict(args.tags),
-            opts=p,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
         return cluster
 
@@ -260,7 +340,7 @@ class GpuCluster(pulumi.ComponentResource):
         """This cluster as the components inside it take it."""
         return ClusterRef(name=self._name, ready_name=self.cluster_name, private_subnet_ids=self.private_subnet_ids,
                           node_security_group_id=self.cluster_security_group_id,
-                          system_nodes=(self.system_node_group,))
+                          system_nodes=(self.system_node_group,), pod_identity=(self._pod_identity_agent,))
 
 
 SYSTEM_TOLERATIONS = [{"key": SYSTEM_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]

@@ -30,8 +30,6 @@ class KarpenterArgs:
     """GPU tiers: one EC2NodeClass and an on-demand and a spot NodePool each."""
     on_demand_gpu_limits: Mapping[str, int]
     """tier name -> the on-demand NodePool's nvidia.com/gpu limit (``StackConfig.on_demand_gpu_limit``)."""
-    create_spot_service_linked_role: bool = False
-    """Create AWSServiceRoleForEC2Spot (exists once per account)."""
     tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
 
@@ -65,8 +63,9 @@ class Karpenter(pulumi.ComponentResource):
                 system_selector=SYSTEM_NODE_SELECTOR)),
             # CRDs come from the karpenter-crd chart, which upgrades them; Helm never does.
             skip_crds=True,
-            opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[crds, association, *args.cluster.system_nodes, node_access]),
+            # The Pod Identity agent too: a controller pod started before it runs without credentials.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, association, *args.cluster.system_nodes,
+                                                                 *args.cluster.pod_identity, node_access]),
         )
         capacity = {tier.name: self._tier_capacity(name, args, tier, node_role) for tier in args.tiers}
         self.node_pools = {tier: pools for tier, (pools, _) in capacity.items()}
@@ -103,8 +102,6 @@ class Karpenter(pulumi.ComponentResource):
                                                   description=f"Karpenter interruption: {rule}", tags=tags, opts=p)
             aws.cloudwatch.EventTarget(child(name, rule), rule=event_rule.name, arn=queue.arn,
                                        target_id="KarpenterInterruptionQueueTarget", opts=p)
-        if args.create_spot_service_linked_role:
-            aws.iam.ServiceLinkedRole(child(name, "spot"), aws_service_name="spot.amazonaws.com", opts=p)
         return queue
 
     def _controller_identity(self, name: str, args: KarpenterArgs, queue: aws.sqs.Queue,

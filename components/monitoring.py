@@ -21,6 +21,8 @@ from components.render import dashboards
 class MonitoringArgs:
     config: MonitoringConfig
     """Retention, storage, scrape interval, Grafana on or off."""
+    storage_class: k8s.storage.v1.StorageClass
+    """The class Prometheus's volume claims (``GpuCluster.storage_class``); the release waits for it."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What the charts wait for: the nodes they are pinned to (the system node group)."""
 
@@ -40,11 +42,12 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:addons:Monitoring", name, None, opts)
         ns = helm.namespace(child(name, "namespace"), render.MONITORING_NAMESPACE, pulumi.ResourceOptions(parent=self))
-        after_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns, *args.depends_on])
+        after_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns, args.storage_class, *args.depends_on])
+        values = args.storage_class.metadata.apply(
+            lambda m: render.kube_prometheus_stack(args.config, SYSTEM_PLACEMENT, storage_class=m["name"]))
         self.release = helm.release(
             child(name, "kube-prometheus-stack"), versions.KUBE_PROMETHEUS_STACK, release_name="kps",
-            namespace=render.MONITORING_NAMESPACE, values=render.kube_prometheus_stack(args.config, SYSTEM_PLACEMENT),
-            opts=after_ns)
+            namespace=render.MONITORING_NAMESPACE, values=values, opts=after_ns)
         helm.release(child(name, "prometheus-adapter"), versions.PROMETHEUS_ADAPTER, release_name="prometheus-adapter",
                      namespace=render.MONITORING_NAMESPACE, values=render.prometheus_adapter(SYSTEM_PLACEMENT),
                      opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))

@@ -51,10 +51,11 @@ class Platform(pulumi.ComponentResource):
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
-            create_spot_service_linked_role=args.cluster.create_spot_service_linked_role, tags=tags),
+            tags=tags),
             opts=in_cluster)
         system = (self.cluster.system_node_group,)
-        self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(args.addons.monitoring, system),
+        self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
+            args.addons.monitoring, storage_class=self.cluster.storage_class, depends_on=system),
                                      opts=in_cluster)
         self.keda = Keda(child(name, "keda"), KedaArgs(args.addons.keda, system), opts=in_cluster)
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
@@ -83,7 +84,8 @@ class Platform(pulumi.ComponentResource):
                 BatchInferenceArgs(worker=b, tier=args.tier(b.tier), cluster_name=self.cluster.cluster_name,
                                    namespace=service_namespaces[b.namespace],
                                    node_pools=self.karpenter.tier_capacity[b.tier],
-                                   gpu_operator=self.gpu_operator.release, keda_crds=self.keda.release),
+                                   gpu_operator=self.gpu_operator.release, keda_crds=self.keda.release,
+                                   storage_class=self.cluster.storage_class),
                 opts=in_cluster)
             for b in args.batch_workers
         }

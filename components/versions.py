@@ -31,6 +31,22 @@ KEDA = Chart("keda", "2.20.2", "https://kedacore.github.io/charts")
 # GPU Operator versions carry a leading "v" (the docs install with --version=v26.7.0).
 GPU_OPERATOR = Chart("gpu-operator", "v26.7.0", "https://helm.ngc.nvidia.com/nvidia")
 
+# EKS add-ons: versions AWS lists for our Kubernetes versions (re-check with
+# `aws eks describe-addon-versions --addon-name <name> --kubernetes-version <v>` on a bump).
+# v1.66.0-eksbuild.1 is the EBS CSI default for 1.36 (2026-09) and is offered for 1.33-1.36.
+EBS_CSI_DRIVER_ADDON = "v1.66.0-eksbuild.1"
+# CoreDNS add-on builds follow the control-plane version (EKS user guide, "Manage CoreDNS":
+# 1.34 -> v1.13.2-eksbuild.7, 1.35 -> v1.14.2-eksbuild.4). 1.33 takes the 1.34 build and 1.36
+# the 1.35 build: confirm both with describe-addon-versions before deploying those versions.
+COREDNS_ADDON = {
+    "1.33": "v1.13.2-eksbuild.7",
+    "1.34": "v1.13.2-eksbuild.7",
+    "1.35": "v1.14.2-eksbuild.4",
+    "1.36": "v1.14.2-eksbuild.4",
+}
+# kube-prometheus-stack's CRD upgrade job copies the CRDs with busybox (chart default: latest).
+KPS_CRD_UPGRADE_BUSYBOX_TAG = "1.37.0"
+
 # vLLM >= 0.18 is required for --shutdown-timeout (graceful drain); >= 0.12 for the
 # current metric names (vllm:kv_cache_usage_perc).
 VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"

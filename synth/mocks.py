@@ -14,6 +14,10 @@ from typing import Any
 from pulumi.runtime import mocks as pmocks
 
 ACCOUNT_ID = "123456789012"
+# IAM roles the recorded account already has: ``aws.iam.get_role`` finds these (name -> tags)
+# and reports any other as NoSuchEntity, as IAM does. By default the account has launched spot
+# before, so its spot service-linked role exists (untagged); a test passes other roles.
+EXISTING_ROLES: Mapping[str, Mapping[str, str]] = {"AWSServiceRoleForEC2Spot": {}}
 
 
 def _digest(*parts: str, n: int = 17) -> str:
@@ -24,8 +28,10 @@ def _digest(*parts: str, n: int = 17) -> str:
 class RecordingMocks(pmocks.Mocks):
     """Outputs per resource type; answers StackReferences and the invokes we use."""
 
-    def __init__(self, region: str, stack_references: Mapping[str, Mapping[str, Any]] | None = None):
+    def __init__(self, region: str, stack_references: Mapping[str, Mapping[str, Any]] | None = None,
+                 existing_roles: Mapping[str, Mapping[str, str]] | None = None):
         self.region = region
+        self.existing_roles = dict(EXISTING_ROLES if existing_roles is None else existing_roles)
         # Kept as given: a lazy mapping resolves references only when the program asks.
         self.stack_references = stack_references if stack_references is not None else {}
 
@@ -48,7 +54,21 @@ class RecordingMocks(pmocks.Mocks):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{z}" for z in "abcdef"]
             return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": self.region}
+        if token == "aws:iam/getRole:getRole":
+            return self._get_role(str(args.args.get("name")))
         raise NotImplementedError(f"the recording engine has no answer for invoke {token}")
+
+    def _get_role(self, name: str):
+        if name not in self.existing_roles:
+            # A failed invoke: the SDK raises with this reason, as it does for IAM's 404.
+            return {}, [("name", f"NoSuchEntity: The role with name {name} cannot be found.")]
+        path = "/aws-service-role/spot.amazonaws.com/" if name.startswith("AWSServiceRole") else "/"
+        return {
+            "id": name, "name": name, "path": path, "arn": f"arn:aws:iam::{ACCOUNT_ID}:role{path}{name}",
+            "uniqueId": f"AROA{_digest('role', name).upper()}", "tags": dict(self.existing_roles[name]),
+            "assumeRolePolicy": "{}", "createDate": "2024-01-01T00:00:00Z", "description": "",
+            "maxSessionDuration": 3600, "permissionsBoundary": "", "roleLastUseds": [],
+        }
 
     # -- resources ----------------------------------------------------------------------
     def new_resource(self, args: pmocks.MockResourceArgs):

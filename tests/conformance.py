@@ -57,6 +57,11 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "grafana.tolerations": "grafana subchart value; its defaults are not in this chart's values.yaml",
         "kube-state-metrics.nodeSelector": "kube-state-metrics subchart value, not in this chart's values.yaml",
         "kube-state-metrics.tolerations": "kube-state-metrics subchart value, not in this chart's values.yaml",
+        # Subchart ResourceRequirements; the keys exist (empty) in ../shared/upstream/charts/grafana
+        # and kube-state-metrics values.yaml.
+        "grafana.resources": "grafana subchart ResourceRequirements, not in this chart's values.yaml",
+        "grafana.sidecar.resources": "grafana subchart sidecar ResourceRequirements, not in this chart's values.yaml",
+        "kube-state-metrics.resources": "kube-state-metrics subchart ResourceRequirements, not in this chart's values.yaml",
     },
     "keda": {
         "resources": "per-component ResourceRequirements, passed through",

@@ -87,6 +87,12 @@ def _in_cluster() -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(providers=[provider])
 
 
+def _their_storage_class(opts: pulumi.ResourceOptions) -> k8s.storage.v1.StorageClass:
+    """A consumer's own StorageClass: components that claim volumes take it as an object."""
+    return k8s.storage.v1.StorageClass("theirs", metadata={"name": "theirs-gp3"}, provisioner="ebs.csi.aws.com",
+                                       opts=opts)
+
+
 def _alone(body) -> list:
     return run_program(body, project="consumer", stack="dev", config={}, region="eu-west-1").resources
 
@@ -134,7 +140,7 @@ def test_addon_alone(component: str):
     def body() -> None:
         opts = _in_cluster()
         if component == "monitoring":
-            Monitoring("m", MonitoringArgs(config.addons.monitoring), opts=opts)
+            Monitoring("m", MonitoringArgs(config.addons.monitoring, _their_storage_class(opts)), opts=opts)
         elif component == "keda":
             Keda("k", KedaArgs(config.addons.keda), opts=opts)
         else:
@@ -154,10 +160,14 @@ def test_model_service_and_batch_alone():
         ModelService(svc.name, ModelServiceArgs(service=svc, tier=config.tier(svc.tier), cluster_name="theirs",
                                                 prometheus_url="http://prometheus:9090"), opts=opts)
         BatchInference(worker.name, BatchInferenceArgs(worker=worker, tier=config.tier(worker.tier),
-                                                       cluster_name="theirs"), opts=opts)
+                                                       cluster_name="theirs",
+                                                       storage_class=_their_storage_class(opts)), opts=opts)
 
-    kinds = [r.type.rsplit(":", 1)[1] for r in _alone(body) if r.type.startswith("kubernetes:")]
+    resources = _alone(body)
+    kinds = [r.type.rsplit(":", 1)[1] for r in resources if r.type.startswith("kubernetes:")]
     assert {"Deployment", "Service", "ScaledObject", "ScaledJob"} <= set(kinds)
+    redis = next(r.inputs for r in resources if r.type == "kubernetes:apps/v1:StatefulSet")
+    assert [t["spec"]["storageClassName"] for t in redis["spec"]["volumeClaimTemplates"]] == ["theirs-gp3"]
 
 
 def test_args_are_frozen_dataclasses():

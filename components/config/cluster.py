@@ -12,6 +12,10 @@ from components.config.errors import rule_error
 from platform_facts import cidrs
 from platform_facts.aws import KUBERNETES_VERSIONS
 
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
+
 
 class ExistingVpc(ConfigModel):
     """Use a VPC you already have instead of creating one."""
@@ -130,6 +134,21 @@ class ClusterConfig(ConfigModel):
     system_nodes: SystemNodesConfig = Field(
         default_factory=SystemNodesConfig, description="The managed node group that runs the controllers."
     )
-    create_spot_service_linked_role: bool = Field(
-        default=False, description="Create AWSServiceRoleForEC2Spot (exists once per account)."
+    log_retention_days: int = Field(
+        default=90,
+        description="Retention of the control-plane log group /aws/eks/<name>/cluster, in days "
+        f"(one of CloudWatch's values: {', '.join(map(str, LOG_RETENTION_DAYS))}).",
     )
+    spot_service_linked_role: Literal["auto", "skip"] = Field(
+        default="auto",
+        description="AWSServiceRoleForEC2Spot, which spot launches need once per account: auto looks it up "
+        "and creates it only when the account has none; skip leaves it to the account's administrators.",
+    )
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise rule_error((), f"{v} is not a CloudWatch retention; use one of {allowed}")
+        return v

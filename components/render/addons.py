@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from components import labels
+from components import labels, versions
 from components.config import GpuOperatorConfig, GpuTier, KedaConfig, MonitoringConfig
 from platform_facts import vllm as metrics
 
@@ -23,6 +23,24 @@ TIME_SLICING_CONFIG = "time-slicing-config"
 MIG_CONFIG = "custom-mig-config"
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 
+# The encrypted gp3 class every volume of the platform claims (Prometheus, Redis).
+STORAGE_CLASS = "gp3"
+EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+# Requests of the system pods we size: set explicitly, so the system-node budget
+# (render/system_pods) reads our figures rather than a chart's empty default.
+COREDNS_RESOURCES = {"requests": {"cpu": "100m", "memory": "70Mi"}, "limits": {"memory": "170Mi"}}
+EBS_CSI_CONTROLLER_RESOURCES = {"requests": {"cpu": "10m", "memory": "40Mi"}, "limits": {"memory": "256Mi"}}
+PROMETHEUS_RESOURCES = {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+CONFIG_RELOADER_RESOURCES = {"requests": {"cpu": "10m", "memory": "50Mi"}, "limits": {"memory": "100Mi"}}
+OPERATOR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+ALERTMANAGER_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+GRAFANA_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+GRAFANA_SIDECAR_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+KUBE_STATE_METRICS_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+ADAPTER_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+
 # vLLM per-pod gauges exposed to HPAs through the custom metrics API, ':' renamed to '_'.
 ADAPTER_METRICS = (metrics.NUM_REQUESTS_WAITING, metrics.NUM_REQUESTS_RUNNING, metrics.KV_CACHE_USAGE)
 
@@ -35,10 +53,49 @@ def _placement(system: dict[str, Any]) -> dict[str, Any]:
     return {"nodeSelector": system["nodeSelector"], "tolerations": system["tolerations"]}
 
 
-def kube_prometheus_stack(mon: MonitoringConfig, system: dict[str, Any]) -> dict[str, Any]:
+def control_plane_log_group(cluster: str) -> str:
+    """The log group EKS writes control-plane logs to (it creates it, without retention, if absent)."""
+    return f"/aws/eks/{cluster}/cluster"
+
+
+def gp3_storage_class() -> dict[str, Any]:
+    """The encrypted gp3 StorageClass of the EBS CSI driver (the in-tree plugin cannot make gp3).
+
+    WaitForFirstConsumer: the volume is created in the zone of the node the pod lands on.
+    reclaimPolicy Delete: what lives on these volumes (metrics under a retention, a work
+    queue whose items are processed at least once) is not a system of record, and Retain
+    would leave a billed, unattached volume behind every deliberate PVC deletion. Encrypted
+    with the account's aws/ebs key (no kmsKeyId), so the driver needs no KMS grants.
+    """
+    return {
+        "metadata": {"name": STORAGE_CLASS},
+        "provisioner": EBS_CSI_PROVISIONER,
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True,
+        "reclaimPolicy": "Delete",
+        "parameters": {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
+    }
+
+
+def coredns_configuration(system: dict[str, Any]) -> dict[str, Any]:
+    """CoreDNS add-on configuration: on the system nodes, tolerating their taint."""
+    return {"replicaCount": 2, "resources": COREDNS_RESOURCES, **_placement(system)}
+
+
+def ebs_csi_configuration(system: dict[str, Any]) -> dict[str, Any]:
+    """EBS CSI add-on configuration: the controller on the system nodes (the node DaemonSet
+    runs everywhere by the add-on's default)."""
+    return {"controller": {"replicaCount": 2, "resources": EBS_CSI_CONTROLLER_RESOURCES, **_placement(system)}}
+
+
+def kube_prometheus_stack(mon: MonitoringConfig, system: dict[str, Any], storage_class: str) -> dict[str, Any]:
     place = _placement(system)
     return {
         "fullnameOverride": KPS_FULLNAME,
+        # Helm installs CRDs once and never upgrades them; the chart's pre-upgrade hook job
+        # applies the CRDs of the chart version being installed (production-facts §5, §9).
+        "crds": {"upgradeJob": {"enabled": True, "image": {"busybox": {"tag": versions.KPS_CRD_UPGRADE_BUSYBOX_TAG}},
+                                **place}},
         "prometheus": {
             "prometheusSpec": {
                 # Select every ServiceMonitor/PodMonitor/PrometheusRule in every namespace,
@@ -49,24 +106,28 @@ def kube_prometheus_stack(mon: MonitoringConfig, system: dict[str, Any]) -> dict
                 "retention": mon.retention,
                 "scrapeInterval": f"{mon.scrape_interval_seconds}s",
                 "storageSpec": {"volumeClaimTemplate": {"spec": {
-                    "storageClassName": "gp3",
+                    "storageClassName": storage_class,
                     "accessModes": ["ReadWriteOnce"],
                     "resources": {"requests": {"storage": f"{mon.storage_gib}Gi"}},
                 }}},
-                "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+                "resources": PROMETHEUS_RESOURCES,
                 **place,
             },
         },
-        "alertmanager": {"alertmanagerSpec": dict(place)},
-        "prometheusOperator": {**place, "admissionWebhooks": {"patch": dict(place)}},
+        "alertmanager": {"alertmanagerSpec": {"resources": ALERTMANAGER_RESOURCES, **place}},
+        "prometheusOperator": {**place, "resources": OPERATOR_RESOURCES,
+                               "prometheusConfigReloader": {"resources": CONFIG_RELOADER_RESOURCES},
+                               "admissionWebhooks": {"patch": dict(place)}},
         "grafana": {
             "enabled": mon.grafana_enabled,
+            "resources": GRAFANA_RESOURCES,
             # The sidecar loads every ConfigMap labelled grafana_dashboard=1, in all namespaces.
-            "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1",
+            "sidecar": {"resources": GRAFANA_SIDECAR_RESOURCES,
+                        "dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1",
                                        "searchNamespace": "ALL"}},
             **place,
         },
-        "kube-state-metrics": dict(place),
+        "kube-state-metrics": {"resources": KUBE_STATE_METRICS_RESOURCES, **place},
     }
 
 
@@ -84,6 +145,7 @@ def prometheus_adapter(system: dict[str, Any]) -> dict[str, Any]:
         "prometheus": {"url": f"http://{KPS_FULLNAME}-prometheus.{MONITORING_NAMESPACE}.svc", "port": PROMETHEUS_PORT},
         "rules": {"default": False, "custom": custom},
         "replicas": 2,
+        "resources": ADAPTER_RESOURCES,
         **_placement(system),
     }
 

@@ -41,9 +41,9 @@ def redis_host(worker: BatchWorkerConfig) -> str:
     return f"{names(worker)['redis']}.{worker.namespace}.svc"
 
 
-def redis_statefulset(worker: BatchWorkerConfig, system: dict[str, Any]) -> dict[str, Any]:
-    """One Redis with AUTH and an append-only file on a gp3 volume. It runs on the system
-    nodes (the only non-GPU nodes of the platform), tolerating their taint."""
+def redis_statefulset(worker: BatchWorkerConfig, system: dict[str, Any], storage_class: str) -> dict[str, Any]:
+    """One Redis with AUTH and an append-only file on a volume of ``storage_class`` (gp3). It
+    runs on the system nodes (the only non-GPU nodes of the platform), tolerating their taint."""
     n = names(worker)
     return {
         "metadata": {"name": n["redis"], "namespace": worker.namespace, "labels": redis_labels(worker)},
@@ -72,7 +72,7 @@ def redis_statefulset(worker: BatchWorkerConfig, system: dict[str, Any]) -> dict
             }},
             "volumeClaimTemplates": [{
                 "metadata": {"name": "data"},
-                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3",
+                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class,
                          "resources": {"requests": {"storage": f"{worker.redis_storage_gib}Gi"}}},
             }],
         },
