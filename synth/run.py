@@ -114,7 +114,8 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:
     config = policy_config(RULES, environment)
-    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.inputs, r.outputs, r.parent) for r in resources], config)
+    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.inputs, r.outputs, r.parent, r.depends_on, r.options)
+                               for r in resources], config)
 
 
 class _StackReferences(Mapping[str, Mapping[str, Any]]):
