@@ -19,6 +19,8 @@ from components.stack import load_stack, read_stack_file, stack_file_path
 from policies.offline import Resource, evaluate, mandatory, policy_config
 from policies.rules import POLICIES, RULES
 from synth.engine import Recorded, RunResult, run_program
+from synth.rehearsal import markdown as rehearsal_markdown
+from synth.rehearsal import rehearse
 from synth.writer import write_contract
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +108,9 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
     if out.exists():
         shutil.rmtree(out)
     write_contract(out, run, report)
+    rehearsal = rehearse([r.contract() for r in run.resources])
+    (out / "rehearsal.json").write_text(json.dumps(rehearsal, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    (out / "rehearsal.md").write_text(rehearsal_markdown(rehearsal, stack))
     if program == REPO:
         # The platform's own stacks: cost and capacity at a glance.
         (out / "capacity.md").write_text(capacity.report(load_stack(stack, REPO)))
