@@ -211,9 +211,9 @@ def edges(resources: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     by_type_name: dict[str, list[str]] = {}
     for r in resources:
         by_type_name.setdefault(r["type"].rsplit(":", 1)[-1], []).append(r["urn"])
-    out = {}
+    out: dict[str, list[str]] = {}
     for r in resources:
-        before = set(r.get("depends_on") or ()) | {r.get("parent"), r.get("provider")}
+        before: set[str] = {str(u) for u in [*(r.get("depends_on") or ()), r.get("parent"), r.get("provider")] if u}
         for name in _references(r.get("inputs")):
             if len(by_type_name.get(name, ())) == 1:
                 before.add(by_type_name[name][0])
