@@ -97,3 +97,44 @@ def weights_gib(parameters_billion: float, dtype: str) -> float:
 # HBM bandwidth (GB/s) and dense bf16 peak (TFLOPS) per GPU, from the vendors' data sheets.
 HBM_GB_S = {"l4": 300, "a10g": 600, "l40s": 864, "a100": 2039, "h100": 3350, "h200": 4800}
 BF16_TFLOPS = {"l4": 121, "a10g": 70, "l40s": 362, "a100": 312, "h100": 989, "h200": 989}
+
+
+@dataclass(frozen=True)
+class GeneralPurposeType:
+    """A CPU instance type for the system node group: vCPUs, memory, and the pods the VPC CNI allows."""
+
+    name: str
+    vcpu: int
+    memory_gib: int
+    max_pods: int
+
+
+# EC2 DescribeInstanceTypes (vCPU, MemoryInfo) for the M7i and M6i families; max pods are the
+# VPC CNI's ENI-based figures in awslabs/amazon-eks-ami ``eni-max-pods.txt`` (no prefix delegation).
+GENERAL_PURPOSE: dict[str, GeneralPurposeType] = {
+    t.name: t
+    for t in (
+        GeneralPurposeType("m7i.large", 2, 8, 29),
+        GeneralPurposeType("m7i.xlarge", 4, 16, 58),
+        GeneralPurposeType("m7i.2xlarge", 8, 32, 58),
+        GeneralPurposeType("m7i.4xlarge", 16, 64, 234),
+        GeneralPurposeType("m6i.large", 2, 8, 29),
+        GeneralPurposeType("m6i.xlarge", 4, 16, 58),
+        GeneralPurposeType("m6i.2xlarge", 8, 32, 58),
+        GeneralPurposeType("m6i.4xlarge", 16, 64, 234),
+    )
+}
+
+# What a node keeps for itself, rounded up from the EKS AMI's kubelet formulas (kube-reserved
+# CPU 6 % of the first core + 1 % of the second + 0.5 % of the next two; memory
+# 11 MiB x max pods + 255 MiB; eviction threshold 100 Mi), plus the DaemonSets every node
+# runs (VPC CNI, kube-proxy, Pod Identity agent): ~0.5 vCPU and ~10 % of memory + 1 GiB.
+# The same figures size GPU replicas in components/sizing.py.
+NODE_RESERVED_VCPU = 0.5
+NODE_ALLOCATABLE_MEMORY_FRACTION = 0.9
+NODE_RESERVED_MEMORY_GIB = 1.0
+
+
+def allocatable(vcpu: float, memory_gib: float) -> tuple[float, float]:
+    """(vCPU, GiB) a node of this size offers to pods."""
+    return vcpu - NODE_RESERVED_VCPU, memory_gib * NODE_ALLOCATABLE_MEMORY_FRACTION - NODE_RESERVED_MEMORY_GIB

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_policy import (
@@ -28,7 +29,8 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 @dataclass(frozen=True)
 class Resource:
-    """What a policy needs of one resource: type, URN, name, inputs, outputs, parent."""
+    """What a policy needs of one resource: type, URN, name, inputs, outputs, parent, and
+    (from resources.json) the URNs it depends on and its resource options."""
 
     type: str
     urn: str
@@ -36,10 +38,27 @@ class Resource:
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any]
     parent: str | None = None
+    depends_on: Sequence[str] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _opts() -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], False, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+_DURATION = re.compile(r"([0-9.]+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str | None) -> float:
+    """A Go duration as the engine takes ``customTimeouts`` ("30m", "1h30m", "90s"); 0 when unset."""
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(str(text or "")))
+
+
+def _opts(options: Mapping[str, Any] | None = None, parent: str | None = None) -> PolicyResourceOptions:
+    """The resource's options as CrossGuard passes them (``synth`` records them in resources.json)."""
+    options = options or {}
+    timeouts = options.get("customTimeouts") or {}
+    return PolicyResourceOptions(
+        bool(options.get("protect", False)), list(options.get("ignoreChanges") or []),
+        options.get("deleteBeforeReplace"), list(options.get("aliases") or []),
+        PolicyCustomTimeouts(*(duration_seconds(timeouts.get(k)) for k in ("create", "update", "delete"))), [], parent)
 
 
 def _run(call, on_unknown) -> None:
@@ -84,13 +103,17 @@ def evaluate(
             by_urn: dict[str, PolicyResource] = {}
             for r in resources:
                 by_urn[r.urn] = PolicyResource(r.type, unknown_checking_proxy(dict(r.outputs)), r.urn, r.name,
-                                               _opts(), None, by_urn.get(r.parent or ""), [], {})
+                                               _opts(r.options, r.parent), None, by_urn.get(r.parent or ""), [], {})
+            # Dependencies as objects, like the engine's; filled once every resource exists.
+            for r in resources:
+                by_urn[r.urn].dependencies.extend(by_urn[d] for d in r.depends_on if d in by_urn)
             stack_args = StackValidationArgs(list(by_urn.values()), cfg)
             _run(lambda p=policy, a=stack_args: p.validate(a, lambda message, urn=None: add(p, urn or "", message)),
                  lambda p=policy: unknown(p, ""))
             continue
         for r in resources:
-            args = ResourceValidationArgs(r.type, unknown_checking_proxy(dict(r.inputs)), r.urn, r.name, _opts(), None, cfg)
+            args = ResourceValidationArgs(r.type, unknown_checking_proxy(dict(r.inputs)), r.urn, r.name,
+                                          _opts(r.options, r.parent), None, cfg)
             validators = policy.validate if isinstance(policy.validate, list) else [policy.validate]
             for validate in validators:
                 _run(lambda v=validate, a=args, p=policy, u=r.urn: v(a, lambda message, urn=None: add(p, urn or u, message)),

@@ -8,16 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import ENVIRONMENT, as_list, stack_rule
-from .rules_capacity import is_gpu_pool
 from .workloads import (
-    GPU,
     POD_SPEC_PATHS,
     containers,
     dig,
     gpu_containers,
     gpu_quantity,
     pod_spec,
-    required_values,
     selector_matches,
     spreads_across_zones,
 )
@@ -216,72 +213,6 @@ def prod_zone_spread(resources: Sequence[Any], config: Mapping[str, Any]) -> Ite
                 yield w.urn, f"{w.name}: replicas are not spread across zones; one zone's outage takes them all."
 
 
-# --------------------------------------------------------------------------- capacity
-
-
-def _pool_provides(pool: Any) -> dict[str, set[str]]:
-    template = dig(pool.props, "spec", "template") or {}
-    provides: dict[str, set[str]] = {k: {str(v)} for k, v in (dig(template, "metadata", "labels") or {}).items()}
-    for r in dig(template, "spec", "requirements") or ():
-        if r.get("operator") == "In":
-            provides[str(r.get("key"))] = {str(v) for v in r.get("values") or ()}
-    return provides
-
-
-def _tolerates(spec: Mapping[str, Any], taints: Sequence[Mapping[str, Any]]) -> bool:
-    for taint in taints:
-        ok = any((t.get("operator") == "Exists" and (not t.get("key") or t.get("key") == taint.get("key")))
-                 or (t.get("key") == taint.get("key") and t.get("value") == taint.get("value"))
-                 for t in spec.get("tolerations") or ())
-        if not ok and taint.get("effect") in ("NoSchedule", "NoExecute"):
-            return False
-    return True
-
-
-def pools_for(w: Workload, pools: list[Any]) -> list[Any]:
-    """NodePools whose nodes can host the workload's pods: labels and requirements satisfy
-    the pod's required node selection, and the pod tolerates the pool's taints."""
-    out = []
-    for pool in pools:
-        provides = _pool_provides(pool)
-        keys = set(provides) | set(w.spec.get("nodeSelector") or {}) | {e.get("key") for t in (dig(
-            w.spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms") or ())
-            for e in t.get("matchExpressions") or ()}
-        fits = all((wanted := required_values(w.spec, k)) is None or k not in provides or wanted & provides[k]
-                   for k in keys)
-        if fits and _tolerates(w.spec, dig(pool.props, "spec", "template", "spec", "taints") or ()):
-            out.append(pool)
-    return out
-
-
-def capacity_covers(resources: Sequence[Any], _: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    pools = [p for p in _by_type(resources, "kubernetes:karpenter.sh/v1:NodePool") if is_gpu_pool(p.props)]
-    if not pools:
-        return
-    scalers = _scalers_of(resources)
-    demand: list[tuple[Workload, frozenset[str], int]] = []
-    for w in workloads(resources):
-        if not w.gpus_per_pod:
-            continue
-        if w.kind == "ScaledJob":
-            count = int(dig(w.props, "spec", "maxReplicaCount") or 100)
-        else:
-            count = _max_replicas(w, scalers.get((w.namespace, w.kind, w.name), []))
-        names = frozenset(_name(p.props) for p in pools_for(w, pools))
-        demand.append((w, names, count * w.gpus_per_pod))
-    limit = {_name(p.props): int(float(dig(p.props, "spec", "limits", GPU) or 0)) for p in pools}
-    for w, names, _count in demand:
-        if not names:
-            yield w.urn, f"{w.name}: no GPU NodePool can host its pods (labels, requirements or taints do not match)."
-            continue
-        capacity = sum(limit[n] for n in names)
-        competing = sum(g for _other_w, other, g in demand if other and other <= names)
-        if competing > capacity:
-            yield w.urn, (f"{w.name}: at max scale the workloads on NodePools {', '.join(sorted(names))} need "
-                          f"{competing} GPUs but those pools are limited to {capacity}: pods would scale but stay "
-                          "Pending (fake scaling).")
-
-
 # --------------------------------------------------------------------------- observability and AWS
 
 
@@ -359,10 +290,6 @@ RULES = [
     stack_rule("availability-prod-zone-spread", "Availability", "In prod, GPU replicas spread across zones.",
         "A zonal outage or a zone without GPU capacity should not take every replica.",
         "add a topologySpreadConstraint on topology.kubernetes.io/zone.", prod_zone_spread, dict(ENVIRONMENT)),
-    stack_rule("capacity-covers-max-scale", "Capacity (Karpenter)",
-        "The GPU limits of the NodePools a workload can land on cover its maximum scale.",
-        "\"Fake scaling\": the autoscaler adds replicas that no node can ever host, so they stay Pending.",
-        "raise the NodePools' nvidia.com/gpu limits or lower maxReplicas.", capacity_covers),
     stack_rule("vllm-workload-scraped", "Scaling", "Every vLLM workload is scraped by a ServiceMonitor or PodMonitor.",
         "Autoscaling and alerts read vLLM's metrics through Prometheus; an unscraped workload scales on nothing.",
         "add a ServiceMonitor selecting the workload's Service.", vllm_scraped),

@@ -160,3 +160,36 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, An
         if op == "DoesNotExist" and key in labels:
             return False
     return True
+
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+
+
+def quantity(value: Any) -> float:
+    """A Kubernetes resource quantity ("500m", "16", "161Gi", "2G", "1e3") as a number of units."""
+    text = str(value).strip()
+    for suffix, factor in _BINARY.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    suffix = text[-1] if text and text[-1] in _DECIMAL and not text[-1].isdigit() else ""
+    return float(text[: len(text) - len(suffix)]) * _DECIMAL[suffix]
+
+
+def pod_requests(spec: Mapping[str, Any]) -> dict[str, float]:
+    """What the scheduler reserves for one pod: cpu (cores), memory (GiB) and GPUs, the
+    larger of the containers' sum and any single init container (Kubernetes' effective request)."""
+    def of(c: Mapping[str, Any]) -> dict[str, float]:
+        req = {**(dig(c, "resources", "limits") or {}), **(dig(c, "resources", "requests") or {})}
+        return {"cpu": quantity(req["cpu"]) if "cpu" in req else 0.0,
+                "memory": quantity(req["memory"]) / 2**30 if "memory" in req else 0.0,
+                "gpu": quantity(req[GPU]) if GPU in req else 0.0}
+
+    total = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
+    for c in containers(spec):
+        for k, v in of(c).items():
+            total[k] += v
+    for c in spec.get("initContainers") or ():
+        for k, v in of(c).items():
+            total[k] = max(total[k], v)
+    return total

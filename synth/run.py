@@ -20,6 +20,8 @@ from policies.offline import Resource, evaluate, mandatory, policy_config
 from policies.rules import POLICIES, RULES
 from synth.engine import Recorded, RunResult, run_program
 from synth.output import OutputError, check_target, replacing
+from synth.rehearsal import markdown as rehearsal_markdown
+from synth.rehearsal import rehearse
 from synth.writer import write_contract
 
 REPO = Path(__file__).resolve().parent.parent
@@ -152,9 +154,13 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
     report = policy_report(run.resources, sf.environment)
     # The platform's own stacks: cost and capacity at a glance.
     capacity_md = capacity.report(load_stack(stack, REPO)) if program == REPO else None
+    rehearsal = rehearse([r.contract() for r in run.resources])
     try:
         with replacing(out) as staging:
             write_contract(staging, run, report)
+            (staging / "rehearsal.json").write_text(
+                json.dumps(rehearsal, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+            (staging / "rehearsal.md").write_text(rehearsal_markdown(rehearsal, stack))
             if capacity_md is not None:
                 (staging / "capacity.md").write_text(capacity_md)
     except OutputError as exc:
@@ -165,7 +171,8 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:
     config = policy_config(RULES, environment)
     # Policies see secrets as their values, as under CrossGuard (in synth a `secure:` value is the placeholder).
-    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.revealed_inputs, r.outputs, r.parent)
+    return evaluate(POLICIES, [Resource(r.type, r.urn, r.name, r.revealed_inputs, r.outputs, r.parent, r.depends_on,
+                                        r.options)
                                for r in resources], config)
 
 
