@@ -20,10 +20,6 @@ pytest_plugins = ["tests.promql_kit"]
 REPO = Path(__file__).resolve().parent.parent
 # Every stack file in stacks/ (a new one is covered without editing a list).
 STACKS = tuple(sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (REPO / "stacks").glob("Pulumi.*.yaml")))
-# Exit statuses of a synth run of our own stacks that the fixtures accept. 1 (a mandatory
-# violation) is accepted until the component fixes of issue 14 land: the new deploy rules fail
-# today's stacks, and test_every_stack_passes_the_pack (xfail meanwhile) says which. Then: (0,).
-SYNTH_OK = (0, 1)
 
 
 def stack_values(stack: str) -> tuple[dict[str, Any], str]:
@@ -50,7 +46,7 @@ def synthesized(tmp_path_factory) -> dict[str, Path]:
     for stack in STACKS:
         d = tmp_path_factory.mktemp(f"synth-{stack}")
         proc = run_synth(stack, "--out", str(d))
-        assert proc.returncode in SYNTH_OK, proc.stdout + proc.stderr
+        assert proc.returncode == 0, proc.stdout + proc.stderr
         out[stack] = d
     return out
 
@@ -88,5 +84,5 @@ def example_build(tmp_path_factory) -> Path:
     """The consumer example synthesized against the platform's dev stack."""
     out = tmp_path_factory.mktemp("synth-example")
     proc = run_synth("dev", "--program", str(REPO / "examples" / "extra-model"), "--out", str(out))
-    assert proc.returncode in SYNTH_OK, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return out

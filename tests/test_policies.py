@@ -525,7 +525,6 @@ def test_policy_config_files_are_in_sync(env):
     assert on_disk == policy_config(RULES, env)
 
 
-@pytest.mark.xfail(strict=False, reason="until the component fixes of issue 14 land")
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_passes_the_pack(synthesized, stack):
     report = json.loads((synthesized[stack] / "policy-report.json").read_text())

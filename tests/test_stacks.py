@@ -91,7 +91,6 @@ def test_example_is_wired_to_platform_outputs(synthesized, example_build):
             assert r["provider"] == provider["urn"]
 
 
-@pytest.mark.xfail(strict=False, reason="until the component fixes of issue 14 land")
 def test_example_passes_the_pack(example_build):
     report = json.loads((example_build / "policy-report.json").read_text())
     assert report["violations"] == []
