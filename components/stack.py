@@ -28,7 +28,7 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
-from components.config import NAMESPACE, ConfigError, Environment, StackConfig, load_stack_config
+from components.config import NAMESPACE, ConfigError, Environment, StackConfig, examples, load_stack_config
 from components.config.secrets import may_be_secret
 
 # What a `secure:` value becomes when the file is read without its secrets provider.
@@ -251,11 +251,33 @@ def _runtime_secret_keys() -> set[str]:
     return set(runtime_config.get_config_secret_keys_env()) | {k for k in keys if runtime_config.is_config_secret(k)}
 
 
+def is_offline() -> bool:
+    """Whether the program runs on a mock monitor (synth's recording engine, unit tests) rather
+    than under the Pulumi engine that creates real resources."""
+    from pulumi.runtime import mocks, settings
+
+    return isinstance(settings.SETTINGS.monitor, mocks.MockMonitor)
+
+
+def require_real_values(cfg: StackConfig) -> None:
+    """Refuse a real deploy while the config holds example values (``exampleValues``, or values
+    that are placeholders by their content): nothing is created until each is set."""
+    found = examples.placeholders(cfg)
+    if found:
+        raise ConfigError([f"{path}: an example value ({why}); set your real value"
+                           + (" and remove the path from gpu-platform:exampleValues" if why.startswith("marked") else "")
+                           + " before pulumi up" for path, why in found])
+
+
 def load_config() -> StackConfig:
     """The Pulumi runtime's config (every key of every namespace) as a StackConfig."""
     # The CLI passes config through PULUMI_CONFIG; synth sets it in-process.
     cfg = stack_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}, _runtime_secret_keys())
-    return check_environment(pulumi.get_stack(), cfg)
+    cfg = check_environment(pulumi.get_stack(), cfg)
+    if not is_offline():
+        # Under the real engine: stop before any resource exists (synth lists them instead).
+        require_real_values(cfg)
+    return cfg
 
 
 def secret_if_marked(key: str, values: Mapping[str, str]) -> Mapping[str, pulumi.Input[str]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import NAMESPACE, ConfigError
+from components.config import NAMESPACE, ConfigError, StackConfig, examples
 from components.render import capacity
 from components.stack import load_stack, project_of, read_stack_file, stack_file_path
 from policies.offline import Resource, evaluate, mandatory, policy_config
@@ -152,8 +152,12 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
         # SystemExit too: a program's sys.exit(1) must not read as "a mandatory policy is violated".
         raise ProgramError("".join(traceback.format_exception(exc))) from None
     report = policy_report(run.resources, sf.environment)
-    # The platform's own stacks: cost and capacity at a glance.
-    capacity_md = capacity.report(load_stack(stack, REPO)) if program == REPO else None
+    # The platform's own stacks: cost and capacity at a glance, and the example values a real
+    # deploy must replace (the program refuses them under the real engine).
+    platform_config = load_stack(stack, REPO) if program == REPO else None
+    capacity_md = capacity.report(platform_config) if platform_config is not None else None
+    if platform_config is not None:
+        report["violations"] += example_findings(platform_config, run.resources)
     rehearsal = rehearse([r.contract() for r in run.resources])
     try:
         with replacing(out) as staging:
@@ -166,6 +170,19 @@ def synthesize(stack: str, *, program: Path = REPO, out: Path | None = None) -> 
     except OutputError as exc:
         raise SynthError(str(exc)) from None
     return SynthResult(stack, out, run, report)
+
+
+EXAMPLE_VALUES_FINDING = "stack-example-values"
+
+
+def example_findings(cfg: StackConfig, resources: list[Recorded]) -> list[dict[str, str]]:
+    """Advisory findings for the example values of a platform stack, on its Platform resource:
+    offline synth works with them; `pulumi up` stops until each is replaced."""
+    urn = next((r.urn for r in resources if r.type == "gpu-platform:index:Platform"), "")
+    return [{"policy": EXAMPLE_VALUES_FINDING, "enforcement": "advisory", "urn": urn,
+             "message": f"{path}: an example value ({why}); a real deploy (pulumi up) stops until it is set"
+                        + (" and removed from exampleValues" if why.startswith("marked") else "") + "."}
+            for path, why in examples.placeholders(cfg)]
 
 
 def policy_report(resources: list[Recorded], environment: str) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def test_gpu_operator_installs_after_monitoring(prod):
 def test_time_slicing_profile_and_node_label():
     # Four vLLMs cannot share an L4 (each reserves 90 % of its memory), so the tier serves nothing
     # here; the config rules on what may run on a time-sliced tier are in test_config.
-    cfg = load_with("dev", lambda v: (v["gpuTiers"][0].update(timeSlicing={"replicas": 4}), v.update(modelServices=[])))
+    cfg = load_with("dev", lambda v: (v["gpuTiers"][0].update(timeSlicing={"replicas": 4}), v.update(modelServices=[], exampleValues=[])))
     result = build(cfg)
     cfg_values = release(result, "gpu-operator")["values"]["devicePlugin"]["config"]
     assert cfg_values["name"] == "time-slicing-config" and cfg_values["create"] is True
@@ -96,7 +96,8 @@ def test_time_slicing_profile_and_node_label():
 def test_mig_profile_config_and_node_label():
     # The 70B cannot run on 1g.10gb slices (the config refuses it), so it leaves the MIG tier here.
     cfg = load_with("prod", lambda v: (v["gpuTiers"][1].update(mig={"strategy": "single", "profiles": {"1g.10gb": 7}}),
-                                       v["modelServices"].pop(1)))
+                                       v["modelServices"].pop(1),
+                                       v["exampleValues"].remove("modelServices[1].model.source")))
     result = build(cfg)
     v = release(result, "gpu-operator")["values"]
     assert v["mig"] == {"strategy": "single"}

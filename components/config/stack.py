@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from components import sizing
-from components.config import rules
+from components.config import examples, rules
 from components.config.addons import AddonsConfig
 from components.config.base import ConfigModel, karpenter_seconds
 from components.config.batch import BatchWorkerConfig
@@ -89,11 +89,21 @@ class StackConfig(ConfigModel):
     batch_workers: tuple[BatchWorkerConfig, ...] = Field(default=(), description="Queue-driven batch workers.")
     tags: Annotated[dict[str, str], MAY_BE_SECRET] = Field(default_factory=dict,
                                                            description="AWS tags on every taggable resource.")
+    example_values: tuple[str, ...] = Field(
+        default=(),
+        description="Config paths (as error messages write them, e.g. modelServices[0].model.source) whose values "
+        "are examples: offline synth lists them, a real deploy stops until each is set and removed from here.",
+    )
 
     @model_validator(mode="after")
     def _cross(self) -> StackConfig:
         rules.check_stack(self)
         self._check_node_grace()
+        for i, path in enumerate(self.example_values):
+            try:
+                examples.resolve(self, path)
+            except examples.PathError as exc:
+                raise rule_error(("exampleValues", i), str(exc)) from None
         return self
 
     def _check_node_grace(self) -> None:
