@@ -12,6 +12,8 @@ from components import labels, versions
 from components.config import GpuOperatorConfig, GpuTier, KedaConfig, MonitoringConfig
 from components.config.addons import AlertingConfig
 from components.config.serving import SecretRef
+from platform_facts import karpenter as karpenter_facts
+from platform_facts import keda as keda_facts
 from platform_facts import vllm as metrics
 
 MONITORING_NAMESPACE = "monitoring"
@@ -237,6 +239,67 @@ def keda(config: KedaConfig, system: dict[str, Any]) -> dict[str, Any]:
         "prometheus": {"operator": {"enabled": True}},
         **_placement(system),
     }
+
+
+# kube-state-metrics names extended resources with '.' and '/' replaced by '_'.
+KSM_GPU_RESOURCE = "nvidia_com_gpu"
+PLATFORM_RULES = "gpu-platform-alerts"
+
+
+def platform_monitors(karpenter_namespace: str, karpenter_release: str) -> list[dict[str, Any]]:
+    """ServiceMonitors for Karpenter and the KEDA operator. Monitoring creates them after the
+    kube-prometheus-stack release: the charts' own would be applied before the CRD exists."""
+    def monitor(name: str, namespace: str, labels: dict[str, str], port: str, **endpoint: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": MONITORING_NAMESPACE},
+                "spec": {"namespaceSelector": {"matchNames": [namespace]}, "selector": {"matchLabels": labels},
+                         "endpoints": [{"port": port, "path": "/metrics", **endpoint}]}}
+
+    return [
+        monitor("karpenter", karpenter_namespace,
+                {"app.kubernetes.io/name": "karpenter", "app.kubernetes.io/instance": karpenter_release},
+                karpenter_facts.METRICS_PORT),
+        # honorLabels: KEDA's series carry the ScaledObject's namespace as "namespace"; without it
+        # Prometheus would overwrite it with "keda" (the operator pod's) and keep the real one as
+        # exported_namespace.
+        monitor("keda-operator", KEDA_NAMESPACE, dict(keda_facts.OPERATOR_SERVICE_LABEL), keda_facts.METRICS_PORT,
+                honorLabels=True),
+    ]
+
+
+def platform_rules() -> dict[str, Any]:
+    """Alerts on the platform's own controllers: node launches, KEDA scalers, GPU nodes."""
+    def alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
+        return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity},
+                "annotations": {"summary": summary}}
+
+    errors, create = karpenter_facts.CLOUDPROVIDER_ERRORS, karpenter_facts.CREATE_METHOD
+    ice = karpenter_facts.INSUFFICIENT_CAPACITY_ERROR
+    rules = [
+        alert("KarpenterLaunchFailures",
+              f'sum(increase({errors}{{method="{create}",error!="{ice}"}}[10m])) > 0', "15m", "warning",
+              "Karpenter's EC2 launches keep failing for a reason other than capacity (permissions, "
+              "subnets, launch template, quotas)"),
+        # Spot capacity comes and goes and Karpenter retries other types: only a long run of it matters.
+        alert("KarpenterInsufficientCapacity",
+              f'sum(increase({errors}{{method="{create}",error="{ice}"}}[10m])) > 0', "30m", "warning",
+              "EC2 has had no capacity for Karpenter's launches for 30m; GPU pods may stay Pending"),
+        alert("KedaScalerErrors",
+              f"sum by (namespace, scaledObject) (increase({keda_facts.SCALER_ERRORS}[5m])) > 0", "10m", "warning",
+              "A KEDA scaler keeps failing to read its metric; the workload scales on fallback or not at all"),
+        # ignoreNullValues (the default) turns an empty result into 0: a scaler reading a lost
+        # target scales to its minimum instead of failing.
+        alert("KedaScalerEmptyResults",
+              f"sum by (namespace, scaledResource, triggerName) (increase({keda_facts.EMPTY_UPSTREAM_RESPONSES}[5m])) > 0",
+              "15m", "warning",
+              "A KEDA trigger's query returns no data; it is read as 0 (metric renamed or target lost?)"),
+        # The device plugin reports allocatable nvidia.com/gpu; 0 on a node that has the
+        # resource means the plugin or the GPUs are gone (pods stay Pending, the node is billed).
+        alert("GPUNodeNoAllocatableGPU",
+              f'max by (node) (kube_node_status_allocatable{{resource="{KSM_GPU_RESOURCE}"}}) == 0', "10m", "warning",
+              "A GPU node reports 0 allocatable nvidia.com/gpu (device plugin down or GPUs unhealthy)"),
+    ]
+    return {"metadata": {"name": PLATFORM_RULES, "namespace": MONITORING_NAMESPACE},
+            "spec": {"groups": [{"name": "gpu-platform.rules", "rules": rules}]}}
 
 
 def time_slicing_data(tiers: Sequence[GpuTier]) -> dict[str, str]:
