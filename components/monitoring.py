@@ -15,6 +15,11 @@ from components.config import MonitoringConfig
 from components.naming import child
 from components.render import addons as render
 from components.render import dashboards
+from components.render import karpenter as karpenter_render
+
+# The Karpenter component's release name: the chart's Service carries it as
+# app.kubernetes.io/instance (a test checks the two agree).
+KARPENTER_RELEASE = "karpenter"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,16 @@ class Monitoring(pulumi.ComponentResource):
         helm.release(child(name, "prometheus-adapter"), versions.PROMETHEUS_ADAPTER, release_name="prometheus-adapter",
                      namespace=render.MONITORING_NAMESPACE, values=render.prometheus_adapter(SYSTEM_PLACEMENT),
                      opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
+        # The platform's own controllers: scraped and alerted on once the CRDs exist.
+        after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+        for monitor in render.platform_monitors(karpenter_render.NAMESPACE, KARPENTER_RELEASE):
+            k8s.apiextensions.CustomResource(
+                child(name, f"{monitor['metadata']['name']}-monitor"), api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"], opts=after_release)
+        rule = render.platform_rules()
+        k8s.apiextensions.CustomResource(
+            child(name, "platform-alerts"), api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+            metadata=rule["metadata"], spec=rule["spec"], opts=after_release)
         if args.config.grafana_enabled:
             for cm_name, data in dashboards.configmap_data().items():
                 k8s.core.v1.ConfigMap(

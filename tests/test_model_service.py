@@ -211,7 +211,8 @@ def test_pdbs_never_deadlock(results):
 def test_service_and_monitor(results):
     (svc,) = [r.inputs for r in by_type(results["staging"], "kubernetes:core/v1:Service") if r.inputs["metadata"]["name"] == "chat"]
     assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["ports"][0]["port"] == 8000
-    (mon,) = [r.inputs for r in by_type(results["staging"], "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")]
+    (mon,) = [r.inputs for r in by_type(results["staging"], "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+              if r.inputs["metadata"]["namespace"] == "inference"]
     assert mon["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
     assert mon["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
     assert results["staging"].outputs["services"]["chat"]["url"] == "http://chat.inference.svc:8000"

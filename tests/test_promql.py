@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from platform_facts.dcgm import METRICS as DCGM_METRICS
+from platform_facts.karpenter import METRICS as KARPENTER_METRICS
+from platform_facts.keda import METRICS as KEDA_METRICS
 from platform_facts.vllm import METRIC_FAMILIES, REMOVED_METRICS
 from tests.conftest import STACKS
 from tests.promql_kit import Build, expressions, metric_strings, run_promtool_tests
@@ -22,7 +24,9 @@ from tests.promql_kit import Build, expressions, metric_strings, run_promtool_te
 # kube-state-metrics series our alerts and triggers read (docs/metrics/workload/pod-metrics.md,
 # docs/metrics/workload/horizontalpodautoscaler-metrics.md, docs/metrics/workload/deployment-metrics.md).
 KSM_METRICS = {"kube_pod_status_phase", "kube_horizontalpodautoscaler_status_current_replicas",
-               "kube_deployment_spec_replicas"}
+               "kube_deployment_spec_replicas",
+               # docs/metrics/cluster/node-metrics.md
+               "kube_node_status_allocatable"}
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 
 
@@ -41,7 +45,8 @@ def _metric_names(expr: str) -> set[str]:
 
 def _emitted(name: str) -> bool:
     family = HISTOGRAM_SERIES.sub("", name)
-    return name in METRIC_FAMILIES or family in METRIC_FAMILIES or name in DCGM_METRICS or name in KSM_METRICS
+    return (name in METRIC_FAMILIES or family in METRIC_FAMILIES or name in DCGM_METRICS or name in KSM_METRICS
+            or name in KARPENTER_METRICS or name in KEDA_METRICS)
 
 
 @pytest.fixture(scope="module")

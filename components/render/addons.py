@@ -10,6 +10,10 @@ import yaml
 
 from components import labels, versions
 from components.config import GpuOperatorConfig, GpuTier, KedaConfig, MonitoringConfig
+from components.config.addons import AlertingConfig
+from components.config.serving import SecretRef
+from platform_facts import karpenter as karpenter_facts
+from platform_facts import keda as keda_facts
 from platform_facts import vllm as metrics
 
 MONITORING_NAMESPACE = "monitoring"
@@ -88,6 +92,62 @@ def ebs_csi_configuration(system: dict[str, Any]) -> dict[str, Any]:
     return {"controller": {"replicaCount": 2, "resources": EBS_CSI_CONTROLLER_RESOURCES, **_placement(system)}}
 
 
+# Where alertmanagerSpec.secrets mounts each Secret (prometheus-operator: /etc/alertmanager/secrets/<name>).
+ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets"
+NULL_RECEIVER = "null"
+# Alerts that exist to be silent: Watchdog proves the pipeline works (a dead-man's switch
+# pages when it stops), InfoInhibitor only inhibits info alerts (kube-prometheus-stack rules).
+SILENT_ALERTS = ("Watchdog", "InfoInhibitor")
+# Scrape jobs and default rules of components EKS manages and does not expose: the control
+# plane's controller-manager, scheduler and etcd have no reachable endpoints, and the EKS
+# kube-proxy binds its metrics to 127.0.0.1:10249; left on, KubeControllerManagerDown and
+# KubeSchedulerDown (critical) fire forever (production-facts §9).
+EKS_UNREACHABLE_JOBS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
+EKS_UNREACHABLE_RULES = ("kubeControllerManager", "kubeSchedulerAlerting", "kubeSchedulerRecording", "etcd",
+                         "kubeProxy")
+
+
+def _secret_file(ref: SecretRef) -> str:
+    return f"{ALERTMANAGER_SECRETS_DIR}/{ref.name}/{ref.key}"
+
+
+def alertmanager_secrets(alerting: AlertingConfig) -> list[str]:
+    """Secrets Alertmanager mounts for its receivers (each once)."""
+    refs = [r.secret.name for r in (alerting.pagerduty, alerting.slack, alerting.webhook) if r is not None]
+    return sorted(set(refs))
+
+
+def alertmanager_config(alerting: AlertingConfig) -> dict[str, Any]:
+    """Receivers and routes by severity; credentials stay in Secrets, read from files.
+
+    critical -> PagerDuty and Slack (else the webhook), warning -> Slack (else the webhook),
+    everything else -> the webhook. A missing receiver falls through to the default route, whose
+    receiver is the webhook, else Slack, else "null" (dev: alerts only in the UI)."""
+    receivers: list[dict[str, Any]] = [{"name": NULL_RECEIVER}]
+    routes: list[dict[str, Any]] = [{"receiver": NULL_RECEIVER, "matchers": [f'alertname = "{a}"']}
+                                    for a in SILENT_ALERTS]
+    if alerting.pagerduty is not None:
+        receivers.append({"name": "pagerduty", "pagerduty_configs": [
+            {"routing_key_file": _secret_file(alerting.pagerduty.secret), "send_resolved": True}]})
+        # continue: the page also goes to Slack below.
+        routes.append({"receiver": "pagerduty", "matchers": ['severity = "critical"'],
+                       "continue": alerting.slack is not None})
+    if alerting.slack is not None:
+        receivers.append({"name": "slack", "slack_configs": [
+            {"api_url_file": _secret_file(alerting.slack.secret), "channel": alerting.slack.channel,
+             "send_resolved": True}]})
+        routes.append({"receiver": "slack", "matchers": ['severity =~ "critical|warning"']})
+    if alerting.webhook is not None:
+        receivers.append({"name": "webhook", "webhook_configs": [
+            {"url_file": _secret_file(alerting.webhook.secret), "send_resolved": True}]})
+    default = ("webhook" if alerting.webhook is not None else "slack" if alerting.slack is not None
+               else NULL_RECEIVER)
+    return {
+        "route": {"receiver": default, "routes": routes},
+        "receivers": receivers,
+    }
+
+
 def kube_prometheus_stack(mon: MonitoringConfig, system: dict[str, Any], storage_class: str) -> dict[str, Any]:
     place = _placement(system)
     return {
@@ -104,6 +164,7 @@ def kube_prometheus_stack(mon: MonitoringConfig, system: dict[str, Any], storage
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "ruleSelectorNilUsesHelmValues": False,
                 "retention": mon.retention,
+                "retentionSize": mon.retention_size,
                 "scrapeInterval": f"{mon.scrape_interval_seconds}s",
                 "storageSpec": {"volumeClaimTemplate": {"spec": {
                     "storageClassName": storage_class,
@@ -113,8 +174,17 @@ def kube_prometheus_stack(mon: MonitoringConfig, system: dict[str, Any], storage
                 "resources": PROMETHEUS_RESOURCES,
                 **place,
             },
+            # No PodDisruptionBudget: with one replica, minAvailable 1 would refuse every eviction
+            # and fail each system node group update (PodEvictionFailure) instead of pausing
+            # metrics for the minute the pod takes to move. A PDB belongs with a second replica.
         },
-        "alertmanager": {"alertmanagerSpec": {"resources": ALERTMANAGER_RESOURCES, **place}},
+        "alertmanager": {
+            # Helm merges this over the chart's config: global and inhibit_rules stay its own,
+            # route and receivers are ours (lists replace lists).
+            "config": alertmanager_config(mon.alerting),
+            "alertmanagerSpec": {"resources": ALERTMANAGER_RESOURCES,
+                                 "secrets": alertmanager_secrets(mon.alerting), **place},
+        },
         "prometheusOperator": {**place, "resources": OPERATOR_RESOURCES,
                                "prometheusConfigReloader": {"resources": CONFIG_RELOADER_RESOURCES},
                                "admissionWebhooks": {"patch": dict(place)}},
@@ -128,6 +198,8 @@ def kube_prometheus_stack(mon: MonitoringConfig, system: dict[str, Any], storage
             **place,
         },
         "kube-state-metrics": {"resources": KUBE_STATE_METRICS_RESOURCES, **place},
+        **{job: {"enabled": False} for job in EKS_UNREACHABLE_JOBS},
+        "defaultRules": {"rules": {rule: False for rule in EKS_UNREACHABLE_RULES}},
     }
 
 
@@ -145,6 +217,8 @@ def prometheus_adapter(system: dict[str, Any]) -> dict[str, Any]:
         "prometheus": {"url": f"http://{KPS_FULLNAME}-prometheus.{MONITORING_NAMESPACE}.svc", "port": PROMETHEUS_PORT},
         "rules": {"default": False, "custom": custom},
         "replicas": 2,
+        # It serves the custom metrics API every HPA on vLLM metrics reads: keep one up in drains.
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
         "resources": ADAPTER_RESOURCES,
         **_placement(system),
     }
@@ -156,8 +230,76 @@ def keda(config: KedaConfig, system: dict[str, Any]) -> dict[str, Any]:
         "operator": {"replicaCount": replicas},
         "metricsServer": {"replicaCount": replicas},
         "webhooks": {"enabled": True, "replicaCount": replicas},
+        # With a single replica a minAvailable would block every drain; at 2 or more, keep one.
+        "podDisruptionBudget": ({part: {"maxUnavailable": 1} for part in ("operator", "metricServer", "webhooks")}
+                                if replicas > 1 else {}),
+        # The operator's /metrics (scaler errors, empty upstream responses) on the Service port
+        # "metrics"; Monitoring's ServiceMonitor scrapes it (the chart's own would be applied
+        # before the ServiceMonitor CRD exists).
+        "prometheus": {"operator": {"enabled": True}},
         **_placement(system),
     }
+
+
+# kube-state-metrics names extended resources with '.' and '/' replaced by '_'.
+KSM_GPU_RESOURCE = "nvidia_com_gpu"
+PLATFORM_RULES = "gpu-platform-alerts"
+
+
+def platform_monitors(karpenter_namespace: str, karpenter_release: str) -> list[dict[str, Any]]:
+    """ServiceMonitors for Karpenter and the KEDA operator. Monitoring creates them after the
+    kube-prometheus-stack release: the charts' own would be applied before the CRD exists."""
+    def monitor(name: str, namespace: str, labels: dict[str, str], port: str, **endpoint: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": MONITORING_NAMESPACE},
+                "spec": {"namespaceSelector": {"matchNames": [namespace]}, "selector": {"matchLabels": labels},
+                         "endpoints": [{"port": port, "path": "/metrics", **endpoint}]}}
+
+    return [
+        monitor("karpenter", karpenter_namespace,
+                {"app.kubernetes.io/name": "karpenter", "app.kubernetes.io/instance": karpenter_release},
+                karpenter_facts.METRICS_PORT),
+        # honorLabels: KEDA's series carry the ScaledObject's namespace as "namespace"; without it
+        # Prometheus would overwrite it with "keda" (the operator pod's) and keep the real one as
+        # exported_namespace.
+        monitor("keda-operator", KEDA_NAMESPACE, dict(keda_facts.OPERATOR_SERVICE_LABEL), keda_facts.METRICS_PORT,
+                honorLabels=True),
+    ]
+
+
+def platform_rules() -> dict[str, Any]:
+    """Alerts on the platform's own controllers: node launches, KEDA scalers, GPU nodes."""
+    def alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
+        return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity},
+                "annotations": {"summary": summary}}
+
+    errors, create = karpenter_facts.CLOUDPROVIDER_ERRORS, karpenter_facts.CREATE_METHOD
+    ice = karpenter_facts.INSUFFICIENT_CAPACITY_ERROR
+    rules = [
+        alert("KarpenterLaunchFailures",
+              f'sum(increase({errors}{{method="{create}",error!="{ice}"}}[10m])) > 0', "15m", "warning",
+              "Karpenter's EC2 launches keep failing for a reason other than capacity (permissions, "
+              "subnets, launch template, quotas)"),
+        # Spot capacity comes and goes and Karpenter retries other types: only a long run of it matters.
+        alert("KarpenterInsufficientCapacity",
+              f'sum(increase({errors}{{method="{create}",error="{ice}"}}[10m])) > 0', "30m", "warning",
+              "EC2 has had no capacity for Karpenter's launches for 30m; GPU pods may stay Pending"),
+        alert("KedaScalerErrors",
+              f"sum by (namespace, scaledObject) (increase({keda_facts.SCALER_ERRORS}[5m])) > 0", "10m", "warning",
+              "A KEDA scaler keeps failing to read its metric; the workload scales on fallback or not at all"),
+        # ignoreNullValues (the default) turns an empty result into 0: a scaler reading a lost
+        # target scales to its minimum instead of failing.
+        alert("KedaScalerEmptyResults",
+              f"sum by (namespace, scaledResource, triggerName) (increase({keda_facts.EMPTY_UPSTREAM_RESPONSES}[5m])) > 0",
+              "15m", "warning",
+              "A KEDA trigger's query returns no data; it is read as 0 (metric renamed or target lost?)"),
+        # The device plugin reports allocatable nvidia.com/gpu; 0 on a node that has the
+        # resource means the plugin or the GPUs are gone (pods stay Pending, the node is billed).
+        alert("GPUNodeNoAllocatableGPU",
+              f'max by (node) (kube_node_status_allocatable{{resource="{KSM_GPU_RESOURCE}"}}) == 0', "10m", "warning",
+              "A GPU node reports 0 allocatable nvidia.com/gpu (device plugin down or GPUs unhealthy)"),
+    ]
+    return {"metadata": {"name": PLATFORM_RULES, "namespace": MONITORING_NAMESPACE},
+            "spec": {"groups": [{"name": "gpu-platform.rules", "rules": rules}]}}
 
 
 def time_slicing_data(tiers: Sequence[GpuTier]) -> dict[str, str]:
