@@ -151,11 +151,9 @@ def _worker_env(worker: BatchWorkerConfig) -> list[dict[str, Any]]:
     return env
 
 
-def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
-    n = names(worker)
+def _worker_container(worker: BatchWorkerConfig, scratch_mounts: list[dict[str, Any]]) -> dict[str, Any]:
     gpus = str(worker.gpus_per_job)
-    scratch_mounts = [{"name": v, "mountPath": path} for v, (path, _) in WORKER_SCRATCH.items()]
-    container: dict[str, Any] = {
+    return {
         "name": "worker",
         "image": worker.image,
         "env": [*_worker_env(worker), {"name": "HOME", "value": WORKER_HOME},
@@ -166,6 +164,12 @@ def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
         "securityContext": pod_security.container_security_context(),
         "volumeMounts": scratch_mounts,
     }
+
+
+def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
+    n = names(worker)
+    scratch_mounts = [{"name": v, "mountPath": path} for v, (path, _) in WORKER_SCRATCH.items()]
+    container = _worker_container(worker, scratch_mounts)
     pod: dict[str, Any] = {
         "serviceAccountName": n["service_account"],
         # The worker talks to Redis and (through Pod Identity) to S3, never to the API server.
