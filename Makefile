@@ -3,12 +3,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov scans the synthesized manifests (tests/test_pod_security.py) from a virtual environment
+# of its own: its dependencies clash with the project's.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 STACK ?= dev
 # Every stack file in stacks/: a new stack is synthesized, checked and golden-filed too.
 STACKS := $(patsubst stacks/Pulumi.%.yaml,%,$(wildcard stacks/Pulumi.*.yaml))
 
 .DEFAULT_GOAL := help
-.PHONY: help synth synth-all test lint conformance golden simulate bench schema clean
+.PHONY: help synth synth-all checkov-venv test lint conformance golden simulate bench schema clean
 
 help: ## Show the targets
 	@echo "make synth STACK=<dev|staging|prod>  synthesize a stack offline into build/<stack>/"
@@ -20,7 +24,7 @@ help: ## Show the targets
 	@echo "make simulate STACK=prod SERVICE=chat-8b [TRACE=...]  replay a trace through the scaling loop (--tune)"
 	@echo "make bench                           simulator and synth (200 model services) speed and memory figures"
 	@echo "make schema                          regenerate stacks/schema.json from the config models"
-	@echo "make clean                           remove build/ and .venv/"
+	@echo "make clean                           remove build/, .venv/ and .venv-checkov/"
 
 $(VENV)/.installed: pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +38,15 @@ synth: $(VENV)/.installed
 synth-all: $(VENV)/.installed
 	@for s in $(STACKS); do $(PY) -m synth $$s || exit $$?; done
 
-test: $(VENV)/.installed lint
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed ## checkov in its own virtual environment
+
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed lint
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed ## ruff (style, complexity <= 12) and mypy, as part of make test
@@ -64,4 +76,4 @@ schema: $(VENV)/.installed
 	mv stacks/schema.json.tmp stacks/schema.json
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(CHECKOV_VENV)

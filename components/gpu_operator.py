@@ -40,7 +40,7 @@ class GpuOperator(pulumi.ComponentResource):
         super().__init__("gpu-platform:addons:GpuOperator", name, None, opts)
         ns = helm.namespace(child(name, "namespace"), render.GPU_OPERATOR_NAMESPACE, pulumi.ResourceOptions(parent=self),
                             # The operator's operands need privileged pods (device plugin, DCGM).
-                            labels={"pod-security.kubernetes.io/enforce": "privileged"})
+                            enforce="privileged")
         mig_names = {t.name: mig for t in args.tiers if (mig := mig_config_name(t)) is not None}
         self.release = helm.release(
             child(name, "gpu-operator"), versions.GPU_OPERATOR, release_name="gpu-operator",

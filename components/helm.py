@@ -8,10 +8,28 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.render import addons, pod_security
+from components.render.pod_security import PodSecurityLevel
+
+# Pod Security levels of the add-on namespaces whose charts cannot run at ``restricted``; every
+# other namespace this program creates enforces ``restricted`` unless its creator says why not.
+ADDON_POD_SECURITY: dict[str, PodSecurityLevel] = {
+    # kube-prometheus-stack's node-exporter DaemonSet uses hostNetwork, hostPID and hostPath
+    # mounts of /proc, /sys and /: only ``privileged`` admits them.
+    addons.MONITORING_NAMESPACE: "privileged",
+    # The GPU Operator's operands (device plugin, DCGM, validators, MIG manager) are privileged
+    # containers with hostPath mounts.
+    addons.GPU_OPERATOR_NAMESPACE: "privileged",
+}
 
 
-def namespace(name: str, ns: str, opts: pulumi.ResourceOptions, labels: dict[str, str] | None = None) -> k8s.core.v1.Namespace:
-    return k8s.core.v1.Namespace(name, metadata={"name": ns, "labels": labels or {}}, opts=opts)
+def namespace(name: str, ns: str, opts: pulumi.ResourceOptions, labels: dict[str, str] | None = None,
+              *, enforce: PodSecurityLevel | None = None) -> k8s.core.v1.Namespace:
+    """A Namespace with Pod Security Admission labels: ``enforce`` (default: the add-on table,
+    else ``restricted``), warn and audit at ``restricted``."""
+    level = enforce or ADDON_POD_SECURITY.get(ns, "restricted")
+    return k8s.core.v1.Namespace(
+        name, metadata={"name": ns, "labels": {**(labels or {}), **pod_security.namespace_labels(level)}}, opts=opts)
 
 
 def release(name: str, chart: versions.Chart, *, release_name: str, namespace: str,

@@ -18,6 +18,7 @@ from components.keda import Keda, KedaArgs
 from components.model_service import ModelService, ModelServiceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import child
+from components.render.pod_security import workload_namespace_level
 from components.stack import secret_if_marked
 
 
@@ -61,8 +62,13 @@ class Platform(pulumi.ComponentResource):
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
         self.gpu_operator = GpuOperator(child(name, "gpu-operator"), GpuOperatorArgs(
             args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system)), opts=in_cluster)
+        # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
+        # privileged (baseline forbids hostPath); the others enforce restricted.
+        host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"} | {
+            b.namespace for b in args.batch_workers if b.model is not None}
         service_namespaces = {
-            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster)
+            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
+                          enforce=workload_namespace_level(ns in host_path))
             for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
         }
         self.services = {

@@ -87,26 +87,30 @@ def test_network_policy_admits_workers_producers_and_keda_only(staging):
 def test_init_container_fills_the_shared_node_cache(staging):
     (job,) = [r.inputs for r in by_type(staging, "kubernetes:keda.sh/v1alpha1:ScaledJob")]
     pod = job["spec"]["jobTargetRef"]["template"]["spec"]
-    (init,) = pod["initContainers"]
+    owner, init = pod["initContainers"]  # the hostPath owner step first (tests/test_pod_security.py)
+    assert owner["name"] == "model-cache-owner"
     (worker,) = pod["containers"]
     assert init["name"] == "model-cache" and init["image"] == "public.ecr.aws/aws-cli/aws-cli:2.31.12"
     assert init["env"] == [
         {"name": "MODEL_SOURCE", "value": "s3://llm-staging-models/BAAI/bge-large-en-v1.5"},
         {"name": "CACHE_DIR", "value": "/models/llm-staging-models/BAAI/bge-large-en-v1.5"},
+        {"name": "HOME", "value": "/tmp"},  # the scratch emptyDir: the root filesystem is read-only
     ]
-    assert init["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models"}]
-    assert pod["volumes"] == [{"name": "model-cache", "hostPath": {"path": "/mnt/k8s-disks/0/models", "type": "DirectoryOrCreate"}}]
+    assert init["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models"},
+                                   {"name": "model-cache-tmp", "mountPath": "/tmp"}]
+    cache_volume = {"name": "model-cache", "hostPath": {"path": "/mnt/k8s-disks/0/models", "type": "DirectoryOrCreate"}}
+    assert [v for v in pod["volumes"] if "hostPath" in v] == [cache_volume]
     assert {"name": "MODEL_PATH", "value": "/models/llm-staging-models/BAAI/bge-large-en-v1.5"} in worker["env"]
-    assert worker["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models", "readOnly": True}]
+    assert worker["volumeMounts"][0] == {"name": "model-cache", "mountPath": "/models", "readOnly": True}
     # Jobs and vLLM replicas on one node share the hostPath cache, so they must write it the
     # same way (same sync script and marker, same image, same mount), or one would redo or
     # break the other's copy.
     svc_pod = next(r.inputs for r in by_type(staging, "kubernetes:apps/v1:Deployment")
                    if r.inputs["metadata"]["name"] == "chat-baseline")["spec"]["template"]["spec"]
-    (svc_init,) = svc_pod["initContainers"]
+    (_, svc_init) = svc_pod["initContainers"]
     for key in ("image", "command", "volumeMounts", "resources"):
         assert init[key] == svc_init[key], key
-    assert pod["volumes"][0] in svc_pod["volumes"]
+    assert cache_volume in svc_pod["volumes"]
 
 
 def test_existing_redis_with_tls():

@@ -239,12 +239,13 @@ def test_cache_reader_may_only_read_the_model_prefix(results):
 
 def test_model_cache_init_container(results):
     dep = _deployments(results["prod"], "chat-8b")["chat-8b-baseline"]["spec"]["template"]["spec"]
-    (init,) = dep["initContainers"]
+    owner, init = dep["initContainers"]  # the hostPath owner step first
     (app,) = dep["containers"]
     assert init["name"] == "model-cache" and init["image"] == "public.ecr.aws/aws-cli/aws-cli:2.31.12"
     assert init["env"] == [
         {"name": "MODEL_SOURCE", "value": "s3://llm-prod-models/meta-llama/Llama-3.1-8B-Instruct"},
         {"name": "CACHE_DIR", "value": "/models/llm-prod-models/meta-llama/Llama-3.1-8B-Instruct"},
+        {"name": "HOME", "value": "/tmp"},  # the scratch emptyDir: the root filesystem is read-only
     ]
     assert init["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     assert init["command"][:2] == ["/bin/sh", "-c"]
@@ -257,7 +258,8 @@ def test_model_cache_init_container(results):
     assert 'mv "$part" "$dest"' in script
     assert dep["volumes"][0] == {"name": "model-cache", "hostPath": {"path": "/mnt/k8s-disks/0/models", "type": "DirectoryOrCreate"}}
     # The init container writes the cache, vLLM only reads it, from where it was written.
-    assert init["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models"}]
+    assert init["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models"},
+                                   {"name": "model-cache-tmp", "mountPath": "/tmp"}]
     assert {"name": "model-cache", "mountPath": "/models", "readOnly": True} in app["volumeMounts"]
     assert app["args"][0] == "/models/llm-prod-models/meta-llama/Llama-3.1-8B-Instruct"
     env = {e["name"]: e.get("value") for e in app["env"]}
@@ -278,7 +280,7 @@ def test_hf_source_uses_the_token_secret_never_a_literal():
     result = build(cfg)
     dep = _deployments(result, "chat")["chat-baseline"]["spec"]["template"]["spec"]
     token = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}
-    assert token in dep["initContainers"][0]["env"] and token in dep["containers"][0]["env"]
+    assert token in dep["initContainers"][-1]["env"] and token in dep["containers"][0]["env"]
     # No S3 source: no reader role for the service (the batch worker keeps its own).
     assert [r.name for r in by_type(result, "aws:iam/rolePolicy:RolePolicy")] == ["llm-staging-embed-cache-reader"]
 
@@ -308,7 +310,7 @@ def test_pre_pull_daemonset():
     (ds,) = [r.inputs for r in by_type(build(cfg), "kubernetes:apps/v1:DaemonSet")]
     spec = ds["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"platform.gpu/tier": "l40s"}
-    assert [c["name"] for c in spec["initContainers"]] == ["pull-vllm", "model-cache"]
+    assert [c["name"] for c in spec["initContainers"]] == ["pull-vllm", "model-cache-owner", "model-cache"]
 
 
 def test_long_names_fit_the_scaled_object_limit():

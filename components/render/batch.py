@@ -8,7 +8,7 @@ from typing import Any
 from components import labels, versions
 from components.config import BatchWorkerConfig, Cache, GpuTier
 from components.naming import k8s_name
-from components.render import cache
+from components.render import cache, pod_security
 
 REDIS_PORT = 6379
 PASSWORD_KEY = "password"
@@ -16,6 +16,11 @@ URL_KEY = "url"
 WORKER_ROLE = "batch-worker"
 # Batch pods share the node's NVMe cache with the serving pods (same hostPath, same layout).
 HOST_CACHE = Cache(medium="hostPath")
+# What a worker may write, its root filesystem being read-only: HOME (library caches default
+# under it: ~/.cache for Hugging Face, torch, Triton) and /tmp (tempfiles). An image that
+# writes elsewhere needs a volume there; none is guessed.
+WORKER_HOME = "/home/worker"
+WORKER_SCRATCH = {"worker-home": (WORKER_HOME, "8Gi"), "worker-tmp": ("/tmp", "1Gi")}
 
 
 def names(worker: BatchWorkerConfig) -> dict[str, str]:
@@ -54,7 +59,10 @@ def redis_statefulset(worker: BatchWorkerConfig, system: dict[str, Any], storage
             "template": {"metadata": {"labels": redis_labels(worker)}, "spec": {
                 "nodeSelector": system["nodeSelector"],
                 "tolerations": system["tolerations"],
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "fsGroup": 999},
+                # Redis needs no API token (and has no AWS identity).
+                "automountServiceAccountToken": False,
+                # fsGroup makes the volume claim writable by the unprivileged user.
+                "securityContext": pod_security.pod_security_context(),
                 "containers": [{
                     "name": "redis",
                     "image": versions.REDIS_IMAGE,
@@ -67,6 +75,9 @@ def redis_statefulset(worker: BatchWorkerConfig, system: dict[str, Any], storage
                                        "periodSeconds": 10},
                     "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 20},
                     "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                    "securityContext": pod_security.container_security_context(),
+                    # /data (the claim) is the only path Redis writes: the append-only file and
+                    # the RDB snapshots with their temp files (--dir /data).
                     "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                 }],
             }},
@@ -140,29 +151,41 @@ def _worker_env(worker: BatchWorkerConfig) -> list[dict[str, Any]]:
     return env
 
 
-def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
-    n = names(worker)
+def _worker_container(worker: BatchWorkerConfig, scratch_mounts: list[dict[str, Any]]) -> dict[str, Any]:
     gpus = str(worker.gpus_per_job)
-    container = {
+    return {
         "name": "worker",
         "image": worker.image,
-        "env": _worker_env(worker),
+        "env": [*_worker_env(worker), {"name": "HOME", "value": WORKER_HOME},
+                {"name": "XDG_CACHE_HOME", "value": f"{WORKER_HOME}/.cache"}, {"name": "TMPDIR", "value": "/tmp"}],
         "resources": {"requests": {"cpu": str(worker.cpu_per_job), "memory": f"{worker.memory_gib_per_job}Gi",
                                    labels.GPU_RESOURCE: gpus},
                       "limits": {"memory": f"{worker.memory_gib_per_job}Gi", labels.GPU_RESOURCE: gpus}},
+        "securityContext": pod_security.container_security_context(),
+        "volumeMounts": scratch_mounts,
     }
+
+
+def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
+    n = names(worker)
+    scratch_mounts = [{"name": v, "mountPath": path} for v, (path, _) in WORKER_SCRATCH.items()]
+    container = _worker_container(worker, scratch_mounts)
     pod: dict[str, Any] = {
         "serviceAccountName": n["service_account"],
+        # The worker talks to Redis and (through Pod Identity) to S3, never to the API server.
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security.pod_security_context(),
         "restartPolicy": "OnFailure",
         "enableServiceLinks": False,
         "containers": [container],
         "tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
         "affinity": _affinity(worker, tier),
+        "volumes": [{"name": v, "emptyDir": {"sizeLimit": size}} for v, (_, size) in WORKER_SCRATCH.items()],
     }
     if worker.model is not None:
-        pod["initContainers"] = [cache.init_container(worker.model)]
-        pod["volumes"] = [cache.volume(HOST_CACHE)]
-        container["volumeMounts"] = [{"name": cache.VOLUME, "mountPath": cache.MOUNT, "readOnly": True}]
+        pod["initContainers"] = cache.init_containers(worker.model, HOST_CACHE)
+        pod["volumes"] += cache.volumes(HOST_CACHE)
+        container["volumeMounts"] = [{"name": cache.VOLUME, "mountPath": cache.MOUNT, "readOnly": True}, *scratch_mounts]
     trigger_meta: dict[str, str] = {
         "listName": worker.queue,
         "listLength": str(worker.list_length),

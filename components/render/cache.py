@@ -41,10 +41,28 @@ from typing import Any
 
 from components import versions
 from components.config import Cache, ModelSpec, SecretRef
+from components.render import pod_security
 
 HOST_CACHE_ROOT = "/mnt/k8s-disks/0/models"
 MOUNT = "/models"
 VOLUME = "model-cache"
+# The sync's scratch space, mounted at /tmp and used as HOME: the root filesystem is read-only,
+# and the AWS CLI (~/.aws/cli/cache), huggingface_hub (~/.cache/huggingface) and the shell's
+# here-document write there.
+SCRATCH_VOLUME = "model-cache-tmp"
+SCRATCH_MOUNT = "/tmp"
+SCRATCH_SIZE = "1Gi"
+OWNER_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
+# The owner step: the kubelet creates a hostPath DirectoryOrCreate as root:root 0755, and fsGroup
+# never applies to hostPath, so an unprivileged sync could not write it. This step runs as root
+# with CAP_CHOWN as its only capability (no DAC override: it can change owners, not read or
+# write anyone's files) and hands the cache root, and whatever an older root-run sync left in
+# it, to the pods' user. Subsequent writes are the sync's own, as that user.
+_OWNER = r"""set -eu
+owner="@UID@:@GID@"
+chown "$owner" "$CACHE_ROOT"
+find "$CACHE_ROOT" -mindepth 1 ! -user @UID@ -exec chown -h "$owner" {} + 2>/dev/null || true
+"""
 MARKER = ".complete"
 # The init container runs before the pod's other containers, so the scheduler counts
 # max(init, sum of the others) per resource. Requests at or below the smallest pod that
@@ -240,17 +258,55 @@ def volume(cache: Cache) -> dict[str, Any]:
     return {"name": VOLUME, "emptyDir": {"sizeLimit": f"{cache.size_gib}Gi"}}
 
 
+def volumes(cache: Cache) -> list[dict[str, Any]]:
+    """The volumes the cache containers mount: the cache itself and the sync's scratch space."""
+    return [volume(cache), {"name": SCRATCH_VOLUME, "emptyDir": {"sizeLimit": SCRATCH_SIZE}}]
+
+
+def _image(model: ModelSpec) -> str:
+    return versions.MODEL_CACHE_IMAGE if s3_location(model) is not None else versions.VLLM_IMAGE
+
+
+def owner_container(model: ModelSpec) -> dict[str, Any]:
+    """The hostPath cache's owner step (see ``_OWNER``), in the sync's image: no extra pull."""
+    script = _OWNER.replace("@UID@", str(pod_security.RUN_AS_USER)).replace("@GID@", str(pod_security.RUN_AS_GROUP))
+    return {
+        "name": "model-cache-owner",
+        "image": _image(model),
+        "command": ["/bin/sh", "-c", script],
+        "env": [{"name": "CACHE_ROOT", "value": MOUNT}],
+        "resources": copy.deepcopy(OWNER_RESOURCES),
+        "securityContext": {
+            "runAsNonRoot": False,
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": VOLUME, "mountPath": MOUNT}],
+    }
+
+
+def init_containers(model: ModelSpec, cache: Cache, hf_token: SecretRef | None = None) -> list[dict[str, Any]]:
+    """The init containers that fill the cache: on a hostPath, the owner step first."""
+    sync = init_container(model, hf_token)
+    return [owner_container(model), sync] if cache.medium == "hostPath" else [sync]
+
+
 def init_container(model: ModelSpec, hf_token: SecretRef | None = None) -> dict[str, Any]:
-    """The cache-filling init container (used by ModelService and BatchInference alike)."""
+    """The cache-filling init container (used by ModelService and BatchInference alike), as the
+    pods' unprivileged user; mount ``volumes()`` in its pod."""
     s3 = s3_location(model) is not None
     env: list[dict[str, Any]] = [
         {"name": "MODEL_SOURCE", "value": model.source},
         {"name": "CACHE_DIR", "value": model_path(model)},
+        {"name": "HOME", "value": SCRATCH_MOUNT},
     ]
-    if s3:
-        image = versions.MODEL_CACHE_IMAGE
-    else:
-        image = versions.VLLM_IMAGE
+    image = _image(model)
+    if not s3:
         env.append({"name": "HF_REPO", "value": model.source[len("hf://"):]})
         if model.revision is not None:
             env.append({"name": "HF_REVISION", "value": model.revision})
@@ -262,7 +318,9 @@ def init_container(model: ModelSpec, hf_token: SecretRef | None = None) -> dict[
         "command": ["/bin/sh", "-c", sync_script(s3)],
         "env": env,
         "resources": copy.deepcopy(INIT_RESOURCES),
-        "volumeMounts": [{"name": VOLUME, "mountPath": MOUNT}],
+        "securityContext": pod_security.container_security_context(),
+        "volumeMounts": [{"name": VOLUME, "mountPath": MOUNT},
+                         {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_MOUNT}],
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from components import labels, versions
 from components.config import GpuTier, ModelServiceConfig, ModelSpec
 from components.naming import SCALED_OBJECT_MAX, k8s_name
-from components.render import cache, rollout
+from components.render import cache, pod_security, rollout
 from platform_facts import coldstart
 
 PORT = 8000
@@ -36,6 +36,38 @@ MAX_SURGE = 1
 # would fail to load a checkpoint quantized another way). Online quantization of a bf16
 # checkpoint (--quantization fp8) is a choice for extraArgs, with model.dtype bfloat16.
 VLLM_DTYPE = {"bfloat16": "bfloat16", "float16": "float16", "fp8": "auto", "int8": "auto", "int4": "auto"}
+
+# What vLLM writes, the root filesystem being read-only. The image sets no USER (root,
+# HOME=/root) and no cache variables, so every default below would land under /root.
+HOME = "/home/vllm"
+HOME_VOLUME = "vllm-home"
+# HOME: Python libraries default their caches under it: torch.compile and vLLM's compile cache
+# (VLLM_CACHE_ROOT/torch_compile_cache, reused across restarts of the pod's container),
+# Triton's and TorchInductor's kernel caches, FlashInfer's JIT cache (~/.cache/flashinfer),
+# CUDA's PTX JIT cache (~/.nv), vLLM's config dir; the HF cache holds nothing (the weights come
+# from /models, HF_HUB_OFFLINE). Each variable is named so none falls back to /root.
+HOME_SIZE = "8Gi"
+TMP_VOLUME = "vllm-tmp"
+# /tmp: the readiness probe's warm marker (/tmp/vllm-warm), vLLM's ZMQ IPC sockets between the
+# API server and the engine core (created under tempfile.gettempdir()), Python tempfiles.
+TMP_SIZE = "1Gi"
+CACHE_HOME = f"{HOME}/.cache"
+WRITABLE_ENV = {
+    "HOME": HOME,
+    # getpass.getuser() (TorchInductor's default cache path) reads USER first: the UID has no
+    # /etc/passwd entry in the image.
+    "USER": "vllm",
+    "XDG_CACHE_HOME": CACHE_HOME,
+    "XDG_CONFIG_HOME": f"{HOME}/.config",
+    "HF_HOME": f"{CACHE_HOME}/huggingface",
+    "VLLM_CACHE_ROOT": f"{CACHE_HOME}/vllm",
+    "VLLM_CONFIG_ROOT": f"{HOME}/.config/vllm",
+    "TRITON_HOME": HOME,
+    "TRITON_CACHE_DIR": f"{CACHE_HOME}/triton",
+    "TORCHINDUCTOR_CACHE_DIR": f"{CACHE_HOME}/torchinductor",
+    "CUDA_CACHE_PATH": f"{HOME}/.nv/ComputeCache",
+    "TMPDIR": "/tmp",
+}
 
 
 # --------------------------------------------------------------------------- sizing
@@ -162,6 +194,7 @@ def container(svc: ModelServiceConfig, *, image: str, model: ModelSpec, extra: t
         # The weights come from the node cache: never reach out to the Hub at run time.
         {"name": "HF_HUB_OFFLINE", "value": "1"},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        *({"name": k, "value": v} for k, v in WRITABLE_ENV.items()),
     ]
     if svc.hf_token_secret is not None:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
@@ -183,8 +216,12 @@ def container(svc: ModelServiceConfig, *, image: str, model: ModelSpec, extra: t
         "livenessProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": 15,
                           "timeoutSeconds": 5, "failureThreshold": 4},
         "lifecycle": {"preStop": {"sleep": {"seconds": svc.drain.pre_stop_seconds}}},
+        "securityContext": pod_security.container_security_context(),
+        # /dev/shm: NCCL and torch multiprocessing between tensor-parallel workers.
         "volumeMounts": [{"name": cache.VOLUME, "mountPath": cache.MOUNT, "readOnly": True},
-                         {"name": "dshm", "mountPath": "/dev/shm"}],
+                         {"name": "dshm", "mountPath": "/dev/shm"},
+                         {"name": HOME_VOLUME, "mountPath": HOME},
+                         {"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
 
 
@@ -217,12 +254,17 @@ def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any
     spread_selector = {"matchLabels": {**selector(svc), ROLE: role}}
     return {
         "serviceAccountName": names(svc)["service_account"],
+        # No pod calls the API server; Pod Identity brings its own token (see pod_security).
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security.pod_security_context(),
         # A Service named vllm would inject VLLM_PORT=tcp://..., which vLLM rejects.
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": svc.drain.termination_grace_seconds,
-        "initContainers": [cache.init_container(model, svc.hf_token_secret)],
+        "initContainers": cache.init_containers(model, svc.cache, svc.hf_token_secret),
         "containers": [container(svc, image=image, model=model, extra=extra)],
-        "volumes": [cache.volume(svc.cache), {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}],
+        "volumes": [*cache.volumes(svc.cache), {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}},
+                    {"name": HOME_VOLUME, "emptyDir": {"sizeLimit": HOME_SIZE}},
+                    {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE}}],
         "tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
         "affinity": _affinity(tier, role, svc),
         # Soft zone spread: GPU capacity is scarce per zone, and a hard constraint would leave
@@ -321,16 +363,21 @@ def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str) -
             "selector": {"matchLabels": sel},
             "template": {"metadata": {"labels": sel}, "spec": {
                 "serviceAccountName": names(svc)["service_account"],
+                "automountServiceAccountToken": False,
+                "securityContext": pod_security.pod_security_context(),
                 "nodeSelector": {labels.TIER: tier.name},
                 "tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
                 "initContainers": [
+                    # Pulls the image and writes nothing.
                     {"name": "pull-vllm", "image": versions.VLLM_IMAGE, "command": ["/bin/true"],
-                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}},
-                    cache.init_container(svc.model, svc.hf_token_secret),
+                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "16Mi"}},
+                     "securityContext": pod_security.container_security_context()},
+                    *cache.init_containers(svc.model, svc.cache, svc.hf_token_secret),
                 ],
                 "containers": [{"name": "idle", "image": versions.PAUSE_IMAGE,
-                                "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"memory": "16Mi"}}}],
-                "volumes": [cache.volume(svc.cache)],
+                                "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"memory": "16Mi"}},
+                                "securityContext": pod_security.container_security_context()}],
+                "volumes": cache.volumes(svc.cache),
             }},
         },
     }
