@@ -140,7 +140,7 @@ def _worker_env(worker: BatchWorkerConfig) -> list[dict[str, Any]]:
     return env
 
 
-def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
+def scaled_job(worker: BatchWorkerConfig, tier: GpuTier, *, region: str) -> dict[str, Any]:
     n = names(worker)
     gpus = str(worker.gpus_per_job)
     container = {
@@ -160,7 +160,7 @@ def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
         "affinity": _affinity(worker, tier),
     }
     if worker.model is not None:
-        pod["initContainers"] = [cache.init_container(worker.model)]
+        pod["initContainers"] = [cache.init_container(worker.model, region=region)]
         pod["volumes"] = [cache.volume(HOST_CACHE)]
         container["volumeMounts"] = [{"name": cache.VOLUME, "mountPath": cache.MOUNT, "readOnly": True}]
     trigger_meta: dict[str, str] = {

@@ -240,8 +240,10 @@ def volume(cache: Cache) -> dict[str, Any]:
     return {"name": VOLUME, "emptyDir": {"sizeLimit": f"{cache.size_gib}Gi"}}
 
 
-def init_container(model: ModelSpec, hf_token: SecretRef | None = None) -> dict[str, Any]:
-    """The cache-filling init container (used by ModelService and BatchInference alike)."""
+def init_container(model: ModelSpec, hf_token: SecretRef | None = None, *, region: str) -> dict[str, Any]:
+    """The cache-filling init container (used by ModelService and BatchInference alike).
+
+    ``region``: the cluster's. The AWS CLI would ask IMDS, which hop limit 1 closes to pods."""
     s3 = s3_location(model) is not None
     env: list[dict[str, Any]] = [
         {"name": "MODEL_SOURCE", "value": model.source},
@@ -249,6 +251,7 @@ def init_container(model: ModelSpec, hf_token: SecretRef | None = None) -> dict[
     ]
     if s3:
         image = versions.MODEL_CACHE_IMAGE
+        env += [{"name": "AWS_REGION", "value": region}, {"name": "AWS_DEFAULT_REGION", "value": region}]
     else:
         image = versions.VLLM_IMAGE
         env.append({"name": "HF_REPO", "value": model.source[len("hf://"):]})

@@ -145,7 +145,11 @@ def _readiness_script(model: ModelSpec) -> str:
         f"base = 'http://127.0.0.1:{PORT}'\n"
         "if not os.path.exists('/tmp/vllm-warm'):\n"
         f"    body = json.dumps({{'model': {model.id!r}, 'prompt': 'ping', 'max_tokens': 1}}).encode()\n"
-        "    req = u.Request(base + '/v1/completions', data=body, headers={'Content-Type': 'application/json'})\n"
+        # With an API key, /v1 answers 401 without it; /health and /metrics stay open.
+        "    headers = {'Content-Type': 'application/json'}\n"
+        "    if os.environ.get('VLLM_API_KEY'):\n"
+        "        headers['Authorization'] = 'Bearer ' + os.environ['VLLM_API_KEY']\n"
+        "    req = u.Request(base + '/v1/completions', data=body, headers=headers)\n"
         "    u.urlopen(req, timeout=60).read()\n"
         "    open('/tmp/vllm-warm', 'w').close()\n"
         "u.urlopen(base + '/health', timeout=5).read()\n"
@@ -166,6 +170,11 @@ def container(svc: ModelServiceConfig, *, image: str, model: ModelSpec, extra: t
     if svc.hf_token_secret is not None:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
             "name": svc.hf_token_secret.name, "key": svc.hf_token_secret.key}}})
+    if svc.api_key_secret is not None:
+        # vLLM's --api-key falls back to VLLM_API_KEY: the key never appears in the pod spec. It
+        # guards /v1/...; /health (probes) and /metrics (Prometheus, hence KEDA) stay open.
+        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {
+            "name": svc.api_key_secret.name, "key": svc.api_key_secret.key}}})
     return {
         "name": "vllm",
         "image": image,
@@ -207,7 +216,7 @@ def _affinity(tier: GpuTier, role: str, svc: ModelServiceConfig) -> dict[str, An
         tier_term, {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]}]}]}}}
 
 
-def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any]:
+def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str, *, region: str) -> dict[str, Any]:
     canary = svc.canary if role == "canary" else None
     model = _model(svc, role)
     image = (canary.image if canary and canary.image else versions.VLLM_IMAGE)
@@ -220,7 +229,7 @@ def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any
         # A Service named vllm would inject VLLM_PORT=tcp://..., which vLLM rejects.
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": svc.drain.termination_grace_seconds,
-        "initContainers": [cache.init_container(model, svc.hf_token_secret)],
+        "initContainers": [cache.init_container(model, svc.hf_token_secret, region=region)],
         "containers": [container(svc, image=image, model=model, extra=extra)],
         "volumes": [cache.volume(svc.cache), {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}],
         "tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
@@ -235,8 +244,9 @@ def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any
     }
 
 
-def deployment(svc: ModelServiceConfig, tier: GpuTier, role: str, namespace: str, replicas: int | None) -> dict[str, Any]:
-    spec = pod_spec(svc, tier, role)
+def deployment(svc: ModelServiceConfig, tier: GpuTier, role: str, namespace: str, replicas: int | None, *,
+               region: str) -> dict[str, Any]:
+    spec = pod_spec(svc, tier, role, region=region)
     pod_labels = spec.pop("_labels")
     dep_spec: dict[str, Any] = {
         "selector": {"matchLabels": {**selector(svc), ROLE: role}},
@@ -306,7 +316,7 @@ def pre_pull_labels(svc: ModelServiceConfig) -> dict[str, str]:
     return {labels.APP_NAME: "vllm-pre-pull", labels.APP_INSTANCE: svc.name, ROLE: "pre-pull"}
 
 
-def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str) -> dict[str, Any]:
+def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str, *, region: str) -> dict[str, Any]:
     """Pulls the vLLM image and warms the model cache on every node of the tier, so a
     replica that lands there starts from a warm node (no image pull, no download).
 
@@ -326,7 +336,7 @@ def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str) -
                 "initContainers": [
                     {"name": "pull-vllm", "image": versions.VLLM_IMAGE, "command": ["/bin/true"],
                      "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}},
-                    cache.init_container(svc.model, svc.hf_token_secret),
+                    cache.init_container(svc.model, svc.hf_token_secret, region=region),
                 ],
                 "containers": [{"name": "idle", "image": versions.PAUSE_IMAGE,
                                 "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"memory": "16Mi"}}}],
