@@ -47,6 +47,8 @@ class BatchInferenceArgs:
     """The GPU tier its jobs run on."""
     cluster_name: pulumi.Input[str]
     """EKS cluster, for the model cache reader's Pod Identity association."""
+    region: str
+    """The cluster's AWS region, for the model-cache init container (pods cannot ask IMDS)."""
     namespace: pulumi.Resource | None = None
     """The worker's Namespace, when this program creates it: every namespaced object waits for it."""
     node_pools: Sequence[pulumi.Resource] = ()
@@ -116,7 +118,7 @@ class BatchInference(pulumi.ComponentResource):
             child(name, "trigger-auth"), api_version="keda.sh/v1alpha1", kind="TriggerAuthentication",
             metadata=auth["metadata"], spec=auth["spec"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*keda, *backing]))
-        job = render.scaled_job(w, args.tier)
+        job = render.scaled_job(w, args.tier, region=args.region)
         # Job pods are admitted with the service account's credentials (the association first)
         # and scheduled on the tier's NodePools, with GPUs the GPU Operator advertises.
         job_needs = [*keda, *backing, auth_res, *args.node_pools,

@@ -25,6 +25,8 @@ CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
 SYSTEM_POOL_LABEL = {"platform.gpu/pool": "system"}
 # Spot launches need this role once per account; EC2 creates it only on a console request.
+# Root device of the AL2023 EKS AMIs.
+SYSTEM_ROOT_DEVICE = "/dev/xvda"
 SPOT_SERVICE_LINKED_ROLE = "AWSServiceRoleForEC2Spot"
 # Tag on the spot role when a stack created it: that stack keeps declaring it on later runs
 # (when the lookup finds it), instead of deleting what it created.
@@ -45,6 +47,8 @@ class NetworkArgs:
 class GpuClusterArgs:
     cluster: ClusterConfig
     """Name, version, endpoint access, admins, network and system node group."""
+    region: str
+    """The cluster's AWS region: controllers are told it (with IMDS hop limit 1 they cannot ask)."""
     tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
 
@@ -234,10 +238,14 @@ class GpuCluster(pulumi.ComponentResource):
         policy = aws.iam.RolePolicyAttachment(child(name, "ebs-csi"), role=role.name,
                                               policy_arn=render_addons.EBS_CSI_POLICY,
                                               opts=pulumi.ResourceOptions(parent=self))
+        ebs_config = render_addons.ebs_csi_configuration(SYSTEM_PLACEMENT)
+        # The controller would look its region up in IMDS, which the system nodes' hop limit 1
+        # closes to pods: the chart's controller.region sets AWS_REGION instead.
+        ebs_config["controller"]["region"] = args.region
         return aws.eks.Addon(
             child(name, "ebs-csi-driver"), cluster_name=self.cluster_name, addon_name="aws-ebs-csi-driver",
             addon_version=versions.EBS_CSI_DRIVER_ADDON,
-            configuration_values=json.dumps(render_addons.ebs_csi_configuration(SYSTEM_PLACEMENT)),
+            configuration_values=json.dumps(ebs_config),
             # The controller's identity: created with the add-on, so its pods start with credentials.
             pod_identity_associations=[aws.eks.AddonPodIdentityAssociationArgs(
                 role_arn=role.arn, service_account=render_addons.EBS_CSI_SERVICE_ACCOUNT)],
@@ -318,6 +326,18 @@ class GpuCluster(pulumi.ComponentResource):
                       network: Network) -> eks.ManagedNodeGroup:
         """The on-demand managed node group the controllers run on, tainted CriticalAddonsOnly."""
         sys_nodes, p = args.cluster.system_nodes, pulumi.ResourceOptions(parent=self)
+        # Hardened like the GPU nodes (Karpenter's EC2NodeClass): IMDSv2 only, hop limit 1 so pods
+        # cannot borrow the node role, and an encrypted root volume. The EKS-created default
+        # template leaves hop limit and encryption to EKS's defaults.
+        template = aws.ec2.LaunchTemplate(
+            child(name, "system"), description=f"{args.cluster.name} system nodes",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=SYSTEM_ROOT_DEVICE, ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=sys_nodes.disk_size_gib, volume_type="gp3", encrypted="true",
+                    delete_on_termination="true"))],
+            tags=dict(args.tags), opts=p)
         return eks.ManagedNodeGroup(
             child(name, "system"),
             cluster=cluster,
@@ -329,7 +349,9 @@ class GpuCluster(pulumi.ComponentResource):
             subnet_ids=network.private_subnet_ids,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=sys_nodes.min_size, desired_size=sys_nodes.desired_size, max_size=sys_nodes.max_size),
-            disk_size=sys_nodes.disk_size_gib,
+            # disk_size conflicts with a launch template: the template's block device sets it.
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)),
             labels=SYSTEM_POOL_LABEL,
             taints=[aws.eks.NodeGroupTaintArgs(key=SYSTEM_TAINT["key"], value=SYSTEM_TAINT["value"], effect="NO_SCHEDULE")],
             tags=dict(args.tags),

@@ -59,7 +59,7 @@ class Karpenter(pulumi.ComponentResource):
         self.release = helm.release(
             child(name, "controller"), versions.KARPENTER, release_name="karpenter", namespace=render.NAMESPACE,
             values=queue.name.apply(lambda q: render.chart_values(
-                cluster=args.cluster.name, queue_name=q, system_tolerations=SYSTEM_TOLERATIONS,
+                cluster=args.cluster.name, region=args.region, queue_name=q, system_tolerations=SYSTEM_TOLERATIONS,
                 system_selector=SYSTEM_NODE_SELECTOR)),
             # CRDs come from the karpenter-crd chart, which upgrades them; Helm never does.
             skip_crds=True,

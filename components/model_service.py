@@ -9,6 +9,9 @@ Shape and guarantees (details in ``render/vllm.py``):
   subtract the baseline's capacity, so baseline + burst together track demand.
 - optional ``<name>-canary``: a second revision behind the same Service, traffic share
   by replica ratio (capped).
+- NetworkPolicies: the port open only to the consumer namespaces and Prometheus, egress only
+  to DNS, the Pod Identity agent and public HTTPS (the namespace's default deny comes from
+  ``Platform``, which owns the namespace);
 - one ClusterIP Service, a PodDisruptionBudget per Deployment (one pod at a time, never a
   drain deadlock), a ServiceMonitor, alerts, and an IAM role (EKS Pod Identity) that may
   only read the model's S3 prefix, for the cache init container.
@@ -25,7 +28,7 @@ import pulumi_kubernetes as k8s
 from components.config import GpuTier, ModelServiceConfig
 from components.identity import model_cache_reader
 from components.naming import child
-from components.render import scaling
+from components.render import network_policy, scaling
 from components.render import vllm as render
 
 
@@ -39,6 +42,8 @@ class ModelServiceArgs:
     """EKS cluster, for the Pod Identity association."""
     prometheus_url: pulumi.Input[str]
     """The Monitoring component's Prometheus URL, for the KEDA triggers."""
+    region: str
+    """The cluster's AWS region, for the model-cache init container (pods cannot ask IMDS)."""
     scrape_interval_seconds: int = 15
     """ServiceMonitor scrape interval."""
     namespace: pulumi.Resource | None = None
@@ -52,6 +57,8 @@ class ModelServiceArgs:
     """The kube-prometheus-stack release, whose CRDs the ServiceMonitor and PrometheusRule need."""
     keda_crds: pulumi.Resource | None = None
     """The KEDA release, whose CRDs the ScaledObject needs."""
+    monitoring_namespace: str = "monitoring"
+    """Where Prometheus runs: its pods may scrape the service's /metrics through the NetworkPolicy."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -86,6 +93,10 @@ class ModelService(pulumi.ComponentResource):
         service = render.service(svc, ns)
         k8s_service = k8s.core.v1.Service(child(name, "service"), metadata=service["metadata"], spec=service["spec"],
                                           opts=in_ns)
+        policies = {"ingress": network_policy.serving_ingress(svc, ns, args.monitoring_namespace),
+                    "egress": network_policy.serving_egress(svc, ns)}
+        for role, pol in policies.items():
+            k8s.networking.v1.NetworkPolicy(child(name, role), metadata=pol["metadata"], spec=pol["spec"], opts=in_ns)
         monitor = render.service_monitor(svc, ns, args.scrape_interval_seconds)
         k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
                                          kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"],
@@ -98,7 +109,7 @@ class ModelService(pulumi.ComponentResource):
         self.scaled_objects = self._autoscaler(name, args, workloads["burst"]) if "burst" in workloads else []
         if svc.pre_pull:
             # Its init container downloads the model with the service account's credentials.
-            ds = render.pre_pull_daemonset(svc, tier, ns)
+            ds = render.pre_pull_daemonset(svc, tier, ns, region=args.region)
             k8s.apps.v1.DaemonSet(child(name, "pre-pull"), metadata=ds["metadata"], spec=ds["spec"],
                                   opts=_after(self, args.namespace, *admission))
 
@@ -126,7 +137,7 @@ class ModelService(pulumi.ComponentResource):
             roles.append(("canary", svc.canary.replicas))
         workloads = {}
         for role_name, replicas in roles:
-            manifest = render.deployment(svc, args.tier, role_name, ns, replicas)
+            manifest = render.deployment(svc, args.tier, role_name, ns, replicas, region=args.region)
             ignore = ["spec.replicas"] if role_name == "burst" else None
             timeouts = render.await_timeouts(svc, args.tier, role_name)
             workloads[role_name] = k8s.apps.v1.Deployment(

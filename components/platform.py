@@ -6,7 +6,10 @@ component gets exactly what it needs, so each can also be used on its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.batch import BatchInference, BatchInferenceArgs
 from components.cluster import GpuCluster, GpuClusterArgs
@@ -18,6 +21,8 @@ from components.keda import Keda, KedaArgs
 from components.model_service import ModelService, ModelServiceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import child
+from components.render import addons as render_addons
+from components.render import network_policy
 from components.render.pod_security import workload_namespace_level
 from components.stack import secret_if_marked
 
@@ -46,7 +51,7 @@ class Platform(pulumi.ComponentResource):
         super().__init__("gpu-platform:index:Platform", name, None, opts)
         p = pulumi.ResourceOptions(parent=self)
         tags = secret_if_marked("tags", args.tags)  # a `secure:` tag value stays a secret in every resource
-        self.cluster = GpuCluster(child(name, "cluster"), GpuClusterArgs(args.cluster, tags), opts=p)
+        self.cluster = GpuCluster(child(name, "cluster"), GpuClusterArgs(args.cluster, args.region, tags), opts=p)
         # Everything in the cluster inherits its Kubernetes provider through the parent.
         in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
@@ -71,16 +76,17 @@ class Platform(pulumi.ComponentResource):
                           enforce=workload_namespace_level(ns in host_path))
             for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
         }
+        self._default_deny(name, args, service_namespaces, in_cluster)
         self.services = {
             s.name: ModelService(
                 child(name, s.name),
                 ModelServiceArgs(
                     service=s, tier=args.tier(s.tier), cluster_name=self.cluster.cluster_name,
-                    prometheus_url=self.monitoring.prometheus_url,
+                    prometheus_url=self.monitoring.prometheus_url, region=args.region,
                     scrape_interval_seconds=args.addons.monitoring.scrape_interval_seconds,
                     namespace=service_namespaces[s.namespace], node_pools=self.karpenter.tier_capacity[s.tier],
                     gpu_operator=self.gpu_operator.release, monitoring_crds=self.monitoring.release,
-                    keda_crds=self.keda.release),
+                    keda_crds=self.keda.release, monitoring_namespace=render_addons.MONITORING_NAMESPACE),
                 opts=in_cluster)
             for s in args.model_services
         }
@@ -88,7 +94,7 @@ class Platform(pulumi.ComponentResource):
             b.name: BatchInference(
                 child(name, b.name),
                 BatchInferenceArgs(worker=b, tier=args.tier(b.tier), cluster_name=self.cluster.cluster_name,
-                                   namespace=service_namespaces[b.namespace],
+                                   region=args.region, namespace=service_namespaces[b.namespace],
                                    node_pools=self.karpenter.tier_capacity[b.tier],
                                    gpu_operator=self.gpu_operator.release, keda_crds=self.keda.release,
                                    storage_class=self.cluster.storage_class),
@@ -101,6 +107,16 @@ class Platform(pulumi.ComponentResource):
             "gpu_operator": self.gpu_operator, "services": self.services, "batch": self.batch,
             "outputs": self.outputs,
         })
+
+    def _default_deny(self, name: str, args: StackConfig, namespaces: Mapping[str, pulumi.Resource],
+                      in_cluster: pulumi.ResourceOptions) -> None:
+        """A namespace that serves models accepts no connection that a policy does not allow (each
+        ModelService allows its consumers and Prometheus; BatchInference its Redis clients)."""
+        for ns in sorted({s.namespace for s in args.model_services}):
+            deny = network_policy.default_deny_ingress(ns)
+            k8s.networking.v1.NetworkPolicy(
+                child(name, f"ns-{ns}-deny"), metadata=deny["metadata"], spec=deny["spec"],
+                opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[namespaces[ns]])))
 
     def _stack_outputs(self, args: StackConfig, workload_namespaces: list) -> dict[str, pulumi.Input[object]]:
         return {

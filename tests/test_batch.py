@@ -72,7 +72,8 @@ def test_redis_requires_auth_from_the_generated_secret(staging):
 
 
 def test_network_policy_admits_workers_producers_and_keda_only(staging):
-    (np,) = [r.inputs for r in by_type(staging, "kubernetes:networking.k8s.io/v1:NetworkPolicy")]
+    (np,) = [r.inputs for r in by_type(staging, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+             if r.inputs["metadata"]["name"] == "embed-redis"]
     (rule,) = np["spec"]["ingress"]
     workers = {"app.kubernetes.io/name": "batch-worker", "app.kubernetes.io/instance": "embed",
                "app.kubernetes.io/component": "batch-worker"}
@@ -95,6 +96,8 @@ def test_init_container_fills_the_shared_node_cache(staging):
         {"name": "MODEL_SOURCE", "value": "s3://llm-staging-models/BAAI/bge-large-en-v1.5"},
         {"name": "CACHE_DIR", "value": "/models/llm-staging-models/BAAI/bge-large-en-v1.5"},
         {"name": "HOME", "value": "/tmp"},  # the scratch emptyDir: the root filesystem is read-only
+        {"name": "AWS_REGION", "value": "us-east-1"},
+        {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
     ]
     assert init["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models"},
                                    {"name": "model-cache-tmp", "mountPath": "/tmp"}]

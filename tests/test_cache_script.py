@@ -269,7 +269,7 @@ def test_hf_fetches_the_resolved_commit_and_only_what_vllm_loads(hf_env):
 
 def test_hf_revision_reaches_the_script_and_its_own_directory():
     model = ModelSpec(id="m", source="hf://org/m", parameters_billion=8, revision="v1.2")
-    init = cache.init_container(model)
+    init = cache.init_container(model, region="us-east-1")
     assert {"name": "HF_REVISION", "value": "v1.2"} in init["env"]
     assert {"name": "CACHE_DIR", "value": "/models/org/m@v1.2"} in init["env"]
     assert cache.model_path(model) == "/models/org/m@v1.2"

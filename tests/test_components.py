@@ -109,7 +109,7 @@ def test_network_alone():
 
 def test_gpu_cluster_alone():
     cfg = load("dev").cluster
-    types = _types(_alone(lambda: GpuCluster("c", GpuClusterArgs(cfg))))
+    types = _types(_alone(lambda: GpuCluster("c", GpuClusterArgs(cfg, "us-east-1"))))
     assert {"eks:index:Cluster", "eks:index:ManagedNodeGroup", "pulumi:providers:kubernetes"} <= types
 
 
@@ -158,9 +158,9 @@ def test_model_service_and_batch_alone():
     def body() -> None:
         opts = _in_cluster()
         ModelService(svc.name, ModelServiceArgs(service=svc, tier=config.tier(svc.tier), cluster_name="theirs",
-                                                prometheus_url="http://prometheus:9090"), opts=opts)
+                                                prometheus_url="http://prometheus:9090", region="us-east-1"), opts=opts)
         BatchInference(worker.name, BatchInferenceArgs(worker=worker, tier=config.tier(worker.tier),
-                                                       cluster_name="theirs",
+                                                       cluster_name="theirs", region="us-east-1",
                                                        storage_class=_their_storage_class(opts)), opts=opts)
 
     resources = _alone(body)

@@ -98,7 +98,7 @@ def test_startup_budget_literals():
 
 def test_readiness_needs_a_real_completion():
     svc = load("dev").model_services[0]
-    (c,) = vllm.deployment(svc, load("dev").gpu_tiers[0], "burst", "inference", 0)["spec"]["template"]["spec"]["containers"]
+    (c,) = vllm.deployment(svc, load("dev").gpu_tiers[0], "burst", "inference", 0, region="us-east-1")["spec"]["template"]["spec"]["containers"]
     script = c["readinessProbe"]["exec"]["command"][2]
     assert "/v1/completions" in script and "'max_tokens': 1" in script and "/health" in script
     compile(script, "readiness", "exec")
@@ -246,6 +246,9 @@ def test_model_cache_init_container(results):
         {"name": "MODEL_SOURCE", "value": "s3://llm-prod-models/meta-llama/Llama-3.1-8B-Instruct"},
         {"name": "CACHE_DIR", "value": "/models/llm-prod-models/meta-llama/Llama-3.1-8B-Instruct"},
         {"name": "HOME", "value": "/tmp"},  # the scratch emptyDir: the root filesystem is read-only
+        # The system and GPU nodes' IMDS hop limit 1 keeps the AWS CLI from looking the region up.
+        {"name": "AWS_REGION", "value": "us-east-1"},
+        {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
     ]
     assert init["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     assert init["command"][:2] == ["/bin/sh", "-c"]

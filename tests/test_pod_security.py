@@ -56,7 +56,8 @@ def _pre_pull_pods() -> list[tuple[str, dict[str, Any]]]:
     for stack in STACKS:
         config = load(stack)
         for svc in config.model_services:
-            ds = render_vllm.pre_pull_daemonset(svc.model_copy(update={"pre_pull": True}), config.tier(svc.tier), "ns")
+            ds = render_vllm.pre_pull_daemonset(svc.model_copy(update={"pre_pull": True}), config.tier(svc.tier), "ns",
+                                                region=config.region)
             out.append((f"{stack}/DaemonSet/{ds['metadata']['name']}", ds["spec"]["template"]["spec"]))
     return out
 
@@ -142,7 +143,8 @@ def test_redis_writes_only_its_claim(synthesized):
 
 
 def test_owner_step_chowns_the_cache_root_to_the_pod_user():
-    (owner, sync) = cache.init_containers(load("prod").model_services[0].model, render_batch.HOST_CACHE)
+    (owner, sync) = cache.init_containers(load("prod").model_services[0].model, render_batch.HOST_CACHE,
+                                           region="us-east-1")
     script = owner["command"][2]
     assert 'owner="10001:10001"' in script and 'chown "$owner" "$CACHE_ROOT"' in script
     assert owner["env"] == [{"name": "CACHE_ROOT", "value": "/models"}]

@@ -126,7 +126,7 @@ def test_plain_text_credentials_in_vllm_arguments_are_refused(args, expected):
     assert f"modelServices[0].{expected}" in str(info.value), str(info.value)
 
 
-def test_the_api_key_fix_says_what_the_platform_cannot_do_yet():
+def test_the_api_key_fix_points_to_the_api_key_secret_field():
     def mutate(values):
         values["modelServices"][0]["canary"] = {"extraArgs": ["--api-key=abc"]}
 
@@ -134,7 +134,7 @@ def test_the_api_key_fix_says_what_the_platform_cannot_do_yet():
         load_with("dev", mutate)
     assert "modelServices[0].canary.extraArgs[0]: --api-key takes a credential in clear text" in str(info.value)
     assert "vLLM reads VLLM_API_KEY from its environment" in str(info.value)
-    assert "authenticate in front of the Service" in str(info.value)
+    assert "set apiKeySecret: {name: <secret>, key: <key>} on the service" in str(info.value)
 
 
 @pytest.mark.parametrize("args", [

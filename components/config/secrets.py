@@ -43,8 +43,8 @@ _HF_FIX = ("put the token in a Kubernetes Secret and set hfTokenSecret: {name: <
            "(the model-cache init container reads it as HF_TOKEN)")
 _API_KEY_FIX = ("an API key in vLLM's arguments is readable by anyone who can read the pod spec, and is kept in "
                 "the Pulumi state in clear text; keep it in a Kubernetes Secret (vLLM reads VLLM_API_KEY from "
-                "its environment). The platform does not mount one into vLLM yet: remove the key and authenticate "
-                "in front of the Service")
+                "its environment) and set apiKeySecret: {name: <secret>, key: <key>} on the service (the platform "
+                "passes it to vLLM as VLLM_API_KEY)")
 # Flags of `vllm serve` whose value is a credential.
 _CREDENTIAL_FLAGS = {"--api-key": _API_KEY_FIX, "--hf-token": _HF_FIX}
 # Credential-looking values: Hugging Face user tokens, OpenAI-style keys, VAR=value of the usual variables.

@@ -251,6 +251,16 @@ class ModelServiceConfig(ConfigModel):
         "plain-text credentials, are refused."
     )
     hf_token_secret: SecretRef | None = Field(default=None, description="Secret holding a Hugging Face token.")
+    api_key_secret: SecretRef | None = Field(
+        default=None,
+        description="Secret holding the API key clients must send (Authorization: Bearer <key>) to /v1/...; "
+        "vLLM reads it as VLLM_API_KEY. /health and /metrics stay open (probes, Prometheus).",
+    )
+    consumer_namespaces: tuple[Annotated[str, Field(pattern=DNS_LABEL, max_length=63)], ...] = Field(
+        default=(),
+        description="Namespaces whose pods may call the service on its port (NetworkPolicy); every other "
+        "namespace, the service's own included, is refused. Prometheus (namespace monitoring) may always scrape.",
+    )
     burst_capacity: Literal["spot", "onDemand"] = Field(
         default="spot", description="Burst replicas prefer spot (falling back to on-demand) or stay on-demand."
     )

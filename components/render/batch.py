@@ -166,7 +166,7 @@ def _worker_container(worker: BatchWorkerConfig, scratch_mounts: list[dict[str, 
     }
 
 
-def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
+def scaled_job(worker: BatchWorkerConfig, tier: GpuTier, *, region: str) -> dict[str, Any]:
     n = names(worker)
     scratch_mounts = [{"name": v, "mountPath": path} for v, (path, _) in WORKER_SCRATCH.items()]
     container = _worker_container(worker, scratch_mounts)
@@ -183,7 +183,7 @@ def scaled_job(worker: BatchWorkerConfig, tier: GpuTier) -> dict[str, Any]:
         "volumes": [{"name": v, "emptyDir": {"sizeLimit": size}} for v, (_, size) in WORKER_SCRATCH.items()],
     }
     if worker.model is not None:
-        pod["initContainers"] = cache.init_containers(worker.model, HOST_CACHE)
+        pod["initContainers"] = cache.init_containers(worker.model, HOST_CACHE, region=region)
         pod["volumes"] += cache.volumes(HOST_CACHE)
         container["volumeMounts"] = [{"name": cache.VOLUME, "mountPath": cache.MOUNT, "readOnly": True}, *scratch_mounts]
     trigger_meta: dict[str, str] = {

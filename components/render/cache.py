@@ -290,15 +290,18 @@ def owner_container(model: ModelSpec) -> dict[str, Any]:
     }
 
 
-def init_containers(model: ModelSpec, cache: Cache, hf_token: SecretRef | None = None) -> list[dict[str, Any]]:
+def init_containers(model: ModelSpec, cache: Cache, hf_token: SecretRef | None = None, *,
+                    region: str) -> list[dict[str, Any]]:
     """The init containers that fill the cache: on a hostPath, the owner step first."""
-    sync = init_container(model, hf_token)
+    sync = init_container(model, hf_token, region=region)
     return [owner_container(model), sync] if cache.medium == "hostPath" else [sync]
 
 
-def init_container(model: ModelSpec, hf_token: SecretRef | None = None) -> dict[str, Any]:
+def init_container(model: ModelSpec, hf_token: SecretRef | None = None, *, region: str) -> dict[str, Any]:
     """The cache-filling init container (used by ModelService and BatchInference alike), as the
-    pods' unprivileged user; mount ``volumes()`` in its pod."""
+    pods' unprivileged user; mount ``volumes()`` in its pod.
+
+    ``region``: the cluster's. The AWS CLI would ask IMDS, which hop limit 1 closes to pods."""
     s3 = s3_location(model) is not None
     env: list[dict[str, Any]] = [
         {"name": "MODEL_SOURCE", "value": model.source},
@@ -306,7 +309,9 @@ def init_container(model: ModelSpec, hf_token: SecretRef | None = None) -> dict[
         {"name": "HOME", "value": SCRATCH_MOUNT},
     ]
     image = _image(model)
-    if not s3:
+    if s3:
+        env += [{"name": "AWS_REGION", "value": region}, {"name": "AWS_DEFAULT_REGION", "value": region}]
+    else:
         env.append({"name": "HF_REPO", "value": model.source[len("hf://"):]})
         if model.revision is not None:
             env.append({"name": "HF_REVISION", "value": model.revision})

@@ -194,14 +194,19 @@ def _resource_discovery(scope: _Scope) -> dict[str, Any]:
     )
 
 
-def chart_values(*, cluster: str, queue_name: str, system_tolerations: list[dict], system_selector: dict) -> dict[str, Any]:
-    """Controller chart values: identity by Pod Identity (no SA annotation), on the system nodes."""
+def chart_values(*, cluster: str, region: str, queue_name: str, system_tolerations: list[dict],
+                 system_selector: dict) -> dict[str, Any]:
+    """Controller chart values: identity by Pod Identity (no SA annotation), on the system nodes.
+
+    The region comes from AWS_REGION: the system nodes' IMDS hop limit 1 keeps pods from
+    looking it up."""
     return {
         "settings": {"clusterName": cluster, "interruptionQueue": queue_name},
         # The Pod Identity association names this service account; keep it fixed.
         "serviceAccount": {"name": SERVICE_ACCOUNT},
         "controller": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"},
-                                     "limits": {"cpu": "1", "memory": "1Gi"}}},
+                                     "limits": {"cpu": "1", "memory": "1Gi"}},
+                       "env": [{"name": "AWS_REGION", "value": region}]},
         "replicas": 2,
         "nodeSelector": {"kubernetes.io/os": "linux", **system_selector},
         "tolerations": system_tolerations,

@@ -177,7 +177,11 @@ def _readiness_script(model: ModelSpec) -> str:
         f"base = 'http://127.0.0.1:{PORT}'\n"
         "if not os.path.exists('/tmp/vllm-warm'):\n"
         f"    body = json.dumps({{'model': {model.id!r}, 'prompt': 'ping', 'max_tokens': 1}}).encode()\n"
-        "    req = u.Request(base + '/v1/completions', data=body, headers={'Content-Type': 'application/json'})\n"
+        # With an API key, /v1 answers 401 without it; /health and /metrics stay open.
+        "    headers = {'Content-Type': 'application/json'}\n"
+        "    if os.environ.get('VLLM_API_KEY'):\n"
+        "        headers['Authorization'] = 'Bearer ' + os.environ['VLLM_API_KEY']\n"
+        "    req = u.Request(base + '/v1/completions', data=body, headers=headers)\n"
         "    u.urlopen(req, timeout=60).read()\n"
         "    open('/tmp/vllm-warm', 'w').close()\n"
         "u.urlopen(base + '/health', timeout=5).read()\n"
@@ -199,6 +203,11 @@ def container(svc: ModelServiceConfig, *, image: str, model: ModelSpec, extra: t
     if svc.hf_token_secret is not None:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
             "name": svc.hf_token_secret.name, "key": svc.hf_token_secret.key}}})
+    if svc.api_key_secret is not None:
+        # vLLM's --api-key falls back to VLLM_API_KEY: the key never appears in the pod spec. It
+        # guards /v1/...; /health (probes) and /metrics (Prometheus, hence KEDA) stay open.
+        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {
+            "name": svc.api_key_secret.name, "key": svc.api_key_secret.key}}})
     return {
         "name": "vllm",
         "image": image,
@@ -244,7 +253,7 @@ def _affinity(tier: GpuTier, role: str, svc: ModelServiceConfig) -> dict[str, An
         tier_term, {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]}]}]}}}
 
 
-def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any]:
+def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str, *, region: str) -> dict[str, Any]:
     canary = svc.canary if role == "canary" else None
     model = _model(svc, role)
     image = (canary.image if canary and canary.image else versions.VLLM_IMAGE)
@@ -260,7 +269,7 @@ def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any
         # A Service named vllm would inject VLLM_PORT=tcp://..., which vLLM rejects.
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": svc.drain.termination_grace_seconds,
-        "initContainers": cache.init_containers(model, svc.cache, svc.hf_token_secret),
+        "initContainers": cache.init_containers(model, svc.cache, svc.hf_token_secret, region=region),
         "containers": [container(svc, image=image, model=model, extra=extra)],
         "volumes": [*cache.volumes(svc.cache), {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}},
                     {"name": HOME_VOLUME, "emptyDir": {"sizeLimit": HOME_SIZE}},
@@ -277,8 +286,9 @@ def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str) -> dict[str, Any
     }
 
 
-def deployment(svc: ModelServiceConfig, tier: GpuTier, role: str, namespace: str, replicas: int | None) -> dict[str, Any]:
-    spec = pod_spec(svc, tier, role)
+def deployment(svc: ModelServiceConfig, tier: GpuTier, role: str, namespace: str, replicas: int | None, *,
+               region: str) -> dict[str, Any]:
+    spec = pod_spec(svc, tier, role, region=region)
     pod_labels = spec.pop("_labels")
     dep_spec: dict[str, Any] = {
         "selector": {"matchLabels": {**selector(svc), ROLE: role}},
@@ -348,7 +358,7 @@ def pre_pull_labels(svc: ModelServiceConfig) -> dict[str, str]:
     return {labels.APP_NAME: "vllm-pre-pull", labels.APP_INSTANCE: svc.name, ROLE: "pre-pull"}
 
 
-def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str) -> dict[str, Any]:
+def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str, *, region: str) -> dict[str, Any]:
     """Pulls the vLLM image and warms the model cache on every node of the tier, so a
     replica that lands there starts from a warm node (no image pull, no download).
 
@@ -372,7 +382,7 @@ def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str) -
                     {"name": "pull-vllm", "image": versions.VLLM_IMAGE, "command": ["/bin/true"],
                      "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "16Mi"}},
                      "securityContext": pod_security.container_security_context()},
-                    *cache.init_containers(svc.model, svc.cache, svc.hf_token_secret),
+                    *cache.init_containers(svc.model, svc.cache, svc.hf_token_secret, region=region),
                 ],
                 "containers": [{"name": "idle", "image": versions.PAUSE_IMAGE,
                                 "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"memory": "16Mi"}},

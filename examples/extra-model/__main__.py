@@ -36,6 +36,7 @@ model_service = ModelService(
         tier=tiers[service.tier],
         cluster_name=platform.require_output("clusterName"),
         prometheus_url=platform.require_output("prometheusUrl"),
+        region=read_output(platform, "region"),
     ),
     opts=pulumi.ResourceOptions(providers=[provider]),
 )
