@@ -208,8 +208,8 @@ def _checkov(manifests: Path) -> list[dict[str, Any]]:
 def checkov_findings(synthesized) -> dict[str, list[dict[str, Any]]]:
     if not CHECKOV.exists():
         if os.environ.get(REQUIRE_CHECKOV) == "1":
-            pytest.fail(f"{CHECKOV} is missing (make .venv-checkov); {REQUIRE_CHECKOV}=1 forbids skipping the scan")
-        pytest.skip(f"checkov not installed ({CHECKOV}); `make .venv-checkov` installs it")
+            pytest.fail(f"{CHECKOV} is missing (make checkov-venv); {REQUIRE_CHECKOV}=1 forbids skipping the scan")
+        pytest.skip(f"checkov not installed ({CHECKOV}); `make checkov-venv` installs it")
     return {stack: _checkov(synthesized[stack] / "manifests") for stack in STACKS}
 
 
