@@ -9,7 +9,6 @@ Facts: reference/production-facts.md sections 1, 2 and 4.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from pulumi_policy import EnforcementLevel
 
 from platform_facts import cidrs
+from platform_facts import kubernetes as k8s_facts
 from platform_facts.aws import EXAMPLE_BUCKET_NAMES, EXAMPLE_BUCKET_WORDS
 
 from .base import resource_rule, stack_rule
@@ -28,7 +28,7 @@ from .rules_stack import (
     _scalers_of,
     workloads,
 )
-from .workloads import dig, probe_budget_seconds
+from .workloads import dig, probe_budget_seconds, strings
 
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
@@ -119,28 +119,9 @@ def storage_provisioned(resources: Sequence[Any], _: Mapping[str, Any]) -> Itera
 # --------------------------------------------------------------------------- await timeouts
 
 
-def _count(value: Any, replicas: int, default: str, round_up: bool) -> int:
-    """maxSurge/maxUnavailable as pods: an int, or a percentage of replicas (surge rounds up)."""
-    text = str(default if value is None else value)
-    if text.endswith("%"):
-        exact = replicas * float(text[:-1]) / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text)
-
-
 def rollout_steps(kind: str, spec: Mapping[str, Any], replicas: int) -> int:
-    """Batches in which a rolling update replaces ``replicas`` pods, each waiting for readiness."""
-    if replicas <= 0:
-        return 0
-    if kind == "StatefulSet":
-        if dig(spec, "updateStrategy", "type") == "OnDelete":
-            return 0
-        return math.ceil(replicas / max(1, _count(dig(spec, "updateStrategy", "rollingUpdate", "maxUnavailable"), replicas, "1", False)))
-    if dig(spec, "strategy", "type") == "Recreate":
-        return 1
-    rolling = dig(spec, "strategy", "rollingUpdate") or {}
-    per_step = _count(rolling.get("maxSurge"), replicas, "25%", True) + _count(rolling.get("maxUnavailable"), replicas, "25%", False)
-    return math.ceil(replicas / max(1, per_step))
+    """Batches in which a rolling update replaces ``replicas`` pods (``platform_facts.kubernetes``)."""
+    return k8s_facts.rollout_steps(kind, spec, replicas)
 
 
 def create_steps(kind: str, spec: Mapping[str, Any]) -> int:
@@ -254,17 +235,6 @@ REAL_DEPLOY = {"realDeploy": {"type": "boolean", "default": False,
                               "description": "The stack is deployed for real: placeholders are mandatory violations."}}
 
 
-def _strings(obj: Any) -> Iterator[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, Mapping):
-        for v in obj.values():
-            yield from _strings(v)
-    elif isinstance(obj, Sequence):
-        for v in obj:
-            yield from _strings(v)
-
-
 def is_example_bucket(bucket: str) -> bool:
     name = bucket.lower()
     return name in EXAMPLE_BUCKET_NAMES or any(w in EXAMPLE_BUCKET_WORDS for w in re.split(r"[-.]", name))
@@ -272,7 +242,7 @@ def is_example_bucket(bucket: str) -> bool:
 
 def example_buckets(props: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
-    for s in _strings(props):
+    for s in strings(props):
         for m in [*S3_URI.findall(s.lower()), *S3_ARN.findall(s.lower())]:
             if is_example_bucket(m) and m not in found:
                 found.append(m)

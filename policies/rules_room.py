@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from platform_facts.catalog import GENERAL_PURPOSE, INSTANCE_TYPES, allocatable
+from platform_facts.kubernetes import pods_of
 
 from .base import stack_rule
 from .instance_types import launchable
-from .rules_deploy import HELM_RELEASE, _chart, _count, _values
+from .rules_deploy import HELM_RELEASE, _chart, _values
 from .rules_placement import _gpu_pools, _pool_provides, pools_for
 from .rules_stack import SCALED_OBJECT, Workload, _by_type, _index, _is_vllm, _max_replicas, _name, _ns, _scalers_of, _target, workloads
 from .workloads import CAPACITY_TYPE, dig, pod_requests, quantity, required_values, selector_matches
@@ -32,7 +33,7 @@ def surge_pods(w: Workload, replicas: int) -> int:
     """Extra pods a rolling update runs at once (StatefulSets replace in place: none)."""
     if w.kind != "Deployment" or replicas <= 0 or dig(w.props, "spec", "strategy", "type") == "Recreate":
         return 0
-    return _count(dig(w.props, "spec", "strategy", "rollingUpdate", "maxSurge"), replicas, "25%", True)
+    return pods_of(dig(w.props, "spec", "strategy", "rollingUpdate", "maxSurge"), replicas, "25%", True)
 
 
 def _largest_gpus(pool: Any) -> tuple[int, str] | None:

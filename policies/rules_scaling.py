@@ -9,7 +9,7 @@ from typing import Any
 from platform_facts.vllm import REMOVED_METRICS as REMOVED_VLLM_METRICS
 
 from .base import resource_rule
-from .workloads import dig, workload_name
+from .workloads import dig, strings, workload_name
 
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 SCALED_JOB = "kubernetes:keda.sh/v1alpha1:ScaledJob"
@@ -50,22 +50,11 @@ def single_series(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) ->
                    f"(KEDA errors on more than one): {query!r}.")
 
 
-def _strings(obj: Any) -> Iterable[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, Mapping):
-        for v in obj.values():
-            yield from _strings(v)
-    elif isinstance(obj, Sequence):
-        for v in obj:
-            yield from _strings(v)
-
-
 def current_metric_names(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:
     if rtype not in QUERY_CARRIERS:
         return
     seen: set[str] = set()
-    for s in _strings(props):
+    for s in strings(props):
         for old, new in REMOVED_VLLM_METRICS.items():
             if old in s and old not in seen:
                 seen.add(old)

@@ -6,7 +6,7 @@ Pulumi wire names (camelCase), so every access here goes through those ABCs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 GPU = "nvidia.com/gpu"
@@ -193,3 +193,15 @@ def pod_requests(spec: Mapping[str, Any]) -> dict[str, float]:
         for k, v in of(c).items():
             total[k] = max(total[k], v)
     return total
+
+
+def strings(obj: Any) -> Iterable[str]:
+    """Every string anywhere in a resource's props (queries hide in values, annotations, data)."""
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for v in obj.values():
+            yield from strings(v)
+    elif isinstance(obj, Sequence):
+        for v in obj:
+            yield from strings(v)

@@ -19,12 +19,12 @@ worst case), else, for GPU pods, the expected cold-start phases of
 from __future__ import annotations
 
 import heapq
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from platform_facts import coldstart
+from platform_facts import kubernetes as k8s_facts
 from platform_facts.catalog import weights_gib
 
 READY_WITHIN = "platform.gpu/ready-within-seconds"
@@ -135,25 +135,9 @@ def pod_ready_seconds(r: Mapping[str, Any]) -> tuple[float, str]:
     return round(total), f"cold start: node {node:g}s + image {coldstart.EXPECTED_IMAGE_PULL_SECONDS:g}s + {size} + engine init"
 
 
-def _count(value: Any, replicas: int, default: str, round_up: bool) -> int:
-    text = str(default if value is None else value)
-    if text.endswith("%"):
-        exact = replicas * float(text[:-1]) / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text)
-
-
 def rollout_steps(r: Mapping[str, Any], replicas: int) -> int:
-    spec = _dig(r, "inputs", "spec") or {}
-    if replicas <= 0:
-        return 0
-    if r["type"].endswith(":StatefulSet"):
-        return math.ceil(replicas / max(1, _count(_dig(spec, "updateStrategy", "rollingUpdate", "maxUnavailable"), replicas, "1", False)))
-    if _dig(spec, "strategy", "type") == "Recreate":
-        return 1
-    rolling = _dig(spec, "strategy", "rollingUpdate") or {}
-    per_step = _count(rolling.get("maxSurge"), replicas, "25%", True) + _count(rolling.get("maxUnavailable"), replicas, "25%", False)
-    return math.ceil(replicas / max(1, per_step))
+    """Batches of a rolling update of recorded resource ``r`` (``platform_facts.kubernetes``)."""
+    return k8s_facts.rollout_steps(r["type"].rsplit(":", 1)[-1], _dig(r, "inputs", "spec") or {}, replicas)
 
 
 def _create_batches(r: Mapping[str, Any]) -> int:
