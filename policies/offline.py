@@ -97,24 +97,34 @@ def evaluate(
     def unknown(policy: Any, urn: str) -> None:
         add(policy, urn, f"can't run policy '{policy.name}' during preview: it reads an unknown value", "advisory")
 
-    for policy in active:
-        cfg = dict(config.get(policy.name, {}))
-        if isinstance(policy, StackValidationPolicy):
+    # Built once and shared by every policy (read-only views): a proxy per resource costs as
+    # much as a policy's own check, so building them per policy made the pack quadratic.
+    opts = {r.urn: _opts(r.options, r.parent) for r in resources}
+    inputs = {r.urn: unknown_checking_proxy(dict(r.inputs)) for r in resources}
+    stack_view: list[PolicyResource] = []
+
+    def stack_resources() -> list[PolicyResource]:
+        if not stack_view:
             by_urn: dict[str, PolicyResource] = {}
             for r in resources:
                 by_urn[r.urn] = PolicyResource(r.type, unknown_checking_proxy(dict(r.outputs)), r.urn, r.name,
-                                               _opts(r.options, r.parent), None, by_urn.get(r.parent or ""), [], {})
+                                               opts[r.urn], None, by_urn.get(r.parent or ""), [], {})
             # Dependencies as objects, like the engine's; filled once every resource exists.
             for r in resources:
                 by_urn[r.urn].dependencies.extend(by_urn[d] for d in r.depends_on if d in by_urn)
-            stack_args = StackValidationArgs(list(by_urn.values()), cfg)
+            stack_view.extend(by_urn.values())
+        return stack_view
+
+    for policy in active:
+        cfg = dict(config.get(policy.name, {}))
+        if isinstance(policy, StackValidationPolicy):
+            stack_args = StackValidationArgs(stack_resources(), cfg)
             _run(lambda p=policy, a=stack_args: p.validate(a, lambda message, urn=None: add(p, urn or "", message)),
                  lambda p=policy: unknown(p, ""))
             continue
+        validators = policy.validate if isinstance(policy.validate, list) else [policy.validate]
         for r in resources:
-            args = ResourceValidationArgs(r.type, unknown_checking_proxy(dict(r.inputs)), r.urn, r.name,
-                                          _opts(r.options, r.parent), None, cfg)
-            validators = policy.validate if isinstance(policy.validate, list) else [policy.validate]
+            args = ResourceValidationArgs(r.type, inputs[r.urn], r.urn, r.name, opts[r.urn], None, cfg)
             for validate in validators:
                 _run(lambda v=validate, a=args, p=policy, u=r.urn: v(a, lambda message, urn=None: add(p, urn or u, message)),
                      lambda p=policy, u=r.urn: unknown(p, u))
