@@ -135,3 +135,13 @@ def test_a_platform_with_sixty_model_services_synthesizes():
     size = sum(per_service.values()) + 1
     assert len(sixty.resources) == len(one.resources) + 59 * size
     assert len({r.urn for r in sixty.resources}) == len(sixty.resources)
+
+
+def test_the_sdk_keeps_its_own_asyncio_after_a_run():
+    """The engine swaps the SDK's padding handles for a shared cancelled one only while it runs."""
+    import asyncio
+
+    from pulumi.runtime import sync_await
+
+    run_program(lambda: None, project="p", stack="dev", config={})
+    assert sync_await.asyncio is asyncio
