@@ -14,12 +14,10 @@ from platform_facts import catalog
 
 # vLLM needs room for the KV cache and activations beyond the weights on every GPU.
 MIN_KV_CACHE_GIB_PER_GPU = 2.0
-# Node reservations follow the EKS AMI's kubelet formulas, rounded up: ~0.5 vCPU and ~10 % of
-# memory plus 1 GiB for the kubelet, system daemons and the node's DaemonSets (device plugin,
-# DCGM, CNI).
-RESERVED_VCPU = 0.5
-ALLOCATABLE_MEMORY_FRACTION = 0.9
-RESERVED_MEMORY_GIB = 1
+# Node reservations (kubelet formulas and the node's DaemonSets): one source, the catalog.
+RESERVED_VCPU = catalog.NODE_RESERVED_VCPU
+ALLOCATABLE_MEMORY_FRACTION = catalog.NODE_ALLOCATABLE_MEMORY_FRACTION
+RESERVED_MEMORY_GIB = catalog.NODE_RESERVED_MEMORY_GIB
 # Per GPU: 4 vCPUs (tokenization, scheduling, detokenization) and at least 8 GiB of host memory.
 VCPU_PER_GPU = 4
 MIN_HOST_MEMORY_GIB_PER_GPU = 8

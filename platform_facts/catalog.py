@@ -109,7 +109,7 @@ class GeneralPurposeType:
     max_pods: int
 
 
-# EC2 DescribeInstanceTypes (vCPU, MemoryInfo) for the M7i and M6i families; max pods are the
+# EC2 DescribeInstanceTypes (vCPU, MemoryInfo) for the M7i, M7a, M6i and M5 families; max pods are the
 # VPC CNI's ENI-based figures in awslabs/amazon-eks-ami ``eni-max-pods.txt`` (no prefix delegation).
 GENERAL_PURPOSE: dict[str, GeneralPurposeType] = {
     t.name: t
@@ -122,6 +122,14 @@ GENERAL_PURPOSE: dict[str, GeneralPurposeType] = {
         GeneralPurposeType("m6i.xlarge", 4, 16, 58),
         GeneralPurposeType("m6i.2xlarge", 8, 32, 58),
         GeneralPurposeType("m6i.4xlarge", 16, 64, 234),
+        GeneralPurposeType("m7a.large", 2, 8, 29),
+        GeneralPurposeType("m7a.xlarge", 4, 16, 58),
+        GeneralPurposeType("m7a.2xlarge", 8, 32, 58),
+        GeneralPurposeType("m7a.4xlarge", 16, 64, 234),
+        GeneralPurposeType("m5.large", 2, 8, 29),
+        GeneralPurposeType("m5.xlarge", 4, 16, 58),
+        GeneralPurposeType("m5.2xlarge", 8, 32, 58),
+        GeneralPurposeType("m5.4xlarge", 16, 64, 234),
     )
 }
 

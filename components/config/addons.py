@@ -8,6 +8,9 @@ from components.config.base import PROMETHEUS_DURATION, ConfigModel
 from components.config.errors import rule_error
 from components.config.serving import SecretRef
 
+# The share of the Prometheus volume that blocks may fill by default, leaving room for the WAL.
+RETENTION_SHARE_PERCENT = 85
+
 _IN_MONITORING = ("A key of a Secret in the monitoring namespace; Alertmanager mounts the Secret "
                   "and reads the value from the file, so it never enters the rendered config.")
 
@@ -52,13 +55,14 @@ class MonitoringConfig(ConfigModel):
         if self.retention_size_gib is not None and self.retention_size_gib >= self.storage_gib:
             raise rule_error(("retentionSizeGib",),
                              f"{self.retention_size_gib} GiB leaves no room for the WAL on the {self.storage_gib} GiB "
-                             f"volume. Use at most {self.storage_gib * 85 // 100} (85%) or raise storageGib.")
+                             f"volume. Use at most {self.storage_gib * RETENTION_SHARE_PERCENT // 100} ({RETENTION_SHARE_PERCENT}%) "
+                             "or raise storageGib.")
         return self
 
     @property
     def retention_size(self) -> str:
         """Prometheus retentionSize: the configured size, else 85% of the volume."""
-        gib = self.retention_size_gib if self.retention_size_gib is not None else self.storage_gib * 85 // 100
+        gib = self.retention_size_gib if self.retention_size_gib is not None else self.storage_gib * RETENTION_SHARE_PERCENT // 100
         return f"{gib}GiB"
 
 

@@ -2,8 +2,8 @@
 
 One place for that knowledge, so a test (and later a policy) can check that the system node
 group holds its controllers. It reads resources as the recording engine and CrossGuard see
-them (``{"type", "inputs"}`` with camelCase inputs) and imports nothing of ours, so it can
-move into the policy pack's facts as it is.
+them (``{"type", "inputs"}`` with camelCase inputs) and imports only the facts
+(``platform_facts``), so the policy pack can use it as it is.
 
 Counted, replicas included: Deployments and StatefulSets whose pod template selects the
 system nodes; the workloads of the Helm charts and EKS add-ons we install there, from the
@@ -20,6 +20,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from platform_facts.catalog import GENERAL_PURPOSE
 
 Path = tuple[str, ...]
 
@@ -131,14 +133,9 @@ ADDON_WORKLOADS: dict[str, tuple[ChartWorkload, ...]] = {
 }
 
 
-# Shapes of the general-purpose types a system node group may use (EC2 instance types page):
-# name -> (vCPU, memory GiB). The GPU catalog (platform_facts.catalog) has GPU types only.
-NODE_SHAPES: dict[str, tuple[int, int]] = {
-    **{f"{family}.large": (2, 8) for family in ("m5", "m6i", "m7i", "m7a")},
-    **{f"{family}.xlarge": (4, 16) for family in ("m5", "m6i", "m7i", "m7a")},
-    **{f"{family}.2xlarge": (8, 32) for family in ("m5", "m6i", "m7i", "m7a")},
-    **{f"{family}.4xlarge": (16, 64) for family in ("m5", "m6i", "m7i", "m7a")},
-}
+# Shapes of the general-purpose types a system node group may use: name -> (vCPU, memory GiB),
+# from the catalog's general-purpose table.
+NODE_SHAPES: dict[str, tuple[int, int]] = {n: (t.vcpu, t.memory_gib) for n, t in GENERAL_PURPOSE.items()}
 
 
 def cpu_millis(quantity: Any) -> int:
