@@ -2,13 +2,16 @@
 
 One instance type (the cheapest that fits a replica, as ``capacity.md`` picks). Burst pods
 go to spot first with an on-demand fallback, the baseline to on-demand only, within each
-NodePool's GPU limit; Karpenter's batching is "pending for 1 s". Spot nodes are reclaimed
-at a Poisson rate with the two-minute notice.
+NodePool's GPU limit; replicas spread over nodes as their Deployment's topology spread says
+(``simulator.packing``); Karpenter's batching is "pending for 1 s". Spot nodes are reclaimed
+at a Poisson rate with the two-minute notice. Empty nodes go within the NodePool's disruption
+budgets (``simulator.disruption``); every live node is billed whole.
 """
 
 from __future__ import annotations
 
 from platform_facts.aws import SPOT_NOTICE_SECONDS
+from simulator import packing
 from simulator.pods import delete_pod, terminate
 from simulator.state import DT, Capacity, Event, Node, Pod, ReplaySetup, ReplayState, Role
 
@@ -28,14 +31,15 @@ def schedule_interruption(setup: ReplaySetup, state: ReplayState, node: Node, t:
 
 def warm_start(setup: ReplaySetup, state: ReplayState) -> None:
     """The service ran before the trace began: its initial replicas are Ready on warm nodes
-    (the baseline on on-demand, burst on its preferred capacity)."""
+    (the baseline on on-demand, burst on its preferred capacity), placed as Karpenter
+    provisioned them (``packing.provisioner_node``; the warm nodes predate the limits' check)."""
     roles: tuple[tuple[Role, int], ...] = (("baseline", setup.profile.baseline), ("burst", state.burst_desired))
     for role, count in roles:
         for _ in range(count):
-            capacity = preferred_capacity(setup, role)[0]
-            node = next((nd for nd in state.nodes if nd.capacity == capacity and len(nd.pods) < nd.slots), None)
+            order = preferred_capacity(setup, role)[:1]
+            node = packing.provisioner_node(state.nodes, order, role, setup.spread[role], relax=False)
             if node is None:
-                node = Node(state.new_id(), capacity, 0.0, 0.0, setup.replicas_per_node,
+                node = Node(state.new_id(), order[0], 0.0, 0.0, setup.replicas_per_node,
                             image_cached=True, model_cached=True)
                 schedule_interruption(setup, state, node, 0.0)
                 state.nodes.append(node)
@@ -45,38 +49,36 @@ def warm_start(setup: ReplaySetup, state: ReplayState) -> None:
 
 
 def place_pending_pods(setup: ReplaySetup, state: ReplayState, t: float) -> None:
-    """Karpenter and the scheduler: each pending pod binds to a free slot or a new node."""
+    """The kube-scheduler binds each pending pod to a Ready node with room; Karpenter, after its
+    batching delay, nominates the rest to an in-flight node or a new one (``simulator.packing``)."""
     pending = [q for q in state.pods if q.node is None and not q.gone and not q.terminating]
     for pod in pending:
         if setup.instant:
             bind_on_oracle_node(setup, state, pod, t)
-        elif t - pod.created >= KARPENTER_BATCH_SECONDS:
-            order = preferred_capacity(setup, pod.role)
-            node = free_slot(state, order) or launch_node(setup, state, order, t)
-            if node is not None:  # else at the NodePool limit: stays Pending
-                bind(setup, pod, node, t)
+            continue
+        order, spread = preferred_capacity(setup, pod.role), setup.spread[pod.role]
+        node = packing.scheduler_node(state.nodes, order, pod.role, spread, t)
+        if node is None and t - pod.created >= KARPENTER_BATCH_SECONDS:
+            node = (packing.provisioner_node(state.nodes, order, pod.role, spread, relax=False)
+                    or launch_node(setup, state, order, t)
+                    or packing.provisioner_node(state.nodes, order, pod.role, spread, relax=True))
+        if node is not None:  # else at the NodePool limit with no room anywhere: stays Pending
+            bind(setup, pod, node, t)
 
 
 def bind_on_oracle_node(setup: ReplaySetup, state: ReplayState, pod: Pod, t: float) -> None:
-    """The oracle's capacity: a node share that is Ready, cached and serving at once; billed
-    on-demand up to the baseline, then as the service's burst capacity."""
-    on_demand = len(state.live_nodes("on-demand"))
+    """The oracle's capacity: Ready, cached and serving at once, replicas packed onto as few
+    nodes as fit (no spread), each billed whole; on-demand up to the baseline, then as the
+    service's burst capacity."""
+    on_demand = sum(len(nd.pods) for nd in state.live_nodes("on-demand"))
     capacity: Capacity = "on-demand" if on_demand < setup.profile.baseline or not setup.profile.burst_on_spot else "spot"
-    node = Node(state.new_id(), capacity, t, t, 1, image_cached=True, model_cached=True,
-                share=1 / setup.replicas_per_node)
-    state.nodes.append(node)
+    node = next((nd for nd in state.live_nodes(capacity) if len(nd.pods) < nd.slots), None)
+    if node is None:
+        node = Node(state.new_id(), capacity, t, t, setup.replicas_per_node, image_cached=True, model_cached=True)
+        state.nodes.append(node)
     node.pods.append(pod)
+    node.empty_since = None
     pod.node, pod.start_at, pod.ready = node, t, True
-
-
-def free_slot(state: ReplayState, order: list[Capacity]) -> Node | None:
-    """The first live node, in NodePool order, with room for a replica and no interruption notice."""
-    for capacity in order:
-        node = next((nd for nd in state.nodes if nd.live and nd.capacity == capacity
-                     and not nd.noticed and len(nd.pods) < nd.slots), None)
-        if node:
-            return node
-    return None
 
 
 def launch_node(setup: ReplaySetup, state: ReplayState, order: list[Capacity], t: float) -> Node | None:
@@ -125,21 +127,34 @@ def spot_interruptions(setup: ReplaySetup, state: ReplayState, t: float) -> None
 
 
 def consolidate(setup: ReplaySetup, state: ReplayState, t: float) -> None:
-    """Karpenter removes a Ready node that has been empty for ``consolidateAfter`` (the oracle's
-    nodes go as soon as they are empty)."""
-    after = 0 if setup.instant else setup.consolidate_after_seconds
+    """Karpenter removes a Ready node that has been empty for its NodePool's ``consolidateAfter``,
+    as far as the pool's disruption budgets allow ``Empty`` disruptions now (``simulator.disruption``;
+    the oracle's nodes go as soon as they are empty)."""
     for node in state.nodes:
-        if node.live and not node.pods and t >= node.ready_at:
-            node.empty_since = node.empty_since if node.empty_since is not None else t
-            if t - node.empty_since >= after:
+        if node.live and not node.pods and t >= node.ready_at and node.empty_since is None:
+            node.empty_since = t
+    if setup.instant:
+        for node in state.nodes:
+            if node.live and not node.pods:
                 node.gone_at = t
-                if not setup.instant:
-                    state.events.append(Event(t, "node-removed", 0.0))
+        return
+    for capacity, pool in setup.disruption.items():
+        nodes = state.live_nodes(capacity)
+        allowed = pool.allowed("Empty", t, total=len(nodes), deleting=0,
+                               not_ready=sum(1 for nd in nodes if t < nd.ready_at))
+        for node in nodes:
+            if allowed <= 0:
+                break
+            if not node.pods and node.empty_since is not None and t - node.empty_since >= pool.consolidate_after_seconds:
+                node.gone_at = t
+                allowed -= 1
+                state.events.append(Event(t, "node-removed", 0.0))
 
 
 def accrue_cost(setup: ReplaySetup, state: ReplayState) -> None:
-    """One tick of every live node, per second at its capacity type's price."""
+    """One tick of every live node, billed whole (a node is paid for however many replicas it
+    holds), per second at its capacity type's price."""
     for node in state.nodes:
         if node.live:
-            state.node_seconds[node.capacity] += DT * node.share
-            state.cost += setup.hourly_price(node.capacity) * node.share * DT / 3600
+            state.node_seconds[node.capacity] += DT
+            state.cost += setup.hourly_price(node.capacity) * DT / 3600

@@ -1,7 +1,8 @@
 """The control loops: Prometheus scrapes, KEDA's polling loop, the HPA, the Deployment controllers.
 
 The baseline Deployment is fixed; KEDA activates the burst Deployment (0 <-> 1) and its HPA
-(``simulator.hpa``, every 15 s) scales it from 1 to the burst range. Triggers are External
+(``simulator.hpa``, every 15 s) scales it from 1 to the burst range (in ``hpa`` mode a plain
+HPA on the burst pods' own queue does, from 1). Triggers are External
 metrics divided by their target: an ``AverageValue`` trigger's total is spread over the
 replicas, a ``Value`` trigger's ratio multiplies the Ready pods (only the legacy triggers,
 ``Profile.legacy_triggers``, still use ``Value``).
@@ -106,46 +107,83 @@ def legacy_keda_triggers(setup: ReplaySetup, state: ReplayState, t: float) -> li
 
 
 def autoscale(setup: ReplaySetup, state: ReplayState, t: float) -> None:
-    """KEDA and the HPA at their own periods, then the Deployment controllers every tick."""
-    p = setup.profile
-    triggers = keda_triggers(setup, state, t)
-    cron_active = setup.active_window.is_open(t) if setup.active_window else False
-    outage = setup.prometheus_down(t)
-    active = any(tr.active for tr in triggers) or cron_active
-    if active:
-        state.last_active = t
+    """KEDA and its HPA (or, in ``hpa`` mode, the plain HPA) at their own periods, then the
+    Deployment controllers every tick."""
     before = state.burst_desired
-    if t >= state.next_poll and p.burst_max > 0:
-        keda_poll(setup, state, t, active, outage)
-    if t >= state.next_hpa and state.burst_desired > 0:
-        hpa_sync(setup, state, t, triggers if not outage else fallback_triggers(setup, state), cron_active)
+    if setup.profile.mode == "hpa":
+        if t >= state.next_hpa:
+            plain_hpa_sync(setup, state, t)
+    else:
+        keda_autoscale(setup, state, t)
     if state.burst_desired != before:
         state.events.append(Event(t, "scale", state.burst_desired - before))
     reconcile_deployments(setup, state, t)
 
 
+def keda_autoscale(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """KEDA's polling loop and the HPA it owns. While Prometheus cannot answer, its triggers
+    error (not active); the cron trigger does not need it."""
+    p = setup.profile
+    triggers = keda_triggers(setup, state, t)
+    cron_active = setup.active_window.is_open(t) if setup.active_window else False
+    outage = setup.prometheus_down(t)
+    active = (not outage and any(tr.active for tr in triggers)) or cron_active
+    if active:
+        state.last_active = t
+    if t >= state.next_poll and p.burst_max > 0:
+        keda_poll(setup, state, t, active, outage)
+    if t >= state.next_hpa and state.burst_desired > 0:
+        hpa_sync(setup, state, t, triggers if not outage else fallback_triggers(setup, state), cron_active)
+
+
 def keda_poll(setup: ReplaySetup, state: ReplayState, t: float, active: bool, outage: bool) -> None:
-    """KEDA's loop: activation 0 -> 1 on an active trigger; 1 -> 0 once nothing has been active
-    for the cooldown (not before ``initialCooldownPeriod``); a failed read changes neither."""
+    """KEDA's loop (``RequestScale``): activation 0 -> 1 on an active trigger; 1 -> 0 once nothing
+    has been active for the cooldown (not before ``initialCooldownPeriod``). A failed read
+    counts a failure; past the fallback's ``failureThreshold`` the trigger is active on its
+    fallback metric, so it activates from zero too (KEDA >= 2.19, #7239); before that, or
+    without a fallback, an error neither activates nor scales to zero."""
     p = setup.profile
     state.failures = state.failures + 1 if outage else 0
     state.next_poll = t + p.polling_seconds
-    if outage:
-        return  # isError: KEDA neither activates nor scales to zero; the HPA may fall back
-    if active and state.burst_desired == 0:
-        state.burst_desired = 1
-    elif not active and state.burst_desired > 0 and (p.scale_to_zero or p.baseline > 0):
+    if outage and fallback_active(setup, state):
+        active = True
+        state.last_active = t
+    if active:
+        if state.burst_desired == 0:
+            state.burst_desired = 1
+    elif outage:
+        return  # isError: logged (fallback configured) or Ready=False; nothing scales to zero
+    elif state.burst_desired > 0 and (p.scale_to_zero or p.baseline > 0):
         cooled_down = t >= p.initial_cooldown_seconds and state.last_active + p.cooldown_seconds < t
         if cooled_down:
             state.burst_desired = 0
 
 
+def fallback_active(setup: ReplaySetup, state: ReplayState) -> bool:
+    """``numberOfFailures > failureThreshold`` with a fallback configured."""
+    p = setup.profile
+    return p.fallback_replicas is not None and state.failures > p.fallback_failure_threshold
+
+
+def fallback_replicas(behavior: str, replicas: int, current: int) -> int:
+    """The replicas KEDA's fallback metric stands for (``fallback.behavior``; default ``static``)."""
+    if behavior == "currentReplicas":
+        return current
+    if behavior == "currentReplicasIfHigher":
+        return max(current, replicas)
+    if behavior == "currentReplicasIfLower":
+        return min(current, replicas)
+    return replicas
+
+
 def fallback_triggers(setup: ReplaySetup, state: ReplayState) -> list[Trigger]:
     """No metric: the HPA holds, unless KEDA's fallback answers target x replicas after enough
-    consecutive failures."""
+    consecutive failures (an ``AverageValue`` of that many replicas; a ``Value`` trigger's
+    fallback is divided by the Ready replicas, which lands on the same proposal)."""
     p = setup.profile
-    if p.fallback_replicas is not None and state.failures > p.fallback_failure_threshold:
-        return [Trigger("AverageValue", float(p.fallback_replicas))]
+    if p.fallback_replicas is not None and fallback_active(setup, state):
+        replicas = fallback_replicas(p.fallback_behavior, p.fallback_replicas, state.burst_desired)
+        return [Trigger("AverageValue", float(replicas))]
     return []
 
 
@@ -165,6 +203,23 @@ def hpa_sync(setup: ReplaySetup, state: ReplayState, t: float, triggers: list[Tr
         proposals.append(1)
     state.burst_desired = hpa.sync(state.hpa, t, current, 1, p.burst_max, proposals, p.behavior)
     state.next_hpa = t + hpa.SYNC_PERIOD_SECONDS
+
+
+def plain_hpa_sync(setup: ReplaySetup, state: ReplayState, t: float) -> None:
+    """``scaling.mode: hpa`` (``render/scaling.py`` ``hpa``): an autoscaling/v2 HPA on the burst
+    Deployment, minReplicas 1, a Pods metric (the burst pods' own waiting requests from the
+    adapter) at ``targetWaitingPerReplica`` AverageValue, the rendered behavior. No KEDA: no
+    activation, no cooldown to zero, no fallback; while Prometheus is down the HPA holds."""
+    p = setup.profile
+    state.next_hpa = t + hpa.SYNC_PERIOD_SECONDS
+    burst = [q for q in state.pods if q.role == "burst" and not q.terminating]
+    values = [float(state.scraped[q.id].waiting) for q in burst if q.id in state.scraped]
+    proposals = []
+    if values and not setup.prometheus_down(t):
+        unready = sum(1 for q in burst if not q.ready)
+        missing = sum(1 for q in burst if q.ready and q.id not in state.scraped)
+        proposals.append(hpa.pods_average_value(values, p.target_waiting, state.burst_desired, unready, missing))
+    state.burst_desired = hpa.sync(state.hpa, t, state.burst_desired, 1, p.burst_max, proposals, p.behavior)
 
 
 def reconcile_deployments(setup: ReplaySetup, state: ReplayState, t: float) -> None:

@@ -1,4 +1,5 @@
-"""KEDA's cron scaler, as far as ``activeHours`` uses it: is the window open at simulated time t?"""
+"""Cron schedules: KEDA's cron scaler as far as ``activeHours`` uses it (is the window open at
+simulated time t?), and the match Karpenter's scheduled disruption budgets use."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ def field_matches(field_: str, value: int) -> bool:
 
 
 def cron_matches(expr: str, when: datetime) -> bool:
-    """Minute, hour and day-of-week fields of a 5-field cron (day of month and month are ignored)."""
-    minute, hour, _, _, dow = expr.split()
+    """The five fields of a cron (minute, hour, day of month, month, day of week with 0 = Sunday),
+    all of which must match (a restricted day of month and day of week are not OR-ed as in cron)."""
+    minute, hour, dom, month, dow = expr.split()
     return (field_matches(minute, when.minute) and field_matches(hour, when.hour)
+            and field_matches(dom, when.day) and field_matches(month, when.month)
             and field_matches(dow, (when.weekday() + 1) % 7))
 
 

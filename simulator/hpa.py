@@ -106,6 +106,36 @@ def external_value(value: float, target: float, ready_pods: int, current: int, t
     return math.ceil(ratio * ready_pods)
 
 
+def pods_average_value(values: list[float], target: float, current: int, unready: int, missing: int,
+                       tolerance: float = TOLERANCE) -> int:
+    """``calcPlainMetricReplicas`` for a Pods metric with an ``AverageValue`` target: the average
+    (milli-units, floored) over the pods that report, times their count; Pending pods
+    (``unready``) count as 0 when scaling up, pods without a metric (``missing``) as the target
+    when scaling down and 0 when scaling up, and the current count holds when that correction
+    reverses the direction. ``values`` must not be empty (the HPA errors and holds)."""
+    target_milli = round(target * 1000)
+    milli = [round(v * 1000) for v in values]
+
+    def ratio(ms: list[int]) -> float:
+        return (sum(ms) // len(ms)) / target_milli
+
+    usage = ratio(milli)
+    scale_up_with_unready = unready > 0 and usage > 1.0
+    if not scale_up_with_unready and missing == 0:
+        return current if within_tolerance(usage, tolerance) else math.ceil(usage * len(milli))
+    if missing:
+        milli += [target_milli if usage < 1.0 else 0] * missing
+    if scale_up_with_unready:
+        milli += [0] * unready
+    corrected = ratio(milli)
+    if within_tolerance(corrected, tolerance) or (usage > 1.0 > corrected) or (usage < 1.0 < corrected):
+        return current
+    proposal = math.ceil(corrected * len(milli))
+    if (corrected < 1.0 and proposal > current) or (corrected > 1.0 and proposal < current):
+        return current
+    return proposal
+
+
 # --------------------------------------------------------------------------- legacy path
 
 

@@ -9,8 +9,10 @@ cooldown 300 s, polling 15 s, no HPA behavior (the legacy path).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from components.config import ActiveHours, ModelServiceConfig
+from components.render import scaling
 from simulator import hpa
 
 
@@ -37,6 +39,8 @@ class Profile:
     wake: bool = False  # a wakeQuery on demand seen before vLLM (requests waiting at the caller)
     fallback_replicas: int | None = None  # KEDA fallback when the metrics cannot be read
     fallback_failure_threshold: int = 3
+    fallback_behavior: str = "static"  # KEDA's fallback.behavior (static when the ScaledObject omits it)
+    mode: Literal["keda", "hpa"] = "keda"  # scaling.mode: a KEDA ScaledObject or a plain HPA
     # The triggers as rendered before issue 14: Value on max KV usage and on TTFT p95, the
     # baseline subtracted as minReplicas x target, keep-alive on the burst pods' own requests.
     legacy_triggers: bool = False
@@ -84,10 +88,19 @@ def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name
         scale_down_period_seconds=sc.scale_down_period_seconds,
         active_hours=sc.active_hours,
         wake=sc.wake_query is not None,
-        # As the ScaledObject renders it (render/scaling.py): half the burst range, after 3 failures.
-        fallback_replicas=max(1, (sc.max_replicas - sc.min_replicas) // 2),
+        **keda_fallback(service),
+        mode=sc.mode,
         burst_above_one=sc.max_replicas - sc.min_replicas > 1,
     )
+
+
+def keda_fallback(service: ModelServiceConfig) -> dict[str, Any]:
+    """The ScaledObject's ``fallback`` as ``render/scaling.py`` renders it (none in ``hpa`` mode)."""
+    if service.scaling.mode == "hpa":
+        return {"fallback_replicas": None}
+    fallback = scaling.scaled_object(service, "simulated", "http://prometheus")["spec"]["fallback"]
+    return {"fallback_replicas": fallback["replicas"], "fallback_failure_threshold": fallback["failureThreshold"],
+            "fallback_behavior": fallback.get("behavior", "static")}
 
 
 def seed_default(service: ModelServiceConfig) -> Profile:

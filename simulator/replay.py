@@ -13,10 +13,10 @@ Every ``DT`` (1 s), ``tick`` runs these steps in order:
 6. ``control.autoscale``: KEDA's loop every ``pollingInterval`` (activation 0 <-> 1, cooldown
    to zero), the HPA every 15 s on the burst Deployment (``simulator.hpa``), then the
    Deployment controllers (the oracle's ``control.follow_schedule`` instead);
-7. ``capacity.place_pending_pods``: Karpenter binds pending pods to a free slot or launches a
-   node within the NodePools' GPU limits;
+7. ``capacity.place_pending_pods``: the scheduler and Karpenter bind pending pods to a free slot
+   or launch a node within the NodePools' GPU limits, honouring the rendered spread (``packing``);
 8. ``capacity.consolidate`` and ``capacity.accrue_cost``: empty nodes go after
-   ``consolidateAfter``; live nodes are billed per second from the catalog;
+   ``consolidateAfter`` within the disruption budgets; live nodes are billed whole per second;
 9. ``sample``: the timeline every 15 s.
 
 Simplifications: one service per replay, one instance type (the cheapest that fits a
@@ -28,10 +28,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from components.config import ModelServiceConfig, StackConfig, karpenter_seconds
+from components.config import ModelServiceConfig, StackConfig
 from components.render.capacity import placement
-from simulator import capacity, control
+from simulator import capacity, control, disruption
 from simulator.cron import ActiveWindow
+from simulator.packing import hostname_spread
 from simulator.perf import cold_start, replica_perf
 from simulator.pods import advance_pods
 from simulator.profile import Profile
@@ -68,7 +69,8 @@ class ServiceReplay:
             replicas_per_node=place.replicas_per_node,
             gpu_limits={"on-demand": config.on_demand_gpu_limit(tier.name) if tier.on_demand.enabled else 0,
                         "spot": tier.spot.gpu_limit if tier.spot.enabled else 0},
-            consolidate_after_seconds=karpenter_seconds(tier.consolidate_after),
+            disruption=disruption.for_tier(config, tier.name, trace.start),
+            spread=hostname_spread(service, tier, config.region),
             pre_stop_seconds=service.drain.pre_stop_seconds,
             shutdown_timeout_seconds=service.drain.shutdown_timeout_seconds,
             scrape_seconds=scrape_seconds or config.addons.monitoring.scrape_interval_seconds,
@@ -103,12 +105,14 @@ def replay(setup: ReplaySetup, seed: int) -> Result:
 
 
 def initial_state(setup: ReplaySetup, seed: int) -> ReplayState:
-    """The burst Deployment starts at 1 when nothing may take it to zero, or when the active
-    hours window opened before the trace began; otherwise at 0."""
+    """The burst Deployment starts at 1 when nothing may take it to zero (or in ``hpa`` mode),
+    or when the active hours window opened before the trace began; otherwise at 0."""
     p = setup.profile
     burst = 0 if p.scale_to_zero or p.baseline > 0 else 1
     if setup.active_window is not None and setup.active_window.is_open(0.0):
         burst = max(burst, 1)
+    if p.mode == "hpa":
+        burst = max(burst, 1)  # the plain HPA's minReplicas
     return ReplayState(outcomes=Outcomes.pending(setup.requests), rng=random.Random(seed), burst_desired=burst)
 
 

@@ -11,14 +11,18 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from platform_facts import catalog
 from simulator import hpa
 from simulator.cron import ActiveWindow
+from simulator.disruption import PoolDisruption
 from simulator.perf import ColdStart, ReplicaPerf
 from simulator.profile import Profile
 from simulator.trace import Request
+
+if TYPE_CHECKING:
+    from simulator.packing import Spread
 
 DT = 1.0  # seconds per tick
 Capacity = Literal["on-demand", "spot"]
@@ -36,7 +40,8 @@ class ReplaySetup:
     instance: catalog.InstanceType
     replicas_per_node: int
     gpu_limits: dict[Capacity, int]  # per NodePool; 0 when the pool is disabled
-    consolidate_after_seconds: float
+    disruption: dict[Capacity, PoolDisruption]  # per enabled NodePool, as rendered
+    spread: dict[Role, Spread | None]  # each role's hostname topology spread, as rendered
     pre_stop_seconds: int
     shutdown_timeout_seconds: int
     scrape_seconds: float
@@ -84,7 +89,6 @@ class Node:
     empty_since: float | None = None
     image_cached: bool = False
     model_cached: bool = False
-    share: float = 1.0  # fraction of the instance billed (the oracle packs replicas perfectly)
 
     @property
     def live(self) -> bool:
