@@ -49,16 +49,18 @@ def warm_start(setup: ReplaySetup, state: ReplayState) -> None:
 
 
 def place_pending_pods(setup: ReplaySetup, state: ReplayState, t: float) -> None:
-    """The kube-scheduler binds each pending pod to a Ready node with room; Karpenter, after its
-    batching delay, nominates the rest to an in-flight node or a new one (``simulator.packing``)."""
+    """A pod pending for the batching delay binds: the kube-scheduler's pick among Ready nodes
+    with room, else Karpenter nominates it to an in-flight node or a new one (``simulator.packing``)."""
     pending = [q for q in state.pods if q.node is None and not q.gone and not q.terminating]
     for pod in pending:
         if setup.instant:
             bind_on_oracle_node(setup, state, pod, t)
             continue
+        if t - pod.created < KARPENTER_BATCH_SECONDS:
+            continue
         order, spread = preferred_capacity(setup, pod.role), setup.spread[pod.role]
         node = packing.scheduler_node(state.nodes, order, pod.role, spread, t)
-        if node is None and t - pod.created >= KARPENTER_BATCH_SECONDS:
+        if node is None:
             node = (packing.provisioner_node(state.nodes, order, pod.role, spread, relax=False)
                     or launch_node(setup, state, order, t)
                     or packing.provisioner_node(state.nodes, order, pod.role, spread, relax=True))
