@@ -58,14 +58,24 @@ def place_pending_pods(setup: ReplaySetup, state: ReplayState, t: float) -> None
             continue
         if t - pod.created < KARPENTER_BATCH_SECONDS:
             continue
-        order, spread = preferred_capacity(setup, pod.role), setup.spread[pod.role]
-        node = packing.scheduler_node(state.nodes, order, pod.role, spread, t)
-        if node is None:
-            node = (packing.provisioner_node(state.nodes, order, pod.role, spread, relax=False)
-                    or launch_node(setup, state, order, t)
-                    or packing.provisioner_node(state.nodes, order, pod.role, spread, relax=True))
-        if node is not None:  # else at the NodePool limit with no room anywhere: stays Pending
+        order = preferred_capacity(setup, pod.role)
+        node = packing.scheduler_node(state.nodes, order, pod.role, setup.spread[pod.role], t) or provision(setup, state, pod, t)
+        if node is not None:  # else at the NodePool limits with no room anywhere: stays Pending
             bind(setup, pod, node, t)
+
+
+def provision(setup: ReplaySetup, state: ReplayState, pod: Pod, t: float) -> Node | None:
+    """Karpenter for a pod no Ready node takes: its preferences (the spot affinity of a burst
+    pod, the spread) are taken as required first, so each capacity type in turn offers an
+    in-flight node the spread allows or a new node within the pool's limit; only when none
+    does is the spread relaxed (a ``ScheduleAnyway`` spread; the affinity already was)."""
+    order, spread = preferred_capacity(setup, pod.role), setup.spread[pod.role]
+    for capacity in order:
+        node = (packing.provisioner_node(state.nodes, [capacity], pod.role, spread, relax=False)
+                or launch_node(setup, state, [capacity], t))
+        if node is not None:
+            return node
+    return packing.provisioner_node(state.nodes, order, pod.role, spread, relax=True)
 
 
 def bind_on_oracle_node(setup: ReplaySetup, state: ReplayState, pod: Pod, t: float) -> None:

@@ -213,3 +213,48 @@ def test_hpa_mode_replays_through_the_plain_hpa():
     keda = load("prod").model_services[0]
     keda_result = ServiceReplay(load("prod"), keda, trace, from_config(keda, 0)).replay()
     assert keda_result.timeline[0]["burst_desired"] == 0  # KEDA mode starts the burst at zero
+
+
+def test_karpenter_tries_spot_before_an_in_flight_on_demand_node_for_burst():
+    from dataclasses import replace
+
+    from simulator import capacity
+    from simulator.replay import initial_state
+
+    cfg = load("prod")
+    svc = cfg.model_services[0]  # chat-8b: burst prefers spot, falls back to on-demand
+    setup = replace(ServiceReplay(cfg, svc, synthetic([(5.0, 100, 10)]), from_config(svc, 0)).setup, replicas_per_node=2)
+    state = initial_state(setup, 0)
+    on_demand = _node(1, 500.0, "baseline")  # in flight, room for one more
+    state.nodes.append(on_demand)
+    burst = Pod(9, "burst", 0.0)
+    spot = capacity.provision(setup, state, burst, 10.0)
+    assert spot is not None and spot.capacity == "spot" and spot is not on_demand  # preferred affinity first
+    no_spot = replace(setup, gpu_limits={"on-demand": setup.gpu_limits["on-demand"], "spot": 0})
+    state.nodes.remove(spot)
+    assert capacity.provision(no_spot, state, burst, 10.0) is on_demand  # relaxed: shares the baseline's node
+
+
+def test_cron_matches_all_five_fields():
+    from simulator.cron import cron_matches
+
+    assert cron_matches("0 8 * * 1-5", MONDAY_10.replace(hour=8))
+    assert not cron_matches("0 8 * * 1-5", SATURDAY_10.replace(hour=8))
+    assert cron_matches("0 8 1 1 *", MONDAY_10.replace(hour=8))  # 1 January
+    assert not cron_matches("0 8 1 2 *", MONDAY_10.replace(hour=8))  # February only
+    assert not cron_matches("0 8 2 * *", MONDAY_10.replace(hour=8))
+
+
+def test_hpa_mode_holds_during_an_outage_and_has_no_fallback():
+    cfg = load_with("prod", _hpa_mode)
+    svc = cfg.model_services[0]
+    # A five-minute burst drives the burst to its maximum, then a trickle lets it scale in.
+    trace = synthetic(_burst_trace(60, 300, 12) + [(400.0 + 60 * i, 100, 10) for i in range(40)])
+
+    def desired(outages):
+        result = ServiceReplay(cfg, svc, trace, from_config(svc, 0), prometheus_outages=outages).replay()
+        return {row["t"]: row["burst_desired"] for row in result.timeline}
+
+    calm, down = desired(()), desired(((400.0, 1800.0),))
+    assert calm[1680.0] < calm[600.0] == 6  # scales in once the stabilization window has passed
+    assert {v for t, v in down.items() if 600 <= t < 1800} == {6}  # no metric, no fallback: it holds
