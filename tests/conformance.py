@@ -71,6 +71,9 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "migManager.config.data": "ConfigMap data: file name -> mig-parted config",
         "devicePlugin.config.data": "ConfigMap data: config name -> device plugin config",
         "operator.nodeSelector": "a label map",
+        # Commented out in values.yaml at v26.7.0; templates/clusterpolicy.yaml copies it into the
+        # ClusterPolicy's spec.operator.metrics.serviceMonitor (OperatorMetricsSpec).
+        "operator.metrics": "the operator's ServiceMonitor settings, documented as a commented-out default",
         "node-feature-discovery.master.nodeSelector": "NFD subchart value, not in this chart's values.yaml",
         "node-feature-discovery.master.tolerations": "NFD subchart value, not in this chart's values.yaml",
         "node-feature-discovery.gc": "NFD subchart value (garbage collector placement), not in this chart's values.yaml",

@@ -26,6 +26,7 @@ from components.config.base import (
 )
 from components.config.batch import BatchWorkerConfig, ExistingRedis
 from components.config.cluster import ClusterConfig, EndpointConfig, ExistingVpc, NetworkConfig, SystemNodesConfig
+from components.config.egress import EgressConfig, PullThroughCacheConfig
 from components.config.errors import ConfigError
 from components.config.loading import check_service_on_tier, load_model, load_stack_config
 from components.config.schema import stack_file_schema
@@ -77,6 +78,8 @@ __all__ = [
     "ModelSpec",
     "MonitoringConfig",
     "NetworkConfig",
+    "EgressConfig",
+    "PullThroughCacheConfig",
     "OnDemandPool",
     "Scaling",
     "SecretRef",
