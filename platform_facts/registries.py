@@ -103,3 +103,17 @@ def upstream_of(ref: str) -> Upstream | None:
 def is_docker_hub(ref: str) -> bool:
     up = upstream_of(ref)
     return up is not None and up.name == DOCKER_HUB
+
+
+# Egress figures (production-facts section 10). Docker Hub since 2025-04-01: unauthenticated
+# pulls are limited per IPv4 address (or IPv6 /64); a free authenticated account gets 100
+# (docker/docs, content/manuals/docker-hub/usage/).
+DOCKER_HUB_ANONYMOUS_PULLS_PER_HOUR = 10
+DOCKER_HUB_PERSONAL_PULLS_PER_HOUR = 100
+# NAT gateway: per hour and per GB processed (chime/terraform-aws-alternat README, us-east-1).
+NAT_GATEWAY_USD_PER_HOUR = 0.045
+NAT_GATEWAY_USD_PER_GB = 0.045
+# S3 gateway endpoints "come at no additional charge" (AWS Prescriptive Guidance, WKLD.12);
+# interface endpoints bill per AZ-hour plus per GB, $0.01/GB for the first PB
+# (aws.amazon.com/privatelink/pricing).
+INTERFACE_ENDPOINT_USD_PER_GB = 0.01

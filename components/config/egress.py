@@ -12,8 +12,6 @@ from components.config.errors import rule_error
 from platform_facts import registries
 
 InterfaceEndpoint = Literal["ecr.api", "ecr.dkr", "sts"]
-# The upstreams whose rule needs a Secrets Manager secret (platform_facts.registries).
-CredentialedUpstream = Literal["docker-hub", "github-container-registry", "gitlab-container-registry"]
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:ecr-pullthroughcache/[A-Za-z0-9/_+=.@-]+$")
 SECRET_NAME = re.compile(r"^ecr-pullthroughcache/[A-Za-z0-9/_+=.@-]+$")
 
@@ -27,7 +25,7 @@ class PullThroughCacheConfig(ConfigModel):
         description="Namespace of the cache repositories: each upstream's rule caches under <repositoryPrefix>/<upstream "
         "path> (docker-hub, ecr-public, k8s, quay, ghcr, gitlab), which AWS bounds to 2-30 characters.",
     )
-    credentials: dict[CredentialedUpstream, str] = Field(
+    credentials: dict[str, str] = Field(
         default_factory=dict,
         description="Secrets Manager secret (name or ARN, under ecr-pullthroughcache/, keys username and accessToken) per "
         "upstream that needs one. docker-hub is required when enabled; an upstream without a secret gets no rule "
@@ -40,6 +38,9 @@ class PullThroughCacheConfig(ConfigModel):
         if not re.match(registries.REPOSITORY_PREFIX_PATTERN, v):
             raise rule_error((), f"{v!r} is not an ECR repository prefix: lowercase letters and digits, separated by "
                              "single '.', '_', '-' or '/'")
+        if len(v) < registries.REPOSITORY_PREFIX_MIN:
+            raise rule_error((), f"{v!r} is shorter than the {registries.REPOSITORY_PREFIX_MIN} characters AWS requires "
+                             "of a repository prefix")
         longest = max(registries.UPSTREAMS, key=lambda u: len(u.path))
         rule_prefix = f"{v}/{longest.path}"
         if not registries.REPOSITORY_PREFIX_MIN <= len(rule_prefix) <= registries.REPOSITORY_PREFIX_MAX:
@@ -52,7 +53,13 @@ class PullThroughCacheConfig(ConfigModel):
     @field_validator("credentials")
     @classmethod
     def _secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        needing = [u.name for u in registries.UPSTREAMS if u.needs_credentials]
         for upstream, secret in v.items():
+            if upstream not in needing:
+                known = upstream in registries.BY_NAME
+                raise rule_error((upstream,), (f"ECR pulls {upstream} without credentials" if known else
+                                               f"{upstream!r} is not an upstream ECR pull-through cache supports")
+                                 + f"; secrets are for {', '.join(needing)}")
             if not (SECRET_NAME.match(secret) or SECRET_ARN.match(secret)):
                 raise rule_error((upstream,), f"{secret!r} is not a Secrets Manager secret name or ARN under "
                                  f"{registries.SECRET_NAME_PREFIX!r}, which ECR requires of pull-through cache "
@@ -74,7 +81,7 @@ class PullThroughCacheConfig(ConfigModel):
 
     def credential(self, upstream: str) -> str | None:
         """The secret (name or ARN) given for an upstream, if any."""
-        return next((secret for name, secret in self.credentials.items() if name == upstream), None)
+        return self.credentials.get(upstream)
 
     def rule_prefix(self, upstream: registries.Upstream) -> str:
         return f"{self.repository_prefix}/{upstream.path}"
