@@ -66,12 +66,12 @@ class Platform(pulumi.ComponentResource):
             opts=in_cluster)
         system = (self.cluster.system_node_group,)
         self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
-            args.addons.monitoring, storage_class=self.cluster.storage_class, depends_on=system),
+            args.addons.monitoring, storage_class=self.cluster.storage_class, depends_on=system, mirror=mirror),
                                      opts=in_cluster)
-        self.keda = Keda(child(name, "keda"), KedaArgs(args.addons.keda, system), opts=in_cluster)
+        self.keda = Keda(child(name, "keda"), KedaArgs(args.addons.keda, system, mirror), opts=in_cluster)
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
         self.gpu_operator = GpuOperator(child(name, "gpu-operator"), GpuOperatorArgs(
-            args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system)), opts=in_cluster)
+            args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system), mirror=mirror), opts=in_cluster)
         # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
         # privileged (baseline forbids hostPath); the others enforce restricted.
         host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"} | {

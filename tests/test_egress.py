@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components.config import ConfigError, PullThroughCacheConfig, load_stack_config
-from components.render import addons
+from components.render import addons, chart_images
 from components.render.images import Mirror, chart_image, image_ref, mirror_for, mirror_images
 from platform_facts import registries
 from tests.conftest import REPO, STACKS, stack_values
@@ -259,3 +259,49 @@ def test_the_gpu_operator_declares_its_own_service_monitor(synthesized):
 def test_mirror_is_a_plain_value():
     assert MIRROR == Mirror(ECR, (("ecr-public", "mirror/ecr-public"), ("k8s", "mirror/k8s"), ("quay", "mirror/quay"),
                                   ("docker-hub", "mirror/docker-hub")))
+
+
+# --------------------------------------------------------------------------- chart images
+
+CHARTS = REPO / "tests" / "upstream" / "charts"
+
+
+@pytest.mark.parametrize("chart,table", [("kube-prometheus-stack", chart_images.KUBE_PROMETHEUS_STACK),
+                                         ("prometheus-adapter", chart_images.PROMETHEUS_ADAPTER),
+                                         ("keda", chart_images.KEDA)])
+def test_chart_image_tables_match_the_pinned_chart_defaults(chart, table):
+    defaults = yaml.safe_load((CHARTS / chart / "values.yaml").read_text())
+    for image in table:
+        node = defaults
+        for key in image.path:
+            node = node[key]
+        assert (node.get("registry"), node["repository"]) == (image.registry, image.repository), image.path
+
+
+def test_chart_images_move_only_where_a_rule_covers_the_registry():
+    kps = chart_images.overrides(chart_images.KUBE_PROMETHEUS_STACK, MIRROR)
+    assert kps["prometheus"]["prometheusSpec"]["image"] == {"registry": f"{ECR}/mirror/quay", "repository": "prometheus/prometheus"}
+    assert kps["crds"]["upgradeJob"]["image"]["busybox"] == {"registry": f"{ECR}/mirror/docker-hub", "repository": "library/busybox"}
+    # ghcr.io: no rule without GitHub credentials, so the certgen image and KEDA stay.
+    assert "patch" not in kps["prometheusOperator"]["admissionWebhooks"]
+    assert chart_images.overrides(chart_images.KEDA, MIRROR) == {}
+    assert chart_images.overrides(chart_images.KUBE_PROMETHEUS_STACK, None) == {}
+    assert chart_images.overrides(chart_images.GPU_OPERATOR_SUBCHARTS, MIRROR) == {
+        "node-feature-discovery": {"image": {"repository": f"{ECR}/mirror/k8s/nfd/node-feature-discovery"}}}
+
+
+def test_merge_keeps_what_the_values_set():
+    values = {"crds": {"upgradeJob": {"image": {"busybox": {"tag": "1.37.0"}}}}, "x": 1}
+    merged = chart_images.merge(values, {"crds": {"upgradeJob": {"image": {"busybox": {"registry": "r"}}}}})
+    assert merged == {"crds": {"upgradeJob": {"image": {"busybox": {"tag": "1.37.0", "registry": "r"}}}}, "x": 1}
+    assert values["crds"]["upgradeJob"]["image"]["busybox"] == {"tag": "1.37.0"}
+
+
+def test_synthesized_chart_values_pull_through_the_cache_in_staging_only_not_dev(synthesized):
+    def values(stack, release):
+        return yaml.safe_load((synthesized[stack] / "helm" / f"{release}.yaml").read_text())["values"]
+
+    assert values("staging", "kps")["prometheus-node-exporter"]["image"]["registry"] == f"{ECR}/mirror/quay"
+    assert values("prod", "prometheus-adapter")["image"]["repository"].startswith(f"{ECR}/mirror/k8s/")
+    assert "image" not in values("dev", "prometheus-adapter")
+    assert "image" not in values("dev", "gpu-operator")["node-feature-discovery"]
