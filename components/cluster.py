@@ -90,6 +90,8 @@ class Network(pulumi.ComponentResource):
     """Private subnets, one per zone (nodes, pods, internal load balancers)."""
     public_subnet_ids: pulumi.Output[list[str]]
     """Public subnets, one per zone (internet-facing load balancers, NAT gateways)."""
+    pull_through_rules: list[pulumi.Resource]
+    """The ECR pull-through cache rules: nodes that pull through them wait for them."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:cluster:Network", name, None, opts)
@@ -100,9 +102,9 @@ class Network(pulumi.ComponentResource):
             self.public_subnet_ids = pulumi.Output.from_input(list(net.existing.public_subnet_ids))
         else:
             self._create(name, args)
-        pull_through_cache_rules(self, name, args.egress.pull_through_cache)
+        self.pull_through_rules = pull_through_cache_rules(self, name, args.egress.pull_through_cache)
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids,
-                               "public_subnet_ids": self.public_subnet_ids})
+                               "public_subnet_ids": self.public_subnet_ids, "pull_through_rules": self.pull_through_rules})
 
     def _create(self, name: str, args: NetworkArgs) -> None:
         net, cluster = args.network, args.cluster_name
@@ -203,8 +205,11 @@ class GpuCluster(pulumi.ComponentResource):
         for arn in NODE_POLICIES:
             aws.iam.RolePolicyAttachment(child(name, f"system-node-{arn.rsplit('/', 1)[1]}"), role=node_role.name,
                                          policy_arn=arn, opts=p)
-        node_pull_through_policy(self, child(name, "system-node"), node_role, cfg.egress.pull_through_cache, args.region)
-        self.system_node_group = self._system_nodes(name, args, cluster, node_role, network)
+        pull_policy = node_pull_through_policy(self, child(name, "system-node"), node_role, cfg.egress.pull_through_cache,
+                                               args.region)
+        # The controllers' images come through the cache: the nodes wait for the rules and the right to use them.
+        self.system_node_group = self._system_nodes(name, args, cluster, node_role, network,
+                                                    [*network.pull_through_rules, *([pull_policy] if pull_policy else [])])
 
         # The name is known up front; deriving it from a cluster output carries the
         # dependency, so whatever uses the name waits for the cluster to exist.
@@ -337,7 +342,7 @@ class GpuCluster(pulumi.ComponentResource):
         return cluster
 
     def _system_nodes(self, name: str, args: GpuClusterArgs, cluster: eks.Cluster, node_role: aws.iam.Role,
-                      network: Network) -> eks.ManagedNodeGroup:
+                      network: Network, pulls: list[pulumi.Resource]) -> eks.ManagedNodeGroup:
         """The on-demand managed node group the controllers run on, tainted CriticalAddonsOnly."""
         sys_nodes, p = args.cluster.system_nodes, pulumi.ResourceOptions(parent=self)
         # Hardened like the GPU nodes (Karpenter's EC2NodeClass): IMDSv2 only, hop limit 1 so pods
@@ -369,7 +374,7 @@ class GpuCluster(pulumi.ComponentResource):
             labels=SYSTEM_POOL_LABEL,
             taints=[aws.eks.NodeGroupTaintArgs(key=SYSTEM_TAINT["key"], value=SYSTEM_TAINT["value"], effect="NO_SCHEDULE")],
             tags=dict(args.tags),
-            opts=p,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=pulls) if pulls else p,
         )
 
     def ref(self) -> ClusterRef:

@@ -305,3 +305,13 @@ def test_synthesized_chart_values_pull_through_the_cache_in_staging_only_not_dev
     assert values("prod", "prometheus-adapter")["image"]["repository"].startswith(f"{ECR}/mirror/k8s/")
     assert "image" not in values("dev", "prometheus-adapter")
     assert "image" not in values("dev", "gpu-operator")["node-feature-discovery"]
+
+
+def test_nodes_wait_for_the_rules_and_the_right_to_pull_through_them(synthesized):
+    res = json.loads((synthesized["staging"] / "resources.json").read_text())
+    urn = {r["name"]: r["urn"] for r in res}
+    group = next(r for r in res if r["type"] == "eks:index:ManagedNodeGroup")
+    assert {urn["llm-staging-cluster-network-cache-docker-hub"],
+            urn["llm-staging-cluster-system-node-pull-through-cache"]} <= set(group["depends_on"])
+    node_class = next(r for r in res if r["type"].endswith("EC2NodeClass"))
+    assert urn["llm-staging-karpenter-node-pull-through-cache"] in node_class["depends_on"]
