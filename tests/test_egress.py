@@ -214,7 +214,8 @@ def test_endpoints_per_stack(synthesized):
         assert s3["vpcEndpointType"] == "Gateway" and len(s3["routeTableIds"]) == zones
     assert sorted(endpoints("staging")) == sorted(endpoints("dev")) == ["com.amazonaws.us-east-1.s3"]
     prod = endpoints("prod")
-    for service in ("ecr.api", "ecr.dkr", "sts"):
+    assert "com.amazonaws.us-east-1.sts" not in prod
+    for service in ("ecr.api", "ecr.dkr"):
         ep = prod[f"com.amazonaws.us-east-1.{service}"]
         assert ep["vpcEndpointType"] == "Interface" and ep["privateDnsEnabled"] is True
         assert len(ep["subnetIds"]) == 3 and len(ep["securityGroupIds"]) == 1
