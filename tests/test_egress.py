@@ -316,3 +316,26 @@ def test_nodes_wait_for_the_rules_and_the_right_to_pull_through_them(synthesized
             urn["llm-staging-cluster-system-node-pull-through-cache"]} <= set(group["depends_on"])
     node_class = next(r for r in res if r["type"].endswith("EC2NodeClass"))
     assert urn["llm-staging-karpenter-node-pull-through-cache"] in node_class["depends_on"]
+
+
+def test_an_existing_vpc_gets_the_cache_rules_but_no_endpoints():
+    from tests.conftest import build, by_type, load_with
+
+    def existing(v):
+        v["cluster"]["network"] = {"existing": {"vpcId": "vpc-0abc", "privateSubnetIds": ["subnet-0a", "subnet-0b"]}}
+        v["cluster"]["egress"].pop("interfaceEndpoints")
+
+    result = build(load_with("prod", existing))
+    assert by_type(result, "aws:ec2/vpcEndpoint:VpcEndpoint") == []
+    assert len(by_type(result, "aws:ecr/pullThroughCacheRule:PullThroughCacheRule")) == 4
+
+
+def test_an_sts_endpoint_joins_the_others_behind_the_same_group():
+    from tests.conftest import build, by_type, load_with
+
+    result = build(load_with("staging", _set("cluster.egress.interfaceEndpoints", ["sts"])))
+    (sg,) = [r for r in by_type(result, "aws:ec2/securityGroup:SecurityGroup") if r.name.endswith("network-endpoints")]
+    (sts,) = [r.inputs for r in by_type(result, "aws:ec2/vpcEndpoint:VpcEndpoint")
+              if r.inputs["serviceName"] == "com.amazonaws.us-east-1.sts"]
+    assert sts["vpcEndpointType"] == "Interface" and sts["privateDnsEnabled"] is True
+    assert sts["securityGroupIds"] == [sg.outputs["id"]]

@@ -8,7 +8,7 @@ or raises :class:`ConfigError` with one line per problem, each naming the config
 Every default lives in a model field, once. Components never re-validate or re-default.
 
 - ``base``: the shared base model, patterns and duration units;
-- ``cluster``, ``tiers``, ``addons``, ``serving``, ``batch``: the models, by area;
+- ``cluster`` (with ``egress``), ``tiers``, ``addons``, ``serving``, ``batch``: the models, by area;
 - ``stack``: :class:`StackConfig`, the whole file; ``rules``: its cross-field rules;
 - ``errors``: :class:`ConfigError`, errors that carry their path, one line per problem;
 - ``loading``: the entry points; ``schema``: the JSON Schema of a stack file.
