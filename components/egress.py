@@ -25,12 +25,19 @@ class EndpointArgs:
     """What the endpoints attach to: the created VPC, its private subnets and route tables."""
 
     vpc_id: pulumi.Input[str]
+    """The VPC the endpoints belong to."""
     vpc_cidr: str
+    """Its CIDR: the private subnets' blocks (render.network.subnet_plan) are derived from it."""
     region: str
+    """Names the endpoint services (com.amazonaws.<region>.<service>)."""
     zones: int
+    """Zones the VPC spans: one private subnet and route table each."""
     private_subnet_ids: Sequence[pulumi.Input[str]]
+    """Where the interface endpoints put their network interfaces."""
     private_route_table_ids: Sequence[pulumi.Input[str]]
+    """Where the S3 gateway endpoint adds its prefix-list route."""
     tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """AWS tags on every endpoint and the security group."""
 
 
 def vpc_endpoints(parent: pulumi.Resource, name: str, egress: EgressConfig, args: EndpointArgs) -> list[pulumi.Resource]:
