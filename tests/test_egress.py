@@ -339,3 +339,15 @@ def test_an_sts_endpoint_joins_the_others_behind_the_same_group():
               if r.inputs["serviceName"] == "com.amazonaws.us-east-1.sts"]
     assert sts["vpcEndpointType"] == "Interface" and sts["privateDnsEnabled"] is True
     assert sts["securityGroupIds"] == [sg.outputs["id"]]
+
+
+def test_the_pre_pull_daemonset_pulls_through_the_cache():
+    from tests.conftest import build, by_type, load_with
+
+    result = build(load_with("staging", lambda v: v["modelServices"][0].update(prePull=True)))
+    (ds,) = [r.inputs for r in by_type(result, "kubernetes:apps/v1:DaemonSet")]
+    spec = ds["spec"]["template"]["spec"]
+    images = [c["image"] for c in spec["initContainers"] + spec["containers"]]
+    assert f"{ECR}/mirror/docker-hub/vllm/vllm-openai:v0.33.0" in images
+    assert f"{ECR}/mirror/k8s/pause:3.10" in images
+    assert all(i.startswith(f"{ECR}/mirror/") for i in images), images
