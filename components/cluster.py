@@ -45,7 +45,7 @@ class NetworkArgs:
     egress: EgressConfig = field(default_factory=EgressConfig)
     """VPC endpoints (a created VPC only) and the ECR pull-through cache rules."""
     region: str = ""
-    """The VPC's region: names the endpoint services (needed when ``egress`` asks for endpoints)."""
+    """The VPC's region: names the endpoint services (looked up from the provider when empty)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class Network(pulumi.ComponentResource):
                                           route_table_id=rt.id, opts=p)
             private_rts.append(rt)
         vpc_endpoints(self, name, args.egress, EndpointArgs(
-            vpc_id=vpc.id, vpc_cidr=net.cidr, region=args.region, zones=len(zones),
+            vpc_id=vpc.id, vpc_cidr=net.cidr, region=args.region or aws.get_region().region, zones=len(zones),
             private_subnet_ids=[s.id for s in private], private_route_table_ids=[rt.id for rt in private_rts],
             tags=tags))
         self.vpc_id = vpc.id
@@ -374,7 +374,7 @@ class GpuCluster(pulumi.ComponentResource):
             labels=SYSTEM_POOL_LABEL,
             taints=[aws.eks.NodeGroupTaintArgs(key=SYSTEM_TAINT["key"], value=SYSTEM_TAINT["value"], effect="NO_SCHEDULE")],
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=pulls) if pulls else p,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=pulls),
         )
 
     def ref(self) -> ClusterRef:

@@ -351,3 +351,14 @@ def test_the_pre_pull_daemonset_pulls_through_the_cache():
     assert f"{ECR}/mirror/docker-hub/vllm/vllm-openai:v0.33.0" in images
     assert f"{ECR}/mirror/k8s/pause:3.10" in images
     assert all(i.startswith(f"{ECR}/mirror/") for i in images), images
+
+
+def test_network_alone_names_its_s3_endpoint_from_the_provider_region():
+    from components.cluster import Network, NetworkArgs
+    from tests.conftest import load
+    from tests.test_components import _alone
+
+    cfg = load("dev").cluster
+    resources = _alone(lambda: Network("net", NetworkArgs(cfg.name, cfg.network)))
+    (s3,) = [r.inputs for r in resources if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint"]
+    assert s3["serviceName"] == "com.amazonaws.eu-west-1.s3" and len(s3["routeTableIds"]) == 2
