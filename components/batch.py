@@ -37,6 +37,8 @@ from components.config import BatchWorkerConfig, GpuTier
 from components.identity import model_cache_reader
 from components.naming import child
 from components.render import batch as render
+from components.render import images
+from components.render.images import Mirror
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class BatchInferenceArgs:
     storage_class: k8s.storage.v1.StorageClass | None = None
     """The class the in-cluster Redis's volume claims (``GpuCluster.storage_class``); required
     unless the worker uses an existing Redis."""
+    mirror: Mirror | None = None
+    """The stack's ECR pull-through cache (``images.mirror_for``): every image is pulled through it."""
 
 
 class BatchInference(pulumi.ComponentResource):
@@ -104,7 +108,7 @@ class BatchInference(pulumi.ComponentResource):
             backing += [
                 secret,
                 k8s.apps.v1.StatefulSet(child(name, "redis"), metadata=sts.apply(lambda s: s["metadata"]),
-                                        spec=sts.apply(lambda s: s["spec"]),
+                                        spec=sts.apply(lambda s: images.mirror_images(s["spec"], args.mirror)),
                                         opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sc])),
                 k8s.core.v1.Service(child(name, "redis"), metadata=svc["metadata"], spec=svc["spec"], opts=p),
                 k8s.networking.v1.NetworkPolicy(child(name, "redis"), metadata=pol["metadata"], spec=pol["spec"], opts=p),
@@ -125,7 +129,7 @@ class BatchInference(pulumi.ComponentResource):
                      *(r for r in (association, args.gpu_operator) if r is not None)]
         k8s.apiextensions.CustomResource(
             child(name, "scaled-job"), api_version="keda.sh/v1alpha1", kind="ScaledJob",
-            metadata=job["metadata"], spec=job["spec"],
+            metadata=job["metadata"], spec=images.mirror_images(job["spec"], args.mirror),
             opts=pulumi.ResourceOptions(parent=self, depends_on=job_needs))
 
         self.queue_name = pulumi.Output.from_input(w.queue)

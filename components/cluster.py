@@ -14,7 +14,8 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.config import ClusterConfig, NetworkConfig
+from components.config import ClusterConfig, EgressConfig, NetworkConfig
+from components.egress import EndpointArgs, node_pull_through_policy, pull_through_cache_rules, vpc_endpoints
 from components.naming import child
 from components.render import addons as render_addons
 from components.render.iam import CLUSTER_ADMIN_POLICY, NODE_POLICIES, assume_role, pod_identity_trust
@@ -41,6 +42,10 @@ class NetworkArgs:
     """CIDR, zones, NAT gateways, or an existing VPC to use instead."""
     tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
+    egress: EgressConfig = field(default_factory=EgressConfig)
+    """VPC endpoints (a created VPC only) and the ECR pull-through cache rules."""
+    region: str = ""
+    """The VPC's region: names the endpoint services (looked up from the provider when empty)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class Network(pulumi.ComponentResource):
     """Private subnets, one per zone (nodes, pods, internal load balancers)."""
     public_subnet_ids: pulumi.Output[list[str]]
     """Public subnets, one per zone (internet-facing load balancers, NAT gateways)."""
+    pull_through_rules: list[pulumi.Resource]
+    """The ECR pull-through cache rules: nodes that pull through them wait for them."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-platform:cluster:Network", name, None, opts)
@@ -95,8 +102,9 @@ class Network(pulumi.ComponentResource):
             self.public_subnet_ids = pulumi.Output.from_input(list(net.existing.public_subnet_ids))
         else:
             self._create(name, args)
+        self.pull_through_rules = pull_through_cache_rules(self, name, args.egress.pull_through_cache)
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids,
-                               "public_subnet_ids": self.public_subnet_ids})
+                               "public_subnet_ids": self.public_subnet_ids, "pull_through_rules": self.pull_through_rules})
 
     def _create(self, name: str, args: NetworkArgs) -> None:
         net, cluster = args.network, args.cluster_name
@@ -135,6 +143,7 @@ class Network(pulumi.ComponentResource):
             nats.append(aws.ec2.NatGateway(child(name, f"nat-{zones[i]}"), allocation_id=eip.id, subnet_id=public[i].id,
                                            tags={**tags, "Name": f"{cluster}-{zones[i]}"},
                                            opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+        private_rts: list[aws.ec2.RouteTable] = []
         for i, subnet in enumerate(private):
             nat = nats[i if nat_count > 1 else 0]
             rt = aws.ec2.RouteTable(
@@ -144,6 +153,11 @@ class Network(pulumi.ComponentResource):
             )
             aws.ec2.RouteTableAssociation(child(name, f"private-{zones[i]}"), subnet_id=subnet.id,
                                           route_table_id=rt.id, opts=p)
+            private_rts.append(rt)
+        vpc_endpoints(self, name, args.egress, EndpointArgs(
+            vpc_id=vpc.id, vpc_cidr=net.cidr, region=args.region or aws.get_region().region, zones=len(zones),
+            private_subnet_ids=[s.id for s in private], private_route_table_ids=[rt.id for rt in private_rts],
+            tags=tags))
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
@@ -175,7 +189,8 @@ class GpuCluster(pulumi.ComponentResource):
         super().__init__("gpu-platform:cluster:GpuCluster", name, None, opts)
         cfg: ClusterConfig = args.cluster
         p = pulumi.ResourceOptions(parent=self)
-        network = Network(child(name, "network"), NetworkArgs(cfg.name, cfg.network, args.tags), opts=p)
+        network = Network(child(name, "network"), NetworkArgs(cfg.name, cfg.network, args.tags, cfg.egress,
+                                                                        args.region), opts=p)
         # Created before the cluster: EKS would otherwise create it on first write, with no retention.
         log_group = aws.cloudwatch.LogGroup(
             child(name, "control-plane-logs"), name=render_addons.control_plane_log_group(cfg.name),
@@ -190,7 +205,11 @@ class GpuCluster(pulumi.ComponentResource):
         for arn in NODE_POLICIES:
             aws.iam.RolePolicyAttachment(child(name, f"system-node-{arn.rsplit('/', 1)[1]}"), role=node_role.name,
                                          policy_arn=arn, opts=p)
-        self.system_node_group = self._system_nodes(name, args, cluster, node_role, network)
+        pull_policy = node_pull_through_policy(self, child(name, "system-node"), node_role, cfg.egress.pull_through_cache,
+                                               args.region)
+        # The controllers' images come through the cache: the nodes wait for the rules and the right to use them.
+        self.system_node_group = self._system_nodes(name, args, cluster, node_role, network,
+                                                    [*network.pull_through_rules, *([pull_policy] if pull_policy else [])])
 
         # The name is known up front; deriving it from a cluster output carries the
         # dependency, so whatever uses the name waits for the cluster to exist.
@@ -323,7 +342,7 @@ class GpuCluster(pulumi.ComponentResource):
         return cluster
 
     def _system_nodes(self, name: str, args: GpuClusterArgs, cluster: eks.Cluster, node_role: aws.iam.Role,
-                      network: Network) -> eks.ManagedNodeGroup:
+                      network: Network, pulls: list[pulumi.Resource]) -> eks.ManagedNodeGroup:
         """The on-demand managed node group the controllers run on, tainted CriticalAddonsOnly."""
         sys_nodes, p = args.cluster.system_nodes, pulumi.ResourceOptions(parent=self)
         # Hardened like the GPU nodes (Karpenter's EC2NodeClass): IMDSv2 only, hop limit 1 so pods
@@ -355,7 +374,7 @@ class GpuCluster(pulumi.ComponentResource):
             labels=SYSTEM_POOL_LABEL,
             taints=[aws.eks.NodeGroupTaintArgs(key=SYSTEM_TAINT["key"], value=SYSTEM_TAINT["value"], effect="NO_SCHEDULE")],
             tags=dict(args.tags),
-            opts=p,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=pulls),
         )
 
     def ref(self) -> ClusterRef:

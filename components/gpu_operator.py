@@ -14,6 +14,8 @@ from components.cluster import SYSTEM_PLACEMENT
 from components.config import GpuOperatorConfig, GpuTier
 from components.naming import child
 from components.render import addons as render
+from components.render import chart_images
+from components.render.images import Mirror
 from components.render.karpenter import mig_config_name
 
 
@@ -26,6 +28,8 @@ class GpuOperatorArgs:
     depends_on: Sequence[pulumi.Resource] = ()
     """What the chart waits for: the system nodes, and the prometheus-operator CRDs for the
     DCGM exporter's ServiceMonitor (the kube-prometheus-stack release)."""
+    mirror: Mirror | None = None
+    """The stack's ECR pull-through cache: chart images whose registry the chart lets us set go through it."""
 
 
 class GpuOperator(pulumi.ComponentResource):
@@ -45,7 +49,10 @@ class GpuOperator(pulumi.ComponentResource):
         self.release = helm.release(
             child(name, "gpu-operator"), versions.GPU_OPERATOR, release_name="gpu-operator",
             namespace=render.GPU_OPERATOR_NAMESPACE,
-            values=render.gpu_operator(args.config, args.tiers, SYSTEM_PLACEMENT, mig_names),
+            # The operator and its operands stay on nvcr.io (no cache rule can mirror it); the NFD
+            # subchart's image moves.
+            values=chart_images.merge(render.gpu_operator(args.config, args.tiers, SYSTEM_PLACEMENT, mig_names),
+                                      chart_images.overrides(chart_images.GPU_OPERATOR_SUBCHARTS, args.mirror)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, *args.depends_on]))
         self.namespace = self.release.status.apply(lambda _: render.GPU_OPERATOR_NAMESPACE)
         self.register_outputs({"namespace": self.namespace, "release": self.release})

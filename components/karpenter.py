@@ -14,7 +14,8 @@ import pulumi_kubernetes as k8s
 
 from components import helm, versions
 from components.cluster import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATIONS, ClusterRef
-from components.config import GpuTier
+from components.config import GpuTier, PullThroughCacheConfig
+from components.egress import node_pull_through_policy
 from components.naming import child
 from components.render import karpenter as render
 from components.render.iam import MANAGED, assume_role, pod_identity_trust
@@ -32,6 +33,8 @@ class KarpenterArgs:
     """tier name -> the on-demand NodePool's nvidia.com/gpu limit (``StackConfig.on_demand_gpu_limit``)."""
     tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
+    pull_through_cache: PullThroughCacheConfig = field(default_factory=PullThroughCacheConfig)
+    """The stack's ECR pull-through cache: when on, the node role may pull through its rules."""
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -85,6 +88,8 @@ class Karpenter(pulumi.ComponentResource):
         for managed in render.NODE_ROLE_POLICIES:
             aws.iam.RolePolicyAttachment(child(name, f"node-{managed}"), role=node_role.name,
                                          policy_arn=f"{MANAGED}/{managed}", opts=p)
+        self._pull_policy = node_pull_through_policy(self, child(name, "node"), node_role, args.pull_through_cache,
+                                                     args.region)
         # A separate role from the system node group's: one principal, one access entry.
         node_access = aws.eks.AccessEntry(child(name, "node"), cluster_name=args.cluster.ready_name,
                                           principal_arn=node_role.arn, type="EC2_LINUX", opts=p)
@@ -135,7 +140,8 @@ class Karpenter(pulumi.ComponentResource):
             metadata={"name": render.node_class_name(tier)},
             spec=render.ec2_node_class(tier, node_role=node_role.name, subnet_ids=subnets,
                                        security_group_id=args.cluster.node_security_group_id, tags=dict(args.tags)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
+            # Nodes of the class pull through the cache: the node role's right to comes first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, *filter(None, [self._pull_policy])]))
         pools = {}
         resources: list[pulumi.Resource] = [node_class]
         for pool_name, spec in render.node_pools(tier, args.on_demand_gpu_limits[tier.name]):

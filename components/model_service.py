@@ -28,8 +28,9 @@ import pulumi_kubernetes as k8s
 from components.config import GpuTier, ModelServiceConfig
 from components.identity import model_cache_reader
 from components.naming import child
-from components.render import network_policy, scaling
+from components.render import images, network_policy, scaling
 from components.render import vllm as render
+from components.render.images import Mirror
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class ModelServiceArgs:
     """The KEDA release, whose CRDs the ScaledObject needs."""
     monitoring_namespace: str = "monitoring"
     """Where Prometheus runs: its pods may scrape the service's /metrics through the NetworkPolicy."""
+    mirror: Mirror | None = None
+    """The stack's ECR pull-through cache (``images.mirror_for``): every image is pulled through it."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -110,7 +113,8 @@ class ModelService(pulumi.ComponentResource):
         if svc.pre_pull:
             # Its init container downloads the model with the service account's credentials.
             ds = render.pre_pull_daemonset(svc, tier, ns, region=args.region)
-            k8s.apps.v1.DaemonSet(child(name, "pre-pull"), metadata=ds["metadata"], spec=ds["spec"],
+            k8s.apps.v1.DaemonSet(child(name, "pre-pull"), metadata=ds["metadata"],
+                                  spec=images.mirror_images(ds["spec"], args.mirror),
                                   opts=_after(self, args.namespace, *admission))
 
         self.service_name = k8s_service.metadata.apply(lambda m: m["name"])
@@ -141,7 +145,7 @@ class ModelService(pulumi.ComponentResource):
             ignore = ["spec.replicas"] if role_name == "burst" else None
             timeouts = render.await_timeouts(svc, args.tier, role_name)
             workloads[role_name] = k8s.apps.v1.Deployment(
-                child(name, role_name), metadata=manifest["metadata"], spec=manifest["spec"],
+                child(name, role_name), metadata=manifest["metadata"], spec=images.mirror_images(manifest["spec"], args.mirror),
                 opts=pulumi.ResourceOptions.merge(_after(self, args.namespace, args.gpu_operator, *needs),
                                                   pulumi.ResourceOptions(
                     ignore_changes=ignore,

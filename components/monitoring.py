@@ -14,8 +14,9 @@ from components.cluster import SYSTEM_PLACEMENT
 from components.config import MonitoringConfig
 from components.naming import child
 from components.render import addons as render
-from components.render import dashboards
+from components.render import chart_images, dashboards
 from components.render import karpenter as karpenter_render
+from components.render.images import Mirror
 
 # The Karpenter component's release name: the chart's Service carries it as
 # app.kubernetes.io/instance (a test checks the two agree).
@@ -30,6 +31,8 @@ class MonitoringArgs:
     """The class Prometheus's volume claims (``GpuCluster.storage_class``); the release waits for it."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What the charts wait for: the nodes they are pinned to (the system node group)."""
+    mirror: Mirror | None = None
+    """The stack's ECR pull-through cache: chart images whose registry the chart lets us set go through it."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -48,13 +51,18 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("gpu-platform:addons:Monitoring", name, None, opts)
         ns = helm.namespace(child(name, "namespace"), render.MONITORING_NAMESPACE, pulumi.ResourceOptions(parent=self))
         after_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns, args.storage_class, *args.depends_on])
+        kps_images = chart_images.overrides(
+            chart_images.KUBE_PROMETHEUS_STACK + chart_images.KUBE_PROMETHEUS_STACK_SUBCHARTS, args.mirror)
         values = args.storage_class.metadata.apply(
-            lambda m: render.kube_prometheus_stack(args.config, SYSTEM_PLACEMENT, storage_class=m["name"]))
+            lambda m: chart_images.merge(render.kube_prometheus_stack(args.config, SYSTEM_PLACEMENT, storage_class=m["name"]),
+                                         kps_images))
         self.release = helm.release(
             child(name, "kube-prometheus-stack"), versions.KUBE_PROMETHEUS_STACK, release_name="kps",
             namespace=render.MONITORING_NAMESPACE, values=values, opts=after_ns)
         helm.release(child(name, "prometheus-adapter"), versions.PROMETHEUS_ADAPTER, release_name="prometheus-adapter",
-                     namespace=render.MONITORING_NAMESPACE, values=render.prometheus_adapter(SYSTEM_PLACEMENT),
+                     namespace=render.MONITORING_NAMESPACE, values=chart_images.merge(
+                         render.prometheus_adapter(SYSTEM_PLACEMENT),
+                         chart_images.overrides(chart_images.PROMETHEUS_ADAPTER, args.mirror)),
                      opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
         # The platform's own controllers: scraped and alerted on once the CRDs exist.
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])

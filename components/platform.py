@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.batch import BatchInference, BatchInferenceArgs
@@ -22,7 +23,7 @@ from components.model_service import ModelService, ModelServiceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import child
 from components.render import addons as render_addons
-from components.render import network_policy
+from components.render import images, network_policy
 from components.render.pod_security import workload_namespace_level
 from components.stack import secret_if_marked
 
@@ -52,21 +53,21 @@ class Platform(pulumi.ComponentResource):
         p = pulumi.ResourceOptions(parent=self)
         tags = secret_if_marked("tags", args.tags)  # a `secure:` tag value stays a secret in every resource
         self.cluster = GpuCluster(child(name, "cluster"), GpuClusterArgs(args.cluster, args.region, tags), opts=p)
+        mirror = self._mirror(args)  # our images through the stack's pull-through cache, when on
         # Everything in the cluster inherits its Kubernetes provider through the parent.
         in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
-            tags=tags),
-            opts=in_cluster)
+            tags=tags, pull_through_cache=args.cluster.egress.pull_through_cache), opts=in_cluster)
         system = (self.cluster.system_node_group,)
         self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
-            args.addons.monitoring, storage_class=self.cluster.storage_class, depends_on=system),
-                                     opts=in_cluster)
-        self.keda = Keda(child(name, "keda"), KedaArgs(args.addons.keda, system), opts=in_cluster)
+            args.addons.monitoring, storage_class=self.cluster.storage_class, depends_on=system, mirror=mirror),
+            opts=in_cluster)
+        self.keda = Keda(child(name, "keda"), KedaArgs(args.addons.keda, system, mirror), opts=in_cluster)
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
         self.gpu_operator = GpuOperator(child(name, "gpu-operator"), GpuOperatorArgs(
-            args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system)), opts=in_cluster)
+            args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system), mirror=mirror), opts=in_cluster)
         # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
         # privileged (baseline forbids hostPath); the others enforce restricted.
         host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"} | {
@@ -86,7 +87,7 @@ class Platform(pulumi.ComponentResource):
                     scrape_interval_seconds=args.addons.monitoring.scrape_interval_seconds,
                     namespace=service_namespaces[s.namespace], node_pools=self.karpenter.tier_capacity[s.tier],
                     gpu_operator=self.gpu_operator.release, monitoring_crds=self.monitoring.release,
-                    keda_crds=self.keda.release, monitoring_namespace=render_addons.MONITORING_NAMESPACE),
+                    keda_crds=self.keda.release, monitoring_namespace=render_addons.MONITORING_NAMESPACE, mirror=mirror),
                 opts=in_cluster)
             for s in args.model_services
         }
@@ -97,7 +98,7 @@ class Platform(pulumi.ComponentResource):
                                    region=args.region, namespace=service_namespaces[b.namespace],
                                    node_pools=self.karpenter.tier_capacity[b.tier],
                                    gpu_operator=self.gpu_operator.release, keda_crds=self.keda.release,
-                                   storage_class=self.cluster.storage_class),
+                                   storage_class=self.cluster.storage_class, mirror=mirror),
                 opts=in_cluster)
             for b in args.batch_workers
         }
@@ -107,6 +108,14 @@ class Platform(pulumi.ComponentResource):
             "gpu_operator": self.gpu_operator, "services": self.services, "batch": self.batch,
             "outputs": self.outputs,
         })
+
+    @staticmethod
+    def _mirror(args: StackConfig) -> images.Mirror | None:
+        """Where our images are pulled through the stack's cache rules (None when the cache is off)."""
+        cache = args.cluster.egress.pull_through_cache
+        if not cache.enabled:
+            return None
+        return images.mirror_for(cache, account=aws.get_caller_identity().account_id, region=args.region)
 
     def _default_deny(self, name: str, args: StackConfig, namespaces: Mapping[str, pulumi.Resource],
                       in_cluster: pulumi.ResourceOptions) -> None:

@@ -10,6 +10,8 @@ without pulling in the components.
   documentation-only CIDRs).
 - ``vllm``, ``dcgm``: metric names of vLLM (current and removed) and of the DCGM exporter.
 - ``coldstart``: the phases of a replica's cold start.
+- ``registries``: the upstream registries ECR pull-through cache mirrors, and which registry
+  an image reference names.
 - ``cidrs``: what an allow-list of CIDRs admits, as address ranges.
 - ``kubernetes``: namespaces no workload of ours may use.
 """

@@ -54,6 +54,11 @@ class RecordingMocks(pmocks.Mocks):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{z}" for z in "abcdef"]
             return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": self.region}
+        if token == "aws:secretsmanager/getSecret:getSecret":
+            # Secrets Manager appends six random characters to a secret's ARN; derived here.
+            name = str(args.args.get("name"))
+            arn = f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:{name}-{_digest('secret', name, n=6)}"
+            return {"id": arn, "arn": arn, "name": name, "description": "", "kmsKeyId": "", "policy": "", "tags": {}}
         if token == "aws:iam/getRole:getRole":
             return self._get_role(str(args.args.get("name")))
         raise NotImplementedError(f"the recording engine has no answer for invoke {token}")

@@ -62,6 +62,12 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "grafana.resources": "grafana subchart ResourceRequirements, not in this chart's values.yaml",
         "grafana.sidecar.resources": "grafana subchart sidecar ResourceRequirements, not in this chart's values.yaml",
         "kube-state-metrics.resources": "kube-state-metrics subchart ResourceRequirements, not in this chart's values.yaml",
+        # Subchart images moved through the pull-through cache (components/render/chart_images.py);
+        # registry and repository keys of each subchart's values.yaml at the pinned version.
+        "grafana.image": "grafana subchart image (registry, repository), not in this chart's values.yaml",
+        "grafana.sidecar.image": "grafana subchart sidecar image (registry, repository), not in this chart's values.yaml",
+        "kube-state-metrics.image": "kube-state-metrics subchart image (registry, repository), not in this chart's values.yaml",
+        "prometheus-node-exporter.image": "node-exporter subchart image (registry, repository), not in this chart's values.yaml",
     },
     "keda": {
         "resources": "per-component ResourceRequirements, passed through",
@@ -71,9 +77,13 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "migManager.config.data": "ConfigMap data: file name -> mig-parted config",
         "devicePlugin.config.data": "ConfigMap data: config name -> device plugin config",
         "operator.nodeSelector": "a label map",
+        # Commented out in values.yaml at v26.7.0; templates/clusterpolicy.yaml copies it into the
+        # ClusterPolicy's spec.operator.metrics.serviceMonitor (OperatorMetricsSpec).
+        "operator.metrics": "the operator's ServiceMonitor settings, documented as a commented-out default",
         "node-feature-discovery.master.nodeSelector": "NFD subchart value, not in this chart's values.yaml",
         "node-feature-discovery.master.tolerations": "NFD subchart value, not in this chart's values.yaml",
         "node-feature-discovery.gc": "NFD subchart value (garbage collector placement), not in this chart's values.yaml",
+        "node-feature-discovery.image": "NFD subchart image (repository with its host), not in this chart's values.yaml",
     },
     "prometheus-adapter": {
         "resources": "ResourceRequirements, passed through",

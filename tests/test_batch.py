@@ -62,7 +62,8 @@ def test_scaled_job_shape(staging):
 def test_redis_requires_auth_from_the_generated_secret(staging):
     (sts,) = [r.inputs for r in by_type(staging, "kubernetes:apps/v1:StatefulSet")]
     c = sts["spec"]["template"]["spec"]["containers"][0]
-    assert "--requirepass" in c["command"][2] and c["image"] == "redis:7.4.6-alpine"
+    assert "--requirepass" in c["command"][2] and c["image"] == (
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/docker-hub/library/redis:7.4.6-alpine")  # staging's cache
     assert c["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "embed-redis-auth", "key": "password"}
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "gp3"
     (secret,) = [r for r in by_type(staging, "kubernetes:core/v1:Secret")]
@@ -91,7 +92,8 @@ def test_init_container_fills_the_shared_node_cache(staging):
     owner, init = pod["initContainers"]  # the hostPath owner step first (tests/test_pod_security.py)
     assert owner["name"] == "model-cache-owner"
     (worker,) = pod["containers"]
-    assert init["name"] == "model-cache" and init["image"] == "public.ecr.aws/aws-cli/aws-cli:2.31.12"
+    assert init["name"] == "model-cache" and init["image"] == (
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/ecr-public/aws-cli/aws-cli:2.31.12")  # through staging's pull-through cache
     assert init["env"] == [
         {"name": "MODEL_SOURCE", "value": "s3://llm-staging-models/BAAI/bge-large-en-v1.5"},
         {"name": "CACHE_DIR", "value": "/models/llm-staging-models/BAAI/bge-large-en-v1.5"},

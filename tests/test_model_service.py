@@ -241,7 +241,8 @@ def test_model_cache_init_container(results):
     dep = _deployments(results["prod"], "chat-8b")["chat-8b-baseline"]["spec"]["template"]["spec"]
     owner, init = dep["initContainers"]  # the hostPath owner step first
     (app,) = dep["containers"]
-    assert init["name"] == "model-cache" and init["image"] == "public.ecr.aws/aws-cli/aws-cli:2.31.12"
+    assert init["name"] == "model-cache" and init["image"] == (
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/ecr-public/aws-cli/aws-cli:2.31.12")  # through prod's pull-through cache
     assert init["env"] == [
         {"name": "MODEL_SOURCE", "value": "s3://llm-prod-models/meta-llama/Llama-3.1-8B-Instruct"},
         {"name": "CACHE_DIR", "value": "/models/llm-prod-models/meta-llama/Llama-3.1-8B-Instruct"},
@@ -285,7 +286,8 @@ def test_hf_source_uses_the_token_secret_never_a_literal():
     token = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}
     assert token in dep["initContainers"][-1]["env"] and token in dep["containers"][0]["env"]
     # No S3 source: no reader role for the service (the batch worker keeps its own).
-    assert [r.name for r in by_type(result, "aws:iam/rolePolicy:RolePolicy")] == ["llm-staging-embed-cache-reader"]
+    assert [r.name for r in by_type(result, "aws:iam/rolePolicy:RolePolicy")
+            if r.name.endswith("cache-reader")] == ["llm-staging-embed-cache-reader"]
 
 
 def test_hpa_mode_replaces_the_scaled_object():
@@ -304,7 +306,8 @@ def test_canary_behind_the_same_service():
     canary = deps["chat-8b-canary"]
     assert canary["spec"]["replicas"] == 1
     assert canary["spec"]["template"]["metadata"]["labels"]["track"] == "canary"
-    assert canary["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm/vllm-openai:v0.34.0"
+    # The canary's image goes through prod's pull-through cache like the pinned one.
+    assert canary["spec"]["template"]["spec"]["containers"][0]["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/docker-hub/vllm/vllm-openai:v0.34.0"
     assert "on-demand" in json.dumps(canary["spec"]["template"]["spec"]["affinity"])
 
 

@@ -233,6 +233,15 @@ QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
 DENY = {"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": "arn:aws:sqs:us-east-1:123456789012:q",
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
+HUB_RULE = ("aws:ecr/pullThroughCacheRule:PullThroughCacheRule",
+            {"ecrRepositoryPrefix": "mirror/docker-hub", "upstreamRegistryUrl": "registry-1.docker.io"})
+QUAY_RULE = ("aws:ecr/pullThroughCacheRule:PullThroughCacheRule",
+             {"ecrRepositoryPrefix": "mirror/quay", "upstreamRegistryUrl": "quay.io"})
+MIRRORED_VLLM = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/docker-hub/vllm/vllm-openai:v0.33.0"
+VPC = ("aws:ec2/vpc:Vpc", {"cidrBlock": "10.0.0.0/16"})
+S3_GATEWAY = ("aws:ec2/vpcEndpoint:VpcEndpoint", {"serviceName": "com.amazonaws.us-east-1.s3", "vpcEndpointType": "Gateway",
+                                                  "routeTableIds": ["rtb-1"]})
+
 # (rule, passing resources, failing resources, fragment of the failure message, environment)
 CASES = [
     ("gpu-requests-equal-limits", [(DEPLOYMENT, deployment())],
@@ -444,6 +453,22 @@ CASES = [
      [("aws:sqs/queue:Queue", {"url": QUEUE_URL, "name": "q"}),
       ("aws:sqs/queuePolicy:QueuePolicy", {"queueUrl": QUEUE_URL, "policy": json.dumps({"Statement": [DENY]})})],
      [("aws:sqs/queue:Queue", {"url": QUEUE_URL, "name": "q"})], "without TLS", "prod"),
+    ("images-through-pull-through-cache", [HUB_RULE, (DEPLOYMENT, deployment(**{f"{C0}__image": MIRRORED_VLLM}))],
+     [HUB_RULE, (DEPLOYMENT, deployment())],
+     "container vllm pulls vllm/vllm-openai:v0.33.0 from registry-1.docker.io directly, though the stack caches "
+     "docker-hub under mirror/docker-hub/", "prod"),
+    # An init container counts; an upstream the stack has no rule for does not.
+    ("images-through-pull-through-cache",
+     [QUAY_RULE, (DEPLOYMENT, deployment(**{f"{C0}__image": MIRRORED_VLLM, f"{POD}__initContainers": [
+         {"name": "sync", "image": "public.ecr.aws/aws-cli/aws-cli:2.31.12"}]}))],
+     [QUAY_RULE, (DEPLOYMENT, deployment(**{f"{C0}__image": MIRRORED_VLLM, f"{POD}__initContainers": [
+         {"name": "sync", "image": "quay.io/example/sync:1"}]}))],
+     "container sync pulls quay.io/example/sync:1 from quay.io directly", "prod"),
+    ("gpu-stack-has-s3-gateway-endpoint", [VPC, S3_GATEWAY, (DEPLOYMENT, deployment())],
+     [VPC, (DEPLOYMENT, deployment())], "runs 1 GPU workload(s) in a VPC it creates, with no S3 gateway endpoint", "dev"),
+    ("gpu-stack-has-s3-gateway-endpoint", [VPC, S3_GATEWAY, (DEPLOYMENT, deployment())],
+     [VPC, ("aws:ec2/vpcEndpoint:VpcEndpoint", {**S3_GATEWAY[1], "routeTableIds": []}), (DEPLOYMENT, deployment())],
+     "no S3 gateway endpoint on its route tables", "prod"),
 ]
 
 
@@ -457,6 +482,14 @@ def test_rule_passes_and_fails(name, good, bad, fragment, env):
 
 def test_every_rule_has_a_case():
     assert {c[0] for c in CASES} == {r.name for r in RULES}
+
+
+def test_egress_rules_stay_quiet_without_a_cache_or_a_vpc_of_ours():
+    # No cache rule: Docker Hub images are the stack's own business (dev pulls them directly).
+    assert violations("images-through-pull-through-cache", [(DEPLOYMENT, deployment())]) == []
+    # An existing VPC: its endpoints are its owner's; no GPU workload: nothing to download.
+    assert violations("gpu-stack-has-s3-gateway-endpoint", [(DEPLOYMENT, deployment())]) == []
+    assert violations("gpu-stack-has-s3-gateway-endpoint", [VPC]) == []
 
 
 def test_environment_changes_the_verdict():

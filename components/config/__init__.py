@@ -8,7 +8,7 @@ or raises :class:`ConfigError` with one line per problem, each naming the config
 Every default lives in a model field, once. Components never re-validate or re-default.
 
 - ``base``: the shared base model, patterns and duration units;
-- ``cluster``, ``tiers``, ``addons``, ``serving``, ``batch``: the models, by area;
+- ``cluster`` (with ``egress``), ``tiers``, ``addons``, ``serving``, ``batch``: the models, by area;
 - ``stack``: :class:`StackConfig`, the whole file; ``rules``: its cross-field rules;
 - ``errors``: :class:`ConfigError`, errors that carry their path, one line per problem;
 - ``loading``: the entry points; ``schema``: the JSON Schema of a stack file.
@@ -26,6 +26,7 @@ from components.config.base import (
 )
 from components.config.batch import BatchWorkerConfig, ExistingRedis
 from components.config.cluster import ClusterConfig, EndpointConfig, ExistingVpc, NetworkConfig, SystemNodesConfig
+from components.config.egress import EgressConfig, PullThroughCacheConfig
 from components.config.errors import ConfigError
 from components.config.loading import check_service_on_tier, load_model, load_stack_config
 from components.config.schema import stack_file_schema
@@ -77,6 +78,8 @@ __all__ = [
     "ModelSpec",
     "MonitoringConfig",
     "NetworkConfig",
+    "EgressConfig",
+    "PullThroughCacheConfig",
     "OnDemandPool",
     "Scaling",
     "SecretRef",

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import DNS_LABEL, ConfigModel
+from components.config.egress import EgressConfig
 from components.config.errors import rule_error
 from platform_facts import cidrs
 from platform_facts.aws import KUBERNETES_VERSIONS
@@ -134,6 +135,9 @@ class ClusterConfig(ConfigModel):
     system_nodes: SystemNodesConfig = Field(
         default_factory=SystemNodesConfig, description="The managed node group that runs the controllers."
     )
+    egress: EgressConfig = Field(
+        default_factory=EgressConfig, description="VPC endpoints and the ECR pull-through cache for image pulls."
+    )
     log_retention_days: int = Field(
         default=90,
         description="Retention of the control-plane log group /aws/eks/<name>/cluster, in days "
@@ -152,3 +156,10 @@ class ClusterConfig(ConfigModel):
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
             raise rule_error((), f"{v} is not a CloudWatch retention; use one of {allowed}")
         return v
+
+    @model_validator(mode="after")
+    def _egress_needs_our_vpc(self) -> ClusterConfig:
+        if self.network.existing is not None and self.egress.interface_endpoints:
+            raise rule_error(("egress", "interfaceEndpoints"), "set only for a VPC this stack creates: an existing VPC's "
+                             "endpoints are its owner's (their private DNS names would clash with ours)")
+        return self

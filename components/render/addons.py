@@ -346,7 +346,12 @@ def gpu_operator(config: GpuOperatorConfig, tiers: Sequence[GpuTier], system: di
                                "honorLabels": True},
         },
         "operator": {"nodeSelector": {"kubernetes.io/os": "linux", **system["nodeSelector"]},
-                     "tolerations": system["tolerations"]},
+                     "tolerations": system["tolerations"],
+                     # The operator's own metrics (reconciliation status and failures, GPU nodes):
+                     # v26.7.0 creates this ServiceMonitor whenever its CRD exists (disabling it is
+                     # not supported), so it is declared here rather than left implicit. No
+                     # interval: Prometheus's global scrape interval applies.
+                     "metrics": {"serviceMonitor": {"enabled": True, "honorLabels": False}}},
         # Operand DaemonSets tolerate the GPU taint (the chart default, kept explicit).
         "daemonsets": {"tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]},
         "node-feature-discovery": {"master": _placement(system), "gc": _placement(system)},

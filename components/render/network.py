@@ -27,3 +27,27 @@ def subnet_plan(vpc_cidr: str, zones: int) -> list[SubnetPlan]:
     public_blocks = list(eighths[7].subnets(prefixlen_diff=3))
     public = [SubnetPlan(i, True, str(public_blocks[i])) for i in range(zones)]
     return private + public
+
+
+def endpoint_service_name(region: str, service: str) -> str:
+    """The VPC endpoint service name of an AWS service in a region (``com.amazonaws.us-east-1.s3``)."""
+    return f"com.amazonaws.{region}.{service}"
+
+
+def private_cidrs(vpc_cidr: str, zones: int) -> list[str]:
+    """The private subnets' CIDRs: what may reach the interface endpoints."""
+    return [p.cidr for p in subnet_plan(vpc_cidr, zones) if not p.public]
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    protocol: str
+    port: int
+    cidrs: tuple[str, ...]
+    description: str
+
+
+def endpoint_ingress(vpc_cidr: str, zones: int) -> list[IngressRule]:
+    """The interface endpoints' security group: HTTPS from the private subnets (nodes and pods),
+    nothing else; the endpoints answer and never initiate, so the group has no egress rule."""
+    return [IngressRule("tcp", 443, tuple(private_cidrs(vpc_cidr, zones)), "HTTPS from the private subnets")]
