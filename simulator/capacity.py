@@ -58,13 +58,16 @@ def place_pending_pods(setup: ReplaySetup, state: ReplayState, t: float) -> None
 
 
 def bind_on_oracle_node(setup: ReplaySetup, state: ReplayState, pod: Pod, t: float) -> None:
-    """The oracle's capacity: a node share that is Ready, cached and serving at once; billed
-    on-demand up to the baseline, then as the service's burst capacity."""
+    """The oracle's capacity: a node share (or, for the constrained oracle, a free slot on a
+    whole node) that is Ready, cached and serving at once; billed on-demand up to the
+    baseline, then as the service's burst capacity."""
     on_demand = len(state.live_nodes("on-demand"))
     capacity: Capacity = "on-demand" if on_demand < setup.profile.baseline or not setup.profile.burst_on_spot else "spot"
-    node = Node(state.new_id(), capacity, t, t, 1, image_cached=True, model_cached=True,
-                share=1 / setup.replicas_per_node)
-    state.nodes.append(node)
+    node = free_slot(state, [capacity]) if setup.whole_nodes else None
+    if node is None:  # whole nodes (the constrained oracle) or a node share per replica
+        slots, share = (setup.replicas_per_node, 1.0) if setup.whole_nodes else (1, 1 / setup.replicas_per_node)
+        node = Node(state.new_id(), capacity, t, t, slots, image_cached=True, model_cached=True, share=share)
+        state.nodes.append(node)
     node.pods.append(pod)
     pod.node, pod.start_at, pod.ready = node, t, True
 
