@@ -25,7 +25,8 @@ context length: they never reach a replica and count as misses.
 
 With ``warm_start_seconds`` the replay starts from the first window's steady state: a prelude
 replays the first window once from the usual start, and the burst replicas the controllers hold
-at its end start Ready on warm nodes, next to the baseline (``steady_burst``).
+at its end start Ready on warm nodes, next to the baseline (``steady_burst``), with the HPA's
+history and KEDA's last activity as if they had held them.
 
 Simplifications: one service per replay, one instance type (the cheapest that fits a
 replica, as ``capacity.md`` picks), Karpenter batching as "pending for 1 s".
@@ -39,7 +40,7 @@ from dataclasses import replace
 
 from components.config import ModelServiceConfig, StackConfig, karpenter_seconds
 from components.render.capacity import placement
-from simulator import capacity, control
+from simulator import capacity, control, hpa
 from simulator.cron import ActiveWindow
 from simulator.perf import cold_start, replica_perf
 from simulator.pods import advance_pods
@@ -102,6 +103,10 @@ def replay(setup: ReplaySetup, seed: int) -> Result:
     state = initial_state(setup, seed)
     if setup.warm_start_seconds > 0:
         state.burst_desired = max(state.burst_desired, steady_burst(setup, seed))
+        # As if held for a while: the HPA's stabilization window and KEDA's cooldown start from
+        # it, so the first sync does not undo the warm start before the load is seen.
+        state.hpa.recommendations.append(hpa.Recommendation(state.burst_desired, 0.0))
+        state.last_active = 0.0
     if not setup.instant:
         capacity.warm_start(setup, state)
     last = setup.requests[-1].arrival if setup.requests else 0.0
