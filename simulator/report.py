@@ -200,12 +200,12 @@ def snippet(stack: str, service: ModelServiceConfig, chosen: Point, judged_on: s
     """The chosen profile as a stack-file YAML snippet naming its service, with its figures."""
     p = chosen.profile
     runs = chosen.runs
-    rejected = max(r.result.rejected for r in runs)
+    rejected = max(r.rejected for r in runs)
     lines = [
         f"# {stack}/{service.name}, tuned by python -m simulator on {judged_on}:",
         f"#   steady-state SLO attainment >= {chosen.attainment:.2%} on every replay (requests within maxModelLen; "
         f"target {service.slo.attainment_target:.0%}, TTFT <= {service.slo.ttft_p95_seconds:g} s),",
-        f"#   whole trace >= {min(r.attainment() for r in runs):.2%} with {rejected} rejected (longer than maxModelLen), "
+        f"#   whole trace >= {min(r.attainment for r in runs):.2%} with {rejected} rejected (longer than maxModelLen), "
         f"mean cost ${chosen.cost:,.2f} per replay",
         "modelServices:",
         f"  - name: {service.name}",

@@ -37,13 +37,28 @@ BURSTS = (1, 2, 3, 4, 6, 8, 12, 16)  # maxReplicas - minReplicas
 
 
 @dataclass(frozen=True)
+class Replay:
+    """What the tuner keeps of one replay: a few figures, not the per-request lists (hundreds of
+    profiles x traces x seeds would not fit the memory budget)."""
+
+    steady_attainment: float  # among the requests within maxModelLen
+    attainment: float  # the whole trace, rejections as misses
+    rejected: int
+    cost: float
+
+    @classmethod
+    def of(cls, run: Run) -> Replay:
+        return cls(run.steady_attainment(servable=True), run.attainment(), run.result.rejected, run.result.cost)
+
+
+@dataclass(frozen=True)
 class Point:
     """One profile judged on every trace and seed."""
 
     profile: Profile
     attainment: float  # worst steady-state attainment (servable requests)
     cost: float  # mean cost over the replays
-    runs: tuple[Run, ...]
+    runs: tuple[Replay, ...]  # one per trace x seed, in the experiments' order
 
     def dominates(self, other: Point) -> bool:
         return (self.cost <= other.cost and self.attainment >= other.attainment
@@ -102,9 +117,9 @@ class Tuner:
 
     def judge(self, profile: Profile) -> Point:
         if profile not in self.points:
-            runs = tuple(e.run(profile) for e in self.experiments)
-            self.points[profile] = Point(profile, min(r.steady_attainment(servable=True) for r in runs),
-                                         statistics.fmean(r.result.cost for r in runs), runs)
+            runs = tuple(Replay.of(e.run(profile)) for e in self.experiments)
+            self.points[profile] = Point(profile, min(r.steady_attainment for r in runs),
+                                         statistics.fmean(r.cost for r in runs), runs)
         return self.points[profile]
 
     def score(self, profile: Profile) -> float:
