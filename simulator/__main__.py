@@ -145,9 +145,7 @@ def _tune(args: argparse.Namespace, config, service, traces: list[Trace], runs: 
     rows = report.pareto_rows(front, chosen)
     judged_on = f"{', '.join(a.name for a in args.trace)} (seeds {','.join(map(str, seeds))})"
     text = report.snippet(args.stack, service, chosen, judged_on)
-    first = Experiment(experiments[0].config, service, traces[0], seed=args.seed,
-                       spot_interruptions_per_hour=args.spot_interruptions_per_hour, prometheus_outages=experiments[0].outages,
-                       transient_minutes=args.transient_minutes, warm_start=args.warm_start).run(chosen.profile)
+    first = _experiment(args, config, service, traces[0], args.seed).run(chosen.profile)  # for the timeline
     runs["tuned"] = first
     costs = (summary["profiles"]["oracle"]["cost_usd"], summary["profiles"]["constrained-oracle"]["cost_usd"])
     summary["profiles"]["tuned"] = {**first.metrics(*costs), "evaluations": len(tuner.points)}
