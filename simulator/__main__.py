@@ -1,18 +1,21 @@
-"""`python -m simulator --stack <stack> --service <name> --trace <csv> [...]`
+"""`python -m simulator --stack <stack> --service <name> --trace <file> [...]`
 
 Replays a request trace through the service's scaling loop (vLLM replicas, Prometheus,
 KEDA, the HPA, Karpenter, spot interruptions, cost) and writes, to ``--out``
 (default ``build/sim/<stack>-<service>``):
 
-- ``summary.json``: for the stack's profile, the seed default and the clairvoyant oracle:
-  TTFT p50/p95/p99, queue-wait p99, SLO attainment, GPU-hours, cost, cost / oracle cost
-  (and the tuned profile with ``--tune``);
+- ``summary.json``: for the stack's profile, the seed default and the two clairvoyant
+  references (``oracle``: unconstrained, node shares; ``constrained-oracle``: within the
+  service's limits, whole nodes): TTFT p50/p95/p99, queue-wait p99, SLO attainment over the
+  whole trace, its first ``--transient-minutes`` and the rest (steady state), requests
+  rejected as longer than ``maxModelLen``, GPU-hours, cost, cost against both oracles; with
+  ``--tune``, the tuned profile, the Pareto front and the stack-file snippet;
 - ``requests.csv``: one row per request under ``--profile``;
-- ``timeline.png``: a column per profile (stack, seed default, tuned) on shared axes: the
-  load, the autoscaler's metric, replicas with minReplicas/maxReplicas, nodes by capacity
-  type, events (scale decisions, node launches, cold starts, spot reclaims), queue depth
-  and TTFT p95 over time, with attainment, TTFT p95, GPU-hours and cost on top.
+- ``timeline.png``: a column per profile (stack, seed default, tuned) on shared axes;
+- ``pareto.png`` (``--tune``): cost against worst steady-state attainment of every profile tried.
 
+Traces: Azure CSV, generic CSV or Mooncake JSONL (``simulator.trace``). ``--trace`` repeats:
+the replays use the first; the tuner judges a profile on every trace and every ``--seeds``.
 Deterministic for a seed. Exit 2 on a bad stack, service or trace.
 """
 
@@ -20,18 +23,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from components.config import ConfigError
 from components.stack import load_stack
-from simulator.run import (
-    Experiment,
-    dump,
-    snippet,
-    write_requests_csv,
-    write_timeline_png,
-)
-from simulator.trace import load
+from simulator import oracle, report
+from simulator.run import TRANSIENT_MINUTES, Experiment, Run, dump, write_requests_csv
+from simulator.trace import Trace, load
+from simulator.tune import Tuner
 from synth import cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,11 +56,18 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.splitlines()[0])
     ap.add_argument("--stack", required=True)
     ap.add_argument("--service", help="a model service of the stack (without it: the stack's services are listed)")
-    ap.add_argument("--trace", required=True, type=Path)
+    ap.add_argument("--trace", required=True, type=Path, action="append",
+                    help="Azure CSV, generic CSV or Mooncake JSONL; repeat to tune on several traces (replays use the first)")
     ap.add_argument("--profile", default="stack", help="profile for requests.csv: stack | seed-default | tuned (with --tune)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", help="seeds the tuner judges every profile on, e.g. 0,1,2 (default: --seed)")
     ap.add_argument("--tune", action="store_true", help="search for the cheapest profile that meets the SLO target")
+    ap.add_argument("--transient-minutes", type=float, default=TRANSIENT_MINUTES,
+                    help="the warm-up reported apart from the steady state (default 10)")
+    ap.add_argument("--warm-start", action="store_true",
+                    help="start from the first window's steady state: the burst replicas the controllers hold after "
+                         "replaying the first --transient-minutes once start Ready")
     ap.add_argument("--speedup", type=float, default=1.0)
     ap.add_argument("--rate-multiplier", type=float, default=1.0)
     ap.add_argument("--spot-interruptions-per-hour", type=float, default=0.05,
@@ -81,30 +88,76 @@ def _outages(specs: list[str]) -> tuple[tuple[float, float], ...]:
     return tuple(outages)
 
 
-def _summary(args: argparse.Namespace, experiment: Experiment, service, trace) -> tuple[dict, dict]:
-    """Replay the stack and seed-default profiles (and tune when asked) against both oracles."""
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seeds is None:
+        return [args.seed]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {args.seeds!r}") from None
+    if not seeds:
+        raise ValueError("--seeds names no seed")
+    return seeds
+
+
+def _experiment(args: argparse.Namespace, config, service, trace: Trace, seed: int, progress=None) -> Experiment:
+    return Experiment(config, service, trace, seed=seed, spot_interruptions_per_hour=args.spot_interruptions_per_hour,
+                      progress=progress, prometheus_outages=_outages(args.prometheus_outage),
+                      transient_minutes=args.transient_minutes, warm_start=args.warm_start)
+
+
+def _summary(args: argparse.Namespace, experiment: Experiment, service, trace: Trace) -> tuple[dict, dict[str, Run]]:
+    """Replay the stack and seed-default profiles against both oracles."""
     target = service.slo.attainment_target
-    oracle, factor = experiment.oracle(target)
+    free, factor = oracle.unconstrained(experiment, target)
+    bound, bound_factor = oracle.constrained(experiment, target)
     runs = {name: experiment.run(experiment.profile(name)) for name in ("stack", "seed-default")}
-    oracle_cost = oracle.result.cost
+    costs = (free.result.cost, bound.result.cost)
     summary = {
-        "stack": args.stack, "service": args.service, "trace": args.trace.name, "seed": args.seed,
+        "stack": args.stack, "service": args.service, "trace": args.trace[0].name, "seed": args.seed,
         "speedup": args.speedup, "rate_multiplier": args.rate_multiplier,
         "spot_interruptions_per_hour": args.spot_interruptions_per_hour,
         "prometheus_outages": [list(o) for o in experiment.outages],
-        "requests": len(trace.requests), "slo": {"ttft_p95_s": service.slo.ttft_p95_seconds, "attainment_target": target},
-        "profiles": {name: run.metrics(oracle_cost) for name, run in runs.items()},
+        "transient_minutes": args.transient_minutes, "warm_start": args.warm_start,
+        "requests": len(trace.requests), "max_model_len": service.max_model_len,
+        "rejected": runs["stack"].result.rejected,
+        "slo": {"ttft_p95_s": service.slo.ttft_p95_seconds, "attainment_target": target},
+        "profiles": {name: run.metrics(*costs) for name, run in runs.items()},
     }
-    summary["profiles"]["oracle"] = {**oracle.metrics(oracle_cost), "work_factor": factor}
-    if args.tune:
-        start = runs["stack"].profile
-        assert start is not None  # a replay of a named profile carries it
-        tuned, tuned_run, evaluations = experiment.tune(start, target)
-        metrics = tuned_run.metrics(oracle_cost)
-        summary["profiles"]["tuned"] = {**metrics, "evaluations": evaluations}
-        summary["tuned_snippet"] = snippet(tuned, service, metrics)
-        runs["tuned"] = tuned_run
+    summary["profiles"]["oracle"] = {**free.metrics(*costs), "work_factor": factor,
+                                     "kind": "unconstrained clairvoyant bound: no replica or NodePool limits, node shares billed"}
+    summary["profiles"]["constrained-oracle"] = {
+        **bound.metrics(*costs), "work_factor": bound_factor, "replica_cap": oracle.replica_cap(experiment),
+        "kind": "clairvoyant, zero provisioning delay, within the policy floor, maxReplicas and NodePool limits, whole nodes"}
     return summary, runs
+
+
+def _tune(args: argparse.Namespace, config, service, traces: list[Trace], runs: dict[str, Run], summary: dict, out: Path) -> str:
+    """Tune on every trace x seed; add the front and the chosen profile to the summary; the printout."""
+    seeds = _seeds(args)
+    experiments = [_experiment(args, config, service, t, s) for t in traces for s in seeds]
+    tuner = Tuner(experiments, service.slo.attainment_target)
+    t0 = time.perf_counter()
+    start = tuner.judge(experiments[0].profile("stack"))
+    chosen = tuner.search(start.profile)
+    seconds = time.perf_counter() - t0
+    front = tuner.front()
+    rows = report.pareto_rows(front, chosen)
+    judged_on = f"{', '.join(a.name for a in args.trace)} (seeds {','.join(map(str, seeds))})"
+    text = report.snippet(args.stack, service, chosen, judged_on)
+    first = _experiment(args, config, service, traces[0], args.seed).run(chosen.profile)  # for the timeline
+    runs["tuned"] = first
+    costs = (summary["profiles"]["oracle"]["cost_usd"], summary["profiles"]["constrained-oracle"]["cost_usd"])
+    summary["profiles"]["tuned"] = {**first.metrics(*costs), "evaluations": len(tuner.points)}
+    summary["tune"] = {"traces": [a.name for a in args.trace], "seeds": seeds, "evaluations": len(tuner.points),
+                       "replays": len(tuner.points) * len(experiments), "seconds": round(seconds, 1),
+                       "stack_profile": {"attainment_steady_worst": round(start.attainment, 4), "cost_usd_mean": round(start.cost, 2)},
+                       "pareto_front": rows}
+    summary["tuned_snippet"] = text
+    report.write_pareto_png(out / "pareto.png", list(tuner.points.values()), front, chosen, start,
+                            f"{args.stack}/{args.service}: {judged_on}", service.slo.attainment_target)
+    return (f"Pareto front ({len(tuner.points)} profiles x {len(experiments)} replays in {seconds:.0f} s; "
+            f"* chosen):\n{report.pareto_table(rows)}{text}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,35 +168,41 @@ def main(argv: list[str] | None = None) -> int:
         if args.service not in services:
             given = "pass --service (make simulate: SERVICE=<name>)" if args.service is None else f"--service {args.service!r}"
             raise ValueError(f"{given}: the {args.stack} stack has {', '.join(services) or 'no services'}")
-        trace = load(args.trace, speedup=args.speedup, rate_multiplier=args.rate_multiplier, seed=args.seed)
-        outages = _outages(args.prometheus_outage)
+        traces = [load(p, speedup=args.speedup, rate_multiplier=args.rate_multiplier, seed=args.seed) for p in args.trace]
+        _outages(args.prometheus_outage)
+        _seeds(args)
+        if not args.transient_minutes >= 0:
+            raise ValueError(f"--transient-minutes must be >= 0, got {args.transient_minutes}")
     except ConfigError as exc:
         print("simulator: invalid stack config:\n  " + "\n  ".join(exc.messages), file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)
         return 2
+    return _write(args, config, services[args.service], traces)
 
-    service = services[args.service]
+
+def _write(args: argparse.Namespace, config, service, traces: list[Trace]) -> int:
     show = _progress(sys.stderr.isatty() if args.progress is None else args.progress)
-    experiment = Experiment(config, service, trace, seed=args.seed,
-                            spot_interruptions_per_hour=args.spot_interruptions_per_hour, progress=show,
-                            prometheus_outages=outages)
-    summary, runs = _summary(args, experiment, service, trace)
+    experiment = _experiment(args, config, service, traces[0], args.seed, show)
+    summary, runs = _summary(args, experiment, service, traces[0])
     out = args.out or REPO / "build" / "sim" / f"{args.stack}-{args.service}"
     out.mkdir(parents=True, exist_ok=True)
+    tuned = _tune(args, config, service, traces, runs, summary, out) if args.tune else ""
     chosen = runs.get(args.profile) or runs["stack"]
     dump(out / "summary.json", summary)
-    write_requests_csv(out / "requests.csv", chosen, trace)
-    write_timeline_png(out / "timeline.png", runs, f"{args.stack}/{args.service} on {args.trace.name} (seed {args.seed})",
-                       service.slo.attainment_target)
+    write_requests_csv(out / "requests.csv", chosen, traces[0])
+    report.write_timeline_png(out / "timeline.png", runs, f"{args.stack}/{args.service} on {args.trace[0].name} (seed {args.seed})",
+                              service.slo.attainment_target)
     if show:
         print(file=sys.stderr)
+    print(f"{summary['rejected']} of {summary['requests']} requests rejected (longer than maxModelLen {service.max_model_len})")
     for name, m in summary["profiles"].items():
-        print(f"{name:>13}: attainment {m['slo_attainment']:.1%}  TTFT p95 {m['ttft_p95_s']}s  "
-              f"GPU-h {m['gpu_hours']}  ${m['cost_usd']}  x{m.get('cost_vs_oracle', 1):.2f} oracle")
-    if args.tune:
-        print(summary["tuned_snippet"], end="")
+        steady = m["slo_attainment_steady"]
+        print(f"{name:>18}: attainment {m['slo_attainment']:.1%} (steady {'-' if steady is None else f'{steady:.1%}'})  "
+              f"TTFT p95 {m['ttft_p95_s']}s  GPU-h {m['gpu_hours']}  ${m['cost_usd']}  "
+              f"x{m.get('cost_vs_oracle', 1):.2f} oracle  x{m.get('cost_vs_constrained_oracle', 1):.2f} constrained")
+    print(tuned, end="")
     print(f"-> {out}")
     return 0
 

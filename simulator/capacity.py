@@ -79,14 +79,16 @@ def provision(setup: ReplaySetup, state: ReplayState, pod: Pod, t: float) -> Nod
 
 
 def bind_on_oracle_node(setup: ReplaySetup, state: ReplayState, pod: Pod, t: float) -> None:
-    """The oracle's capacity: Ready, cached and serving at once, replicas packed onto as few
-    nodes as fit (no spread), each billed whole; on-demand up to the baseline, then as the
+    """The oracle's capacity, Ready, cached and serving at once: for the unconstrained oracle a
+    node share per replica (billed as that share), for the constrained oracle a free slot on a
+    whole node (packed, no spread, billed whole); on-demand up to the baseline, then as the
     service's burst capacity."""
     on_demand = sum(len(nd.pods) for nd in state.live_nodes("on-demand"))
     capacity: Capacity = "on-demand" if on_demand < setup.profile.baseline or not setup.profile.burst_on_spot else "spot"
-    node = next((nd for nd in state.live_nodes(capacity) if len(nd.pods) < nd.slots), None)
-    if node is None:
-        node = Node(state.new_id(), capacity, t, t, setup.replicas_per_node, image_cached=True, model_cached=True)
+    node = next((nd for nd in state.live_nodes(capacity) if len(nd.pods) < nd.slots), None) if setup.whole_nodes else None
+    if node is None:  # whole nodes (the constrained oracle) or a node share per replica
+        slots, share = (setup.replicas_per_node, 1.0) if setup.whole_nodes else (1, 1 / setup.replicas_per_node)
+        node = Node(state.new_id(), capacity, t, t, slots, image_cached=True, model_cached=True, share=share)
         state.nodes.append(node)
     node.pods.append(pod)
     node.empty_since = None
@@ -165,8 +167,9 @@ def consolidate(setup: ReplaySetup, state: ReplayState, t: float) -> None:
 
 def accrue_cost(setup: ReplaySetup, state: ReplayState) -> None:
     """One tick of every live node, billed whole (a node is paid for however many replicas it
-    holds), per second at its capacity type's price."""
+    holds), per second at its capacity type's price; only the unconstrained oracle's nodes are
+    shares of one."""
     for node in state.nodes:
         if node.live:
-            state.node_seconds[node.capacity] += DT
-            state.cost += setup.hourly_price(node.capacity) * DT / 3600
+            state.node_seconds[node.capacity] += DT * node.share
+            state.cost += setup.hourly_price(node.capacity) * node.share * DT / 3600

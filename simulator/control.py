@@ -241,12 +241,13 @@ def reconcile_deployments(setup: ReplaySetup, state: ReplayState, t: float) -> N
 
 
 def follow_schedule(setup: ReplaySetup, state: ReplayState, t: float) -> None:
-    """The oracle's controller: exactly the scheduled replicas; extra ones drain, idle and
-    newest first."""
+    """The oracle's controller: exactly the scheduled replicas; extra ones drain, idle first,
+    then those on the emptiest node, then the newest."""
     assert setup.schedule is not None
     want = setup.schedule(t)
     live = [q for q in state.pods if not q.terminating]
     for _ in range(want - len(live)):
         state.pods.append(Pod(state.new_id(), "burst", t))
-    for q in sorted(live, key=lambda q: (q.busy, -q.id))[: max(len(live) - want, 0)]:
+    # On whole nodes, the emptiest node's replicas go first, so that nodes empty out.
+    for q in sorted(live, key=lambda q: (q.busy, len(q.node.pods) if q.node else 0, -q.id))[: max(len(live) - want, 0)]:
         terminate(setup, q, t)

@@ -66,6 +66,15 @@ class Profile:
         return replace(self, **changes)
 
 
+def baseline_floor(environment: str, service: ModelServiceConfig) -> int:
+    """The fewest baseline replicas the platform accepts: in prod one, because the config rules
+    and the policy pack (``scaling-scale-to-zero``) refuse scale to zero there; elsewhere zero
+    only for a service that already scales to zero (the config then demands its wake signal)."""
+    if environment == "prod":
+        return 1
+    return 0 if service.scaling.scale_to_zero else 1
+
+
 def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name: str = "stack") -> Profile:
     sc = service.scaling
     return Profile(

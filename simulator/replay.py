@@ -19,6 +19,15 @@ Every ``DT`` (1 s), ``tick`` runs these steps in order:
    ``consolidateAfter`` within the disruption budgets; live nodes are billed whole per second;
 9. ``sample``: the timeline every 15 s.
 
+Requests longer than the service's ``maxModelLen`` (prompt plus the output the trace records)
+are refused at arrival, as vLLM's OpenAI server refuses a prompt plus ``max_tokens`` over the
+context length: they never reach a replica and count as misses.
+
+With ``warm_start_seconds`` the replay starts from the first window's steady state: a prelude
+replays the first window once from the usual start, and the burst replicas the controllers hold
+at its end start Ready on warm nodes, next to the baseline (``steady_burst``), with the HPA's
+history and KEDA's last activity as if they had held them.
+
 Simplifications: one service per replay, one instance type (the cheapest that fits a
 replica, as ``capacity.md`` picks), Karpenter batching as "pending for 1 s".
 """
@@ -27,10 +36,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 from components.config import ModelServiceConfig, StackConfig
 from components.render.capacity import placement
-from simulator import capacity, control, disruption
+from simulator import capacity, control, disruption, hpa
 from simulator.cron import ActiveWindow
 from simulator.packing import hostname_spread
 from simulator.perf import cold_start, replica_perf
@@ -53,7 +63,8 @@ class ServiceReplay:
     def __init__(self, config: StackConfig, service: ModelServiceConfig, trace: Trace, profile: Profile, *,
                  seed: int = 0, spot_interruptions_per_hour: float = 0.0, scrape_seconds: float | None = None,
                  schedule: Callable[[float], int] | None = None, progress: Callable[[float], None] | None = None,
-                 prometheus_outages: tuple[tuple[float, float], ...] = ()):
+                 prometheus_outages: tuple[tuple[float, float], ...] = (), warm_start_seconds: float = 0.0,
+                 whole_nodes: bool = False):
         tier = config.tier(service.tier)
         place = placement(service, tier)
         self.seed = seed
@@ -80,6 +91,9 @@ class ServiceReplay:
             schedule=schedule,
             progress=progress,
             slo_seconds=service.slo.ttft_p95_seconds,
+            max_model_len=service.max_model_len,
+            warm_start_seconds=0.0 if schedule is not None else warm_start_seconds,
+            whole_nodes=whole_nodes,
         )
 
     def replay(self) -> Result:
@@ -89,6 +103,12 @@ class ServiceReplay:
 def replay(setup: ReplaySetup, seed: int) -> Result:
     """Tick from t = 0 until the queues are empty after the tail, or the horizon."""
     state = initial_state(setup, seed)
+    if setup.warm_start_seconds > 0:
+        state.burst_desired = max(state.burst_desired, steady_burst(setup, seed))
+        # As if held for a while: the HPA's stabilization window and KEDA's cooldown start from
+        # it, so the first sync does not undo the warm start before the load is seen.
+        state.hpa.recommendations.append(hpa.Recommendation(state.burst_desired, 0.0))
+        state.last_active = 0.0
     if not setup.instant:
         capacity.warm_start(setup, state)
     last = setup.requests[-1].arrival if setup.requests else 0.0
@@ -116,6 +136,20 @@ def initial_state(setup: ReplaySetup, seed: int) -> ReplayState:
     return ReplayState(outcomes=Outcomes.pending(setup.requests), rng=random.Random(seed), burst_desired=burst)
 
 
+def steady_burst(setup: ReplaySetup, seed: int) -> int:
+    """The burst replicas the controllers hold after replaying the first ``warm_start_seconds``
+    of the trace once from the usual start (baseline warm, nothing else)."""
+    window = tuple(r for r in setup.requests if r.arrival < setup.warm_start_seconds)
+    prelude = replace(setup, requests=window, warm_start_seconds=0.0, progress=None)
+    state = initial_state(prelude, seed)
+    capacity.warm_start(prelude, state)
+    t = 0.0
+    while t < setup.warm_start_seconds:
+        tick(prelude, state, t)
+        t += DT
+    return state.burst_desired
+
+
 def tick(setup: ReplaySetup, state: ReplayState, t: float) -> None:
     """One second of the service, in the order of the module docstring."""
     arrive(setup, state, t)
@@ -137,10 +171,15 @@ def tick(setup: ReplaySetup, state: ReplayState, t: float) -> None:
 
 
 def arrive(setup: ReplaySetup, state: ReplayState, t: float) -> None:
-    """Requests that arrive within the tick join the caller's queue (the gateway)."""
-    arrival = state.outcomes.arrival
+    """Requests that arrive within the tick join the caller's queue (the gateway), unless vLLM
+    would refuse them (longer than ``maxModelLen``)."""
+    arrival, limit = state.outcomes.arrival, setup.max_model_len
     while state.next_arrival < len(arrival) and arrival[state.next_arrival] < t + DT:
-        state.gateway.append(state.next_arrival)
+        r = setup.requests[state.next_arrival]
+        if limit is not None and r.prompt_tokens + r.output_tokens > limit:
+            state.outcomes.capacity[state.next_arrival] = "rejected"
+        else:
+            state.gateway.append(state.next_arrival)
         state.next_arrival += 1
 
 
@@ -191,4 +230,4 @@ def result_of(setup: ReplaySetup, state: ReplayState) -> Result:
     gpu_hours = sum(state.node_seconds.values()) * setup.instance.gpus / 3600
     return Result(out.arrival, out.first_token, out.end, out.admitted, out.capacity, state.preemptions,
                   state.retries, state.cost, gpu_hours, {str(k): v for k, v in state.node_seconds.items()}, state.timeline,
-                  setup.slo_seconds, state.events)
+                  setup.slo_seconds, state.events, rejected=out.capacity.count("rejected"))

@@ -21,9 +21,21 @@ class Result:
     timeline: list[dict]
     slo_seconds: float
     events: list = field(default_factory=list)  # simulator.state.Event, in time order
+    rejected: int = 0  # requests longer than maxModelLen: refused at arrival, never served
 
     def ttfts(self) -> list[float]:
         return [f - a for a, f in zip(self.arrival, self.first_token, strict=True) if not math.isnan(f)]
+
+    def attainment(self, since: float = 0.0, until: float = math.inf, *, servable: bool = False) -> float | None:
+        """The share of requests arriving in ``[since, until)`` whose first token came within the
+        SLO; a request never served (rejected, or unfinished at the horizon) is a miss. With
+        ``servable``, rejected requests are left out (no scaling serves them). None: no requests."""
+        met = total = 0
+        for a, f, where in zip(self.arrival, self.first_token, self.capacity, strict=True):
+            if since <= a < until and not (servable and where == "rejected"):
+                total += 1
+                met += f - a <= self.slo_seconds  # NaN compares False
+        return met / total if total else None
 
 
 def percentile(values: list[float], q: float) -> float:

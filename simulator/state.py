@@ -51,6 +51,11 @@ class ReplaySetup:
     schedule: Callable[[float], int] | None  # oracle: replicas wanted at t, ready at once
     progress: Callable[[float], None] | None
     slo_seconds: float
+    # Issue 17: vLLM's --max-model-len (longer requests are rejected at arrival; None: no limit)
+    # and the first window whose steady state the replay starts from (0: only the baseline warm).
+    max_model_len: int | None = None
+    warm_start_seconds: float = 0.0
+    whole_nodes: bool = False  # the constrained oracle: replicas packed on whole, wholly billed nodes
 
     @property
     def instant(self) -> bool:
@@ -89,6 +94,7 @@ class Node:
     empty_since: float | None = None
     image_cached: bool = False
     model_cached: bool = False
+    share: float = 1.0  # the unconstrained oracle bills a replica as its share of a node
 
     @property
     def live(self) -> bool:

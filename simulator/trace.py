@@ -1,8 +1,14 @@
-"""Request traces: the Azure LLM inference CSV format and a simple generic one.
+"""Request traces: the Azure LLM inference CSV format, a simple generic one, and Mooncake's JSONL.
 
 - Azure (``AzureLLMInferenceTrace_*.csv``): ``TIMESTAMP,ContextTokens,GeneratedTokens`` with
   timestamps like ``2023-11-16 18:17:03.9800000`` (UTC).
 - Generic: ``arrival_seconds,prompt_tokens,output_tokens``, arrivals in seconds from the start.
+- Mooncake (FAST'25 release, ``*.jsonl``): one JSON object a line with ``timestamp`` (ms from the
+  start), ``input_length``, ``output_length`` and ``hash_ids`` (the prompt's 512-token block
+  hashes, kept on the request for a prefix-cache model).
+
+The format is told by the extension (``.jsonl``) or, failing that, by the first character
+(``{``: JSON lines; anything else: a CSV header).
 
 ``speedup`` compresses time (arrivals / speedup); ``rate_multiplier`` replays each request
 ``m`` times on average (fractional parts drawn with the seed), copies jittered within 1 s.
@@ -11,6 +17,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import random
 from dataclasses import dataclass
@@ -19,6 +26,10 @@ from pathlib import Path
 
 AZURE = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 GENERIC = ("arrival_seconds", "prompt_tokens", "output_tokens")
+MOONCAKE = ("timestamp", "input_length", "output_length", "hash_ids")
+# Traces without wall-clock times start here (for cron-like schedules): a Monday morning.
+UNDATED_START = datetime(2024, 1, 1, 9, 0, tzinfo=timezone.utc)
+Raw = tuple[float, int, int, tuple[int, ...]]  # arrival seconds, prompt, output, block hashes
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,7 @@ class Request:
     arrival: float
     prompt_tokens: int
     output_tokens: int
+    hash_ids: tuple[int, ...] = ()  # Mooncake: the prompt's 512-token block hashes (shared prefixes)
 
 
 @dataclass(frozen=True)
@@ -73,12 +85,46 @@ def _azure_time(path: Path, line: int, value: str) -> datetime:
                          "2023-11-16 18:17:03.9800000") from None
 
 
-def load(path: Path, *, speedup: float = 1.0, rate_multiplier: float = 1.0, seed: int = 0) -> Trace:
-    """Read a trace; a ValueError names the file, line and field of the first bad value."""
-    if not (speedup > 0 and math.isfinite(speedup)):
-        raise ValueError(f"speedup must be a positive number, got {speedup}")
-    if not (rate_multiplier > 0 and math.isfinite(rate_multiplier)):
-        raise ValueError(f"rate multiplier must be a positive number, got {rate_multiplier}")
+def _is_jsonl(path: Path) -> bool:
+    if path.suffix == ".jsonl":
+        return True
+    with path.open() as f:
+        head = f.read(4096).lstrip()
+    return head.startswith("{")
+
+
+def _mooncake_row(path: Path, line: int, text: str) -> Raw:
+    """One Mooncake JSON line: a ValueError names the file, line and field."""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{line}: not a JSON object ({exc.msg})") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}:{line}: expected a JSON object with {', '.join(MOONCAKE)}")
+    missing = [k for k in MOONCAKE[:3] if k not in row]
+    if missing:
+        raise ValueError(f"{path}:{line}: missing {', '.join(missing)} (Mooncake lines have {', '.join(MOONCAKE)})")
+    numbers = []
+    for key in MOONCAKE[:3]:
+        value = row[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{path}:{line}: {key} {value!r} must be an integer >= 0")
+        numbers.append(value)
+    hashes = row.get("hash_ids", [])
+    if not isinstance(hashes, list) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hashes):
+        raise ValueError(f"{path}:{line}: hash_ids must be a list of integers")
+    return numbers[0] / 1000, numbers[1], numbers[2], tuple(hashes)
+
+
+def _read_mooncake(path: Path) -> tuple[datetime, list[Raw]]:
+    with path.open() as f:
+        raw = [_mooncake_row(path, n, text) for n, text in enumerate(f, start=1) if text.strip()]
+    if not raw:
+        raise ValueError(f"{path}: empty trace file; expected JSON lines with {', '.join(MOONCAKE)}")
+    return UNDATED_START, raw
+
+
+def _read_csv(path: Path) -> tuple[datetime, list[Raw]]:
     with path.open(newline="") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
@@ -88,22 +134,30 @@ def load(path: Path, *, speedup: float = 1.0, rate_multiplier: float = 1.0, seed
         raise ValueError(f"{path}: empty trace file; expected a header and at least one request")
     if header[:3] not in (list(AZURE), list(GENERIC)):
         raise ValueError(f"{path}: unknown trace header {header[:3]}; expected Azure "
-                         "(TIMESTAMP,ContextTokens,GeneratedTokens) or generic (arrival_seconds,prompt_tokens,output_tokens)")
+                         "(TIMESTAMP,ContextTokens,GeneratedTokens), generic (arrival_seconds,prompt_tokens,output_tokens) "
+                         "or Mooncake JSON lines (.jsonl)")
     if not rows:
         raise ValueError(f"{path}: no requests after the header")
     if header[:3] == list(AZURE):
         stamped = [(_azure_time(path, n, r[0]), _tokens(path, n, AZURE, r)) for n, r in rows]
         start = min(stamp for stamp, _ in stamped)
-        raw = [((stamp - start).total_seconds(), *tokens) for stamp, tokens in stamped]
-    else:
-        start = datetime(2024, 1, 1, 9, 0, tzinfo=timezone.utc)  # a Monday morning
-        raw = [(_number(path, n, GENERIC[0], r[0], float), *_tokens(path, n, GENERIC, r)) for n, r in rows]
+        return start, [((stamp - start).total_seconds(), *tokens, ()) for stamp, tokens in stamped]
+    return UNDATED_START, [(_number(path, n, GENERIC[0], r[0], float), *_tokens(path, n, GENERIC, r), ()) for n, r in rows]
+
+
+def load(path: Path, *, speedup: float = 1.0, rate_multiplier: float = 1.0, seed: int = 0) -> Trace:
+    """Read a trace; a ValueError names the file, line and field of the first bad value."""
+    if not (speedup > 0 and math.isfinite(speedup)):
+        raise ValueError(f"speedup must be a positive number, got {speedup}")
+    if not (rate_multiplier > 0 and math.isfinite(rate_multiplier)):
+        raise ValueError(f"rate multiplier must be a positive number, got {rate_multiplier}")
+    start, raw = _read_mooncake(path) if _is_jsonl(path) else _read_csv(path)
     rng = random.Random(seed)
-    out: list[tuple[float, int, int]] = []
-    for arrival, prompt, output in sorted(raw):
+    out: list[Raw] = []
+    for arrival, prompt, output, hashes in sorted(raw, key=lambda r: r[:3]):
         copies = int(rate_multiplier) + (1 if rng.random() < rate_multiplier % 1 else 0)
         for c in range(copies):
             jitter = rng.random() if c else 0.0
-            out.append((arrival / speedup + jitter, max(prompt, 1), max(output, 1)))
-    out.sort()
-    return Trace(tuple(Request(i, a, p, o) for i, (a, p, o) in enumerate(out)), start, str(path))
+            out.append((arrival / speedup + jitter, max(prompt, 1), max(output, 1), hashes))
+    out.sort(key=lambda r: r[:3])  # as before hash_ids: ties by tokens
+    return Trace(tuple(Request(i, a, p, o, h) for i, (a, p, o, h) in enumerate(out)), start, str(path))

@@ -264,11 +264,13 @@ def test_cli_writes_the_three_outputs(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["profiles"]) == {"stack", "seed-default", "oracle"}
+    assert set(summary["profiles"]) == {"stack", "seed-default", "oracle", "constrained-oracle"}
     for m in summary["profiles"].values():
-        assert {"ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "queue_wait_p99_s", "slo_attainment", "gpu_hours",
-                "cost_usd", "cost_vs_oracle"} <= set(m)
+        assert {"ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "queue_wait_p99_s", "slo_attainment", "slo_attainment_transient",
+                "slo_attainment_steady", "rejected", "gpu_hours", "cost_usd", "cost_vs_oracle", "cost_vs_constrained_oracle"} <= set(m)
     assert summary["profiles"]["oracle"]["cost_vs_oracle"] == 1.0
+    assert summary["profiles"]["constrained-oracle"]["cost_vs_constrained_oracle"] == 1.0
+    assert summary["transient_minutes"] == 10 and summary["rejected"] == 0
     rows = (out / "requests.csv").read_text().splitlines()
     assert rows[0].startswith("id,arrival_s") and len(rows) == 8820
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -473,7 +475,7 @@ def test_events_are_recorded_without_changing_the_replay():
 def test_timeline_figure_compares_the_profiles_on_shared_axes():
     from matplotlib.ticker import MaxNLocator
 
-    from simulator.run import TIMELINE_ROWS, timeline_figure
+    from simulator.report import TIMELINE_ROWS, timeline_figure
 
     cfg = load("prod")
     svc = cfg.model_services[0]
