@@ -108,6 +108,11 @@ def _summary(args: argparse.Namespace, experiment: Experiment, service, trace) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "perf":
+        from simulator import perf_cli
+
+        return perf_cli.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         config = load_stack(args.stack, REPO)

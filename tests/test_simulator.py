@@ -12,6 +12,7 @@ from collections import deque
 
 import pytest
 
+from platform_facts import catalog
 from simulator import perf as perf_mod
 from simulator.profile import from_config, seed_default
 from simulator.replay import ServiceReplay
@@ -102,25 +103,31 @@ def test_cli_without_a_service_lists_the_stacks_services(tmp_path):
 
 def test_replica_profile_hand_computed():
     svc = load("prod").model_services[0]  # Llama-3.1-8B bf16 on L40S, tp 1
-    p = perf_mod.replica_perf(svc, "l40s")
-    weights = 8e9 * 2  # bytes
-    assert p.alpha == pytest.approx(weights / (864e9 * 0.7), rel=1e-9)  # ~26.5 ms per decode step
-    assert p.beta == pytest.approx(0.045 * p.alpha)
-    assert p.delta == pytest.approx(2 * 8e9 / (362e12 * 0.5))
-    # (44.7 GiB x 0.9 - 1.5 - 14.9) / 128 KiB per token: ~195 k tokens (facts: 190-200 k).
-    assert 185_000 < p.kv_tokens < 205_000
+    p = perf_mod.replica_perf(svc, catalog.INSTANCE_TYPES["g6e.xlarge"])
+    weights = 8.03e9 * 2  # bytes (the catalogued architecture)
+    bw = 864e9 * perf_mod.EFF_MEMORY_DEFAULT  # L40S: no published measurement, the default efficiency
+    assert p.step_seconds(1) == pytest.approx(weights / bw + perf_mod.STEP_OVERHEAD_SECONDS, rel=1e-9)  # ~24 ms
+    # Each context token adds its KV cache (128 KiB) to what a step reads.
+    assert p.step_seconds(1, 10_000) - p.step_seconds(1) == pytest.approx(10_000 * 131072 / bw)
+    assert p.delta == pytest.approx(2 * 8.03e9 / (362e12 * perf_mod.EFF_COMPUTE_DEFAULT))
+    # (44.7 GiB x 0.9 - 2 - 14.96) / 128 KiB per token: ~190 k tokens (facts: 190-200 k).
+    assert 185_000 < p.kv_tokens < 200_000
 
 
 def test_single_request_latency_matches_the_model():
     cfg = load("prod")
     svc = cfg.model_services[0]
-    p = perf_mod.replica_perf(svc, "l40s")
     trace = synthetic([(10.0, 1000, 101)])
-    result = ServiceReplay(cfg, svc, trace, from_config(svc, 300)).replay()
+    replay = ServiceReplay(cfg, svc, trace, from_config(svc, 300))
+    p = replay.perf
+    assert p == perf_mod.replica_perf(svc, replay.instance)
+    result = replay.replay()
     ttft = result.first_token[0] - 10.0
     assert ttft == pytest.approx(1000 * p.delta, abs=1e-6)  # prefill of 1000 tokens
     e2e = result.end[0] - 10.0
-    assert e2e == pytest.approx(1000 * p.delta + 100 * p.step_seconds(1), rel=1e-6)
+    # 100 decode steps of one sequence whose context grows from 1,001 to 1,101 tokens (read at
+    # each tick's start, so within the KV read of one tick's growth).
+    assert e2e == pytest.approx(1000 * p.delta + 100 * p.step_seconds(1, 1051), rel=1e-3)
 
 
 def test_deterministic_for_a_seed():
