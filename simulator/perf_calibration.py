@@ -9,6 +9,8 @@ the ``excluded`` column (a scheduler mode we do not model, a client-side ceiling
 from __future__ import annotations
 
 import csv
+import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +75,26 @@ def render(lines: list[dict[str, object]]) -> str:
         out.append(f"{x['id']!s:18} {x['gpu']!s:5} {x['tp']!s:>2} {x['vllm']!s:16} {x['in/out']!s:8} {x['c']!s:>4} "
                    f"{x['metric']!s:20} {x['published']!s:>10} {x['model']!s:>10} {float(str(x['error'])):>+7.1%}{flag}")
     return "\n".join(out)
+
+
+def fit(grid: dict[str, tuple[float, ...]] | None = None) -> list[tuple[float, float, dict[str, float]]]:
+    """Grid search of the memory efficiencies, step overhead and all-reduce latency: the settings
+    by squared log error over the included rows (best first), with the worst row's |log error|.
+    Slow (a minute); run by hand: ``python -c 'from simulator.perf_calibration import fit; print(fit()[:5])'``."""
+    grid = grid or {"h100": (0.7, 0.75, 0.8, 0.85, 0.9), "a100": (0.7, 0.75, 0.8, 0.85, 0.9),
+                    "overhead": (0.0003, 0.0006, 0.0009, 0.0012), "allreduce": (10e-6, 20e-6, 30e-6, 40e-6)}
+    included = [r for r in rows() if not r.excluded]
+    saved = dict(perf.EFF_MEMORY), perf.STEP_OVERHEAD_SECONDS, perf.ALLREDUCE_SECONDS
+    results = []
+    try:
+        for h100, a100, overhead, allreduce in itertools.product(*grid.values()):
+            perf.EFF_MEMORY.update(h100=h100, a100=a100)
+            perf.STEP_OVERHEAD_SECONDS, perf.ALLREDUCE_SECONDS = overhead, allreduce
+            errors = [math.log(modelled(r) / r.value) for r in included]
+            results.append((sum(e * e for e in errors), max(abs(e) for e in errors),
+                            {"h100": h100, "a100": a100, "overhead": overhead, "allreduce": allreduce}))
+    finally:
+        perf.EFF_MEMORY.clear()
+        perf.EFF_MEMORY.update(saved[0])
+        perf.STEP_OVERHEAD_SECONDS, perf.ALLREDUCE_SECONDS = saved[1], saved[2]
+    return sorted(results, key=lambda x: x[0])
