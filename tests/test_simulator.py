@@ -462,7 +462,8 @@ def test_replays_match_the_golden_figures():
 def test_events_are_recorded_without_changing_the_replay():
     cfg = load("prod")
     svc = cfg.model_services[0]
-    experiment = Experiment(cfg, svc, synthetic(_burst_trace(60, 60, 6)), seed=1, spot_interruptions_per_hour=30)
+    # Three minutes of burst: long enough for a burst replica's cold start to finish.
+    experiment = Experiment(cfg, svc, synthetic(_burst_trace(60, 180, 6)), seed=1, spot_interruptions_per_hour=30)
     result = experiment.run(experiment.profile("stack")).result
     kinds = {e.kind for e in result.events}
     assert {"scale", "node-launch", "replica-ready", "spot-notice", "spot-reclaim"} <= kinds
@@ -470,11 +471,11 @@ def test_events_are_recorded_without_changing_the_replay():
     # Every scale decision is a change of the burst Deployment, and the cold starts are real waits.
     assert all(e.value != 0 for e in result.events if e.kind == "scale")
     assert all(e.value > 0 for e in result.events if e.kind == "replica-ready")
-    # The load rows add up to the trace: 360 requests of 2,000 prompt and 200 output tokens.
+    # The load rows add up to the trace: 1,080 requests of 2,000 prompt and 200 output tokens.
     rows = result.timeline
     spans = [rows[0]["t"] + 1] + [b["t"] - a["t"] for a, b in zip(rows, rows[1:], strict=False)]
-    assert sum(r["requests_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(360)
-    assert sum(r["prompt_tokens_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(720_000)
+    assert sum(r["requests_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(1080)
+    assert sum(r["prompt_tokens_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(2_160_000)
 
 
 def test_timeline_figure_compares_the_profiles_on_shared_axes():
