@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-from platform_facts import catalog
+from platform_facts import catalog, models
 
 # vLLM needs room for the KV cache and activations beyond the weights on every GPU.
 MIN_KV_CACHE_GIB_PER_GPU = 2.0
@@ -25,12 +25,15 @@ MIN_HOST_MEMORY_GIB_PER_GPU = 8
 STAGING_FACTOR = 1.2
 STAGING_EXTRA_GIB = 4
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
-# Activations and CUDA graphs take ~1-2 GiB per GPU beside the weights and the KV cache.
-ACTIVATION_GIB_PER_GPU = 1.5
-# KV cache per token: 128 KiB for Llama-3.1-8B (32 layers x 8 KV heads x 128 x 2 (K and V) x
-# 2 bytes), 320 KiB for Llama-3.x-70B (80 layers); other sizes interpolated in log-log.
-KV_BYTES_PER_TOKEN_8B = 131072
-KV_BYTES_PER_TOKEN_70B = 327680
+# What vLLM's memory profile takes per GPU beside the weights and the KV cache: CUDA context,
+# cuBLAS/NCCL workspaces (~1 GiB on any card), the activation peak of the profiling batch and
+# the CUDA-graph pool. The last two grow with the batch vLLM is configured for, and vLLM gives
+# cards of >= 70 GiB 4x the batch (max_num_batched_tokens 8192 vs 2048, max_num_seqs 1024 vs
+# 256; vllm/engine/arg_utils.py get_batch_defaults). Rule (reasoned, not measured): 4 % of the
+# GPU's memory, at least 2 GiB. It reproduces the derived capacities of autoscaling facts 4.1
+# for Llama-3.1-8B: A10G ~26 k tokens (25-30 k), L40S ~190 k (190-200 k), H100 ~440 k (430-455 k).
+ACTIVATION_MIN_GIB_PER_GPU = 2.0
+ACTIVATION_SHARE_OF_GPU = 0.04
 # An emptyDir cache holds the weights plus tokenizer and config files, and safetensors
 # shards are rounded up on disk: 10 % beyond the weights.
 CACHE_MARGIN = 1.1
@@ -51,9 +54,15 @@ class ReplicaShape(Protocol):
     def memory_gib_per_replica(self) -> int: ...
 
 
-def gpu_gib(gpu: str) -> float:
-    """Memory of one GPU of this model, in GiB."""
-    return catalog.GPUS[gpu].mib / 1024
+def gpu_gib(instance: catalog.InstanceType | str) -> float:
+    """Memory of one GPU of this instance type, in GiB (the instance type decides: p4d has 40 GB A100s)."""
+    it = catalog.INSTANCE_TYPES[instance] if isinstance(instance, str) else instance
+    return it.gpu_memory_mib / 1024
+
+
+def activation_gib_per_gpu(gpu_gib: float) -> float:
+    """vLLM's non-KV working memory on a GPU of this size (see ACTIVATION_SHARE_OF_GPU)."""
+    return max(ACTIVATION_MIN_GIB_PER_GPU, ACTIVATION_SHARE_OF_GPU * gpu_gib)
 
 
 def weights_gib_per_gpu(weights_gib: float, tensor_parallel_size: int) -> float:
@@ -72,17 +81,19 @@ def kv_cache_gib(gpu_gib: float, utilization: float, tensor_parallel_size: int, 
     return usable_gib_per_gpu(gpu_gib, utilization, reserved_gib_per_gpu) * tensor_parallel_size - weights_gib
 
 
-def kv_bytes_per_token(parameters_billion: float) -> float:
-    """KV-cache bytes one token takes, for a Llama-shaped model of this size."""
-    exponent = math.log(KV_BYTES_PER_TOKEN_70B / KV_BYTES_PER_TOKEN_8B) / math.log(70 / 8)
-    return KV_BYTES_PER_TOKEN_8B * (parameters_billion / 8) ** exponent
+def kv_bytes_per_token(model_id: str, parameters_billion: float, dtype: str = "bfloat16") -> float:
+    """KV-cache bytes one token takes: from the model's architecture when the catalog has it
+    (2 x layers x KV heads x head dim x bytes; the KV cache is kept in the weights' 16-bit dtype,
+    vLLM's ``--kv-cache-dtype auto``, also for quantized weights), else the Llama-shaped fallback."""
+    arch = models.architecture(model_id) or models.llama_shaped(parameters_billion)
+    return arch.kv_bytes_per_token(max(2.0, catalog.DTYPE_BYTES[dtype]))
 
 
 def kv_cache_tokens(gpu_gib: float, utilization: float, tensor_parallel_size: int, weights_gib: float,
-                    parameters_billion: float) -> int:
-    """Tokens the KV cache of one replica holds (0 when the weights leave no room)."""
-    free = kv_cache_gib(gpu_gib, utilization, tensor_parallel_size, weights_gib, ACTIVATION_GIB_PER_GPU)
-    return max(0, int(free * 2**30 / kv_bytes_per_token(parameters_billion)))
+                    kv_bytes: float) -> int:
+    """Tokens the KV cache of one replica holds at ``kv_bytes`` per token (0 when the weights leave no room)."""
+    free = kv_cache_gib(gpu_gib, utilization, tensor_parallel_size, weights_gib, activation_gib_per_gpu(gpu_gib))
+    return max(0, int(free * 2**30 / kv_bytes))
 
 
 def mig_slice_gib(profile: str) -> float:

@@ -5,7 +5,8 @@ It imports nothing of ours and nothing outside the standard library, so the poli
 which judges resources whoever made them and must load on its own, can depend on it
 without pulling in the components.
 
-- ``catalog``: GPU and EC2 instance facts, model weight sizes.
+- ``catalog``: GPU and EC2 instance facts (GPU memory and bandwidth per instance type), model weight sizes.
+- ``models``: model architectures (layers, KV heads, head dim, parameters) from their config.json.
 - ``aws``: platform facts of AWS and EKS (spot notice, supported Kubernetes versions,
   documentation-only CIDRs).
 - ``vllm``, ``dcgm``: metric names of vLLM (current and removed) and of the DCGM exporter.

@@ -2,7 +2,9 @@
 
 Hardware columns come from EC2 DescribeInstanceTypes as published in the Karpenter
 v1.14 instance-type reference (GPU MiB is EC2's ``MemoryInfo.SizeInMiB`` per GPU, the
-value Karpenter puts in ``karpenter.k8s.aws/instance-gpu-memory``; NVMe is
+value Karpenter puts in ``karpenter.k8s.aws/instance-gpu-memory``; GPU memory belongs to the
+instance type, not the GPU family: p4d has A100 40 GB, p4de A100 80 GB; every row was checked
+against that reference (website/content/en/v1.14/reference/instance-types.md); NVMe is
 ``InstanceStorageInfo.TotalSizeInGB``). On-demand prices are the us-east-1 table Karpenter
 ships (generated 2026-07-20). Spot prices are the low and high ends of a us-east-1 per-AZ
 snapshot (SkyPilot catalog); where no snapshot exists the range is derived from the
@@ -12,23 +14,29 @@ planning figures, never as billing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
 class Gpu:
     name: str  # karpenter.k8s.aws/instance-gpu-name (lower case)
-    mib: int  # MiB per GPU as EC2 reports it
+    mib: int  # MiB per GPU as EC2 reports it for the family's usual part (an instance type may differ)
     mig_capable: bool
+    hbm_gb_s: int  # memory bandwidth of that part
+    bf16_tflops: int  # dense bf16 tensor peak (no sparsity)
 
 
+# Vendors' data sheets: NVIDIA A10 (600 GB/s; A10G is AWS's variant, 600 GB/s per the g5 page,
+# tensor peak not published by AWS: 70 TFLOPS kept as the planning figure), L4 (300 GB/s,
+# 121 TFLOPS bf16 dense), L40S (864 GB/s, 362 TFLOPS), A100 SXM 80GB (2,039 GB/s; the 40GB part
+# 1,555 GB/s; 312 TFLOPS), H100 SXM (3.35 TB/s, 989 TFLOPS), H200 (4.8 TB/s, 989 TFLOPS).
 GPUS: dict[str, Gpu] = {
-    "a10g": Gpu("a10g", 22888, mig_capable=False),
-    "l4": Gpu("l4", 22888, mig_capable=False),
-    "l40s": Gpu("l40s", 45776, mig_capable=False),
-    "a100": Gpu("a100", 81920, mig_capable=True),
-    "h100": Gpu("h100", 81920, mig_capable=True),
-    "h200": Gpu("h200", 144384, mig_capable=True),
+    "a10g": Gpu("a10g", 22888, False, 600, 70),
+    "l4": Gpu("l4", 22888, False, 300, 121),
+    "l40s": Gpu("l40s", 45776, False, 864, 362),
+    "a100": Gpu("a100", 81920, True, 2039, 312),
+    "h100": Gpu("h100", 81920, True, 3350, 989),
+    "h200": Gpu("h200", 144384, True, 4800, 989),
 }
 
 
@@ -44,10 +52,21 @@ class InstanceType:
     spot_hourly_low: float
     spot_hourly_high: float
     spot_estimated: bool = False
+    gpu_mib: int = 0  # per GPU, EC2's figure for this instance type (0: the GPU family's)
+    hbm_gb_s: int = 0  # per GPU (0: the GPU family's)
 
     @property
     def family(self) -> str:
         return self.name.split(".", 1)[0]
+
+    @property
+    def gpu_memory_mib(self) -> int:
+        """GPU memory per GPU of this instance type (p4d: A100 40 GB; p4de: A100 80 GB)."""
+        return self.gpu_mib or GPUS[self.gpu].mib
+
+    @property
+    def gpu_bandwidth_gb_s(self) -> int:
+        return self.hbm_gb_s or GPUS[self.gpu].hbm_gb_s
 
 
 def _it(name, gpu, gpus, nvme, vcpu, mem, od, spot_lo=None, spot_hi=None):
@@ -77,7 +96,9 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         _it("g6e.12xlarge", "l40s", 4, 3800, 48, 384, 10.4926),
         _it("g6e.24xlarge", "l40s", 4, 3800, 96, 768, 15.0656),
         _it("g6e.48xlarge", "l40s", 8, 7600, 192, 1536, 30.1312),
-        _it("p4d.24xlarge", "a100", 8, 8000, 96, 1152, 21.9576, 7.88, 8.19),
+        # 8 x A100 40 GB (instance-gpu-memory 40960), HBM2 at 1,555 GB/s (NVIDIA A100 data sheet);
+        # p4de carries the 80 GB part.
+        replace(_it("p4d.24xlarge", "a100", 8, 8000, 96, 1152, 21.9576, 7.88, 8.19), gpu_mib=40960, hbm_gb_s=1555),
         _it("p4de.24xlarge", "a100", 8, 8000, 96, 1152, 27.4471),
         _it("p5.4xlarge", "h100", 1, 3800, 16, 256, 6.88),
         _it("p5.48xlarge", "h100", 8, 30400, 192, 2048, 55.04, 17.63, 25.75),
@@ -94,9 +115,10 @@ def weights_gib(parameters_billion: float, dtype: str) -> float:
     return parameters_billion * 1e9 * DTYPE_BYTES[dtype] / 2**30
 
 
-# HBM bandwidth (GB/s) and dense bf16 peak (TFLOPS) per GPU, from the vendors' data sheets.
-HBM_GB_S = {"l4": 300, "a10g": 600, "l40s": 864, "a100": 2039, "h100": 3350, "h200": 4800}
-BF16_TFLOPS = {"l4": 121, "a10g": 70, "l40s": 362, "a100": 312, "h100": 989, "h200": 989}
+# HBM bandwidth (GB/s) and dense bf16 peak (TFLOPS) per GPU family (the family's usual part;
+# read an instance type's own figure with ``InstanceType.gpu_bandwidth_gb_s``).
+HBM_GB_S = {g.name: g.hbm_gb_s for g in GPUS.values()}
+BF16_TFLOPS = {g.name: g.bf16_tflops for g in GPUS.values()}
 
 
 @dataclass(frozen=True)

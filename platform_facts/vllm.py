@@ -31,3 +31,10 @@ SHORT_FLAGS = {
     "-dp": "--data-parallel-size",
     "-dpl": "--data-parallel-size-local",
 }
+
+
+def batch_defaults(gpu_gib: float, gpu: str) -> tuple[int, int]:
+    """vLLM V1's ``(max_num_seqs, max_num_batched_tokens)`` for the OpenAI server: 1024 / 8192 on
+    GPUs of >= 70 GiB that are not A100, else 256 / 2048 (vllm/engine/arg_utils.py
+    ``get_batch_defaults``; autoscaling facts 4.1). Chunked prefill is on; decode goes first."""
+    return (1024, 8192) if gpu_gib >= 70 and gpu != "a100" else (256, 2048)

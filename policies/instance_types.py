@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from platform_facts.catalog import GPUS, INSTANCE_TYPES, InstanceType
+from platform_facts.catalog import INSTANCE_TYPES, InstanceType
 
 K8S_AWS = "karpenter.k8s.aws"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
@@ -51,7 +51,7 @@ def instance_labels(it: InstanceType) -> dict[str, str]:
         GPU_NAME: it.gpu,
         GPU_COUNT: str(it.gpus),
         GPU_MANUFACTURER: "nvidia",
-        GPU_MEMORY: str(GPUS[it.gpu].mib),
+        GPU_MEMORY: str(it.gpu_memory_mib),
         # Every GPU type of the catalog is x86 (g5g, the Graviton GPU family, is not in it).
         "kubernetes.io/arch": "amd64",
         "kubernetes.io/os": "linux",

@@ -161,6 +161,11 @@ def _tune(args: argparse.Namespace, config, service, traces: list[Trace], runs: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "perf":
+        from simulator import perf_cli
+
+        return perf_cli.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         config = load_stack(args.stack, REPO)

@@ -1,25 +1,26 @@
-"""Per-replica vLLM performance and cold-start profiles (sources in the comments).
+"""Per-replica vLLM performance and cold-start profiles.
 
-Step-time model (llm-d WVA, Sarathi-Serve, Melange): a decode step of a batch of ``b``
-sequences takes ``alpha + beta * b``; prefill costs ``delta`` per prompt token.
+Step-time model (roofline of one engine step; Sarathi-Serve, Vidur, llm-d WVA's linear fit is
+its low-batch limit). A step decodes ``b`` sequences whose contexts hold ``C`` tokens in all,
+and may carry ``p`` prompt tokens of chunked prefill:
 
-- ``alpha``: decode is memory-bound, each step reads the weights once:
-  weights per GPU / (HBM bandwidth x 0.7), +10 % all-reduce overhead when tensor parallel.
-  8B bf16 on H100: 16 GB / (3.35 TB/s x 0.7) = 6.8 ms (measured TPOT at C=1: 6.5 ms).
-- ``beta``: fitted to the same H100 anchor (C=16: TPOT 10.9 ms, so 0.29 ms per extra
-  sequence, 4.5 % of alpha); scaled as a fraction of alpha on other GPUs.
-- ``delta``: prefill is compute-bound: 2 x parameters FLOPs per token at 50 % of dense bf16
-  peak, split over the tensor-parallel GPUs.
-- KV-cache budget: (GPU memory x utilization x TP - weights - 1.5 GiB/GPU activations) /
-  KV bytes per token; 128 KiB/token for Llama-3.1-8B (32 layers x 8 KV heads x 128 x 2 x 2),
-  320 KiB for Llama-3.x-70B (80 layers), interpolated in log-log for other sizes. L40S with
-  an 8B model: ~195 k tokens (facts: 190-200 k).
+- memory time: the weights once per step, plus the KV cache of every context token, over the
+  GPU's HBM bandwidth x ``EFF_MEMORY`` (each of the ``tp`` GPUs reads its shard);
+- compute time: 2 x active parameters FLOPs per token, for ``b + p`` tokens, over the GPU's dense
+  bf16 peak x ``EFF_COMPUTE`` (split over the ``tp`` GPUs);
+- step time = max(memory, compute) + ``STEP_OVERHEAD_SECONDS`` (scheduler, sampling, launch) +
+  2 all-reduces per layer of ``ALLREDUCE_SECONDS`` when tensor parallel.
 
-Cold start (autoscaling facts 3.2, 3.5; data-on-eks measured run on g6e.2xlarge): node
-provisioning 13 s (Karpenter) + 40 s (EC2 to Ready) + 36 s (GPU device plugin); image pull
-121 s unless the node has it; model download at 0.5 GiB/s into the node cache unless it is
-cached there; weights load from NVMe at 2 GiB/s; engine init 34 s; readiness within a
-probe period (10 s). p5 nodes are given 180 s to Ready (unmeasured; larger instances).
+A prompt token costs its compute (prefill is compute-bound): ``delta`` seconds. The efficiency
+factors are fitted to the published measurements in ``simulator/data/vllm_measurements.csv``
+(``python -m simulator perf --calibration`` prints model against measurement). There is no
+published measurement of L4, L40S or A10G in that table: those GPUs follow from their bandwidth
+and FLOPs through the same model, at the default efficiencies.
+
+KV-cache budget: (GPU memory x utilization - activations) x TP - weights, over the model's KV
+bytes per token (``components.sizing``); GPU memory is the instance type's.
+
+Cold start: the phases of ``platform_facts.coldstart`` (one source; sources there).
 """
 
 from __future__ import annotations
@@ -28,35 +29,121 @@ from dataclasses import dataclass
 
 from components import sizing
 from components.config import ModelServiceConfig
-from components.sizing import ACTIVATION_GIB_PER_GPU, kv_bytes_per_token
-from platform_facts import catalog
+from platform_facts import catalog, models
 from platform_facts import coldstart as cs
-from platform_facts.catalog import BF16_TFLOPS, HBM_GB_S
+from platform_facts import vllm as vllm_facts
 
-BETA_FRACTION = 0.045
+# Fitted to the calibration table by ``perf_calibration.fit`` (a grid search for the least
+# squared log error over the included rows; the optimum is flat: 0.70-0.75 for H100 with 0.3-0.9 ms
+# of overhead fit equally well, within 16 % on every row). A GPU without measurements (L4, L40S,
+# A10G, H200) uses the default: the mean of the measured GPUs' fits. Compute efficiency is
+# pinned only by the prefill in the included rows (32-1,024-token prompts); 0.55 is the usual
+# share of the dense peak that large bf16 GEMMs reach, not a fit.
+EFF_MEMORY = {"h100": 0.75, "a100": 0.90}
+EFF_MEMORY_DEFAULT = 0.825
+EFF_COMPUTE = {"h100": 0.55}
+EFF_COMPUTE_DEFAULT = 0.55
+STEP_OVERHEAD_SECONDS = 0.0009
+ALLREDUCE_SECONDS = 30e-6  # one all-reduce of a decode step's activations over NVLink (latency-bound)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    gpu: str
+    gpu_gib: float
+    hbm_gb_s: float
+    bf16_tflops: float
+
+
+def hardware(where: catalog.InstanceType | str) -> Hardware:
+    """The GPU of an instance type (its own memory and bandwidth), or of a GPU family by name."""
+    if isinstance(where, str):
+        g = catalog.GPUS[where]
+        return Hardware(g.name, g.mib / 1024, g.hbm_gb_s, g.bf16_tflops)
+    return Hardware(where.gpu, sizing.gpu_gib(where), where.gpu_bandwidth_gb_s, catalog.GPUS[where.gpu].bf16_tflops)
+
+
+@dataclass(frozen=True)
+class Model:
+    """What the step model needs of a model: its architecture and weight bytes per parameter."""
+
+    arch: models.ModelArch
+    dtype: str = "bfloat16"
+
+    @property
+    def weights_gib(self) -> float:
+        return catalog.weights_gib(self.arch.params_billion, self.dtype)
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        return self.arch.kv_bytes_per_token(max(2.0, catalog.DTYPE_BYTES[self.dtype]))
 
 
 @dataclass(frozen=True)
 class ReplicaPerf:
-    alpha: float  # seconds per decode step
-    beta: float  # seconds per sequence per step
-    delta: float  # seconds per prompt token
+    weights_bytes: float  # per GPU, all experts
+    active_weights_bytes: float  # per GPU, the experts one token goes through (dense: all)
+    kv_bytes_per_token: float  # per GPU
+    bytes_per_second: float  # per GPU, bandwidth x efficiency
+    flops_per_token: float  # per GPU
+    flops_per_second: float  # per GPU, peak x efficiency
+    overhead: float  # seconds per step: scheduler and launch, plus the TP all-reduces
     kv_tokens: int
     max_num_seqs: int
+    max_num_batched_tokens: int
 
-    def step_seconds(self, batch: int) -> float:
-        return self.alpha + self.beta * batch
+    @property
+    def delta(self) -> float:
+        """Seconds per prompt token (prefill is compute-bound)."""
+        return self.flops_per_token / self.flops_per_second
+
+    def step_seconds(self, batch: float, context_tokens: float = 0.0, prefill_tokens: float = 0.0) -> float:
+        """One engine step: ``batch`` decoding sequences holding ``context_tokens`` of KV cache in all,
+        plus ``prefill_tokens`` of chunked prefill."""
+        weights = min(self.weights_bytes, self.active_weights_bytes * max(batch, 1.0))
+        memory = (weights + self.kv_bytes_per_token * context_tokens) / self.bytes_per_second
+        compute = self.flops_per_token * (batch + prefill_tokens) / self.flops_per_second
+        return max(memory, compute) + self.overhead
 
 
-def replica_perf(service: ModelServiceConfig, gpu: str) -> ReplicaPerf:
-    tp = service.tensor_parallel_size
-    weights = service.model.weights_gib * 2**30
-    alpha = weights / tp / (HBM_GB_S[gpu] * 1e9 * 0.7) * (1.1 if tp > 1 else 1.0)
-    delta = 2 * service.model.parameters_billion * 1e9 / (BF16_TFLOPS[gpu] * 1e12 * 0.5 * tp)
-    free = sizing.kv_cache_gib(sizing.gpu_gib(gpu), service.gpu_memory_utilization, tp, service.model.weights_gib,
-                               ACTIVATION_GIB_PER_GPU)
-    kv = int(max(free, 0.5) * 2**30 / kv_bytes_per_token(service.model.parameters_billion))
-    return ReplicaPerf(alpha, alpha * BETA_FRACTION, delta, kv, service.max_num_seqs)
+def build(model: Model, hw: Hardware, tp: int, *, utilization: float = 0.9, max_num_seqs: int | None = None,
+          max_num_batched_tokens: int | None = None) -> ReplicaPerf:
+    """The step model of ``tp`` GPUs of ``hw`` serving ``model`` (vLLM defaults where not given)."""
+    arch = model.arch
+    per_param = catalog.DTYPE_BYTES[model.dtype]
+    eff_mem = EFF_MEMORY.get(hw.gpu, EFF_MEMORY_DEFAULT)
+    eff_compute = EFF_COMPUTE.get(hw.gpu, EFF_COMPUTE_DEFAULT)
+    kv_bytes = model.kv_bytes_per_token
+    free = sizing.kv_cache_gib(hw.gpu_gib, utilization, tp, model.weights_gib, sizing.activation_gib_per_gpu(hw.gpu_gib))
+    seqs, batched = vllm_facts.batch_defaults(hw.gpu_gib, hw.gpu)
+    return ReplicaPerf(
+        weights_bytes=arch.params_billion * 1e9 * per_param / tp,
+        active_weights_bytes=arch.active_billion * 1e9 * per_param / tp,
+        kv_bytes_per_token=kv_bytes / tp,
+        bytes_per_second=hw.hbm_gb_s * 1e9 * eff_mem,
+        flops_per_token=2 * arch.active_billion * 1e9 / tp,
+        flops_per_second=hw.bf16_tflops * 1e12 * eff_compute,
+        overhead=STEP_OVERHEAD_SECONDS + (2 * arch.layers * ALLREDUCE_SECONDS if tp > 1 else 0.0),
+        kv_tokens=max(0, int(free * 2**30 / kv_bytes)),
+        max_num_seqs=max_num_seqs or seqs,
+        max_num_batched_tokens=max_num_batched_tokens or batched,
+    )
+
+
+def service_model(service: ModelServiceConfig) -> Model:
+    """The catalogued architecture of the service's model, else a Llama-shaped stand-in of its size
+    (the same fallback as ``sizing.kv_bytes_per_token``)."""
+    m = service.model
+    arch = models.architecture(m.id)
+    if arch is None:
+        arch = models.llama_shaped(m.parameters_billion)
+    return Model(arch, m.dtype)
+
+
+def replica_perf(service: ModelServiceConfig, where: catalog.InstanceType | str) -> ReplicaPerf:
+    """The replica of a service on an instance type (or, coarser, on a GPU family by name)."""
+    return build(service_model(service), hardware(where), service.tensor_parallel_size,
+                 utilization=service.gpu_memory_utilization, max_num_seqs=service.max_num_seqs)
 
 
 @dataclass(frozen=True)
@@ -64,15 +151,15 @@ class ColdStart:
     node_ready: float
     image_pull: float
     download: float
-    load: float
+    load: float  # imports, weights into GPU memory, engine init, first readiness probe
 
     def pod_seconds(self, *, image_cached: bool, model_cached: bool) -> float:
         """Container creation to Ready, on a node that exists."""
-        return ((0.0 if image_cached else self.image_pull) + (0.0 if model_cached else self.download)
-                + self.load + cs.EXPECTED_ENGINE_INIT_SECONDS + cs.EXPECTED_READINESS_SECONDS)
+        return (0.0 if image_cached else self.image_pull) + (0.0 if model_cached else self.download) + self.load
 
 
 def cold_start(service: ModelServiceConfig, instance: catalog.InstanceType) -> ColdStart:
     w = service.model.weights_gib
-    node_ready = cs.EXPECTED_NODE_READY_SECONDS.get(instance.family, cs.EXPECTED_NODE_READY_DEFAULT_SECONDS)
-    return ColdStart(node_ready, cs.EXPECTED_IMAGE_PULL_SECONDS, w / cs.EXPECTED_S3_GIB_PER_S, w / cs.EXPECTED_NVME_GIB_PER_S)
+    layers = service_model(service).arch.layers
+    return ColdStart(cs.expected_node_ready_seconds(instance.family), cs.EXPECTED_IMAGE_PULL_SECONDS,
+                     cs.expected_download_seconds(w), cs.expected_load_seconds(w, layers))

@@ -69,7 +69,7 @@ class ServiceReplay:
         place = placement(service, tier)
         self.seed = seed
         self.instance = place.instance
-        self.perf = replica_perf(service, tier.gpu)
+        self.perf = replica_perf(service, self.instance)
         self.cold = cold_start(service, self.instance)
         self.setup = ReplaySetup(
             requests=trace.requests,

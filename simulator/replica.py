@@ -58,7 +58,7 @@ def admit_and_prefill(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: floa
 def decode(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: float, budget: float) -> None:
     """Decode steps for the rest of the tick at the batch's step time; sequences that finish
     free their KV cache, the others grow theirs by one token per step."""
-    step = setup.perf.step_seconds(len(pod.running))
+    step = setup.perf.step_seconds(len(pod.running), pod.kv_used)
     tokens = budget / step
     keep: list[Sequence] = []
     for seq in pod.running:

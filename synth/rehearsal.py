@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from platform_facts import coldstart
+from platform_facts import coldstart, models
 from platform_facts import kubernetes as k8s_facts
 from platform_facts.catalog import weights_gib
 
@@ -107,13 +107,13 @@ def _node_family(pod: Mapping[str, Any]) -> str | None:
     return str(first).split(".", 1)[0] if first else None
 
 
-def _weights(pod: Mapping[str, Any]) -> float | None:
-    """Weights in GiB from a model name in the serving container's args ("...-70B-..."), at bf16."""
+def _parameters(pod: Mapping[str, Any]) -> float | None:
+    """Parameters (billions) from a model name in the serving container's args ("...-70B-...")."""
     for c in pod.get("containers") or ():
         for word in [str(w) for w in (c.get("args") or ())]:
             m = _MODEL_SIZE.search(word.rsplit("/", 1)[-1])
             if m:
-                return weights_gib(float(m.group(1)), "bfloat16")
+                return float(m.group(1))
     return None
 
 
@@ -127,10 +127,11 @@ def pod_ready_seconds(r: Mapping[str, Any]) -> tuple[float, str]:
         return CPU_POD_SECONDS, "non-GPU pod estimate"
     family = _node_family(pod)
     node = coldstart.EXPECTED_NODE_READY_SECONDS.get(family or "", coldstart.EXPECTED_NODE_READY_DEFAULT_SECONDS)
-    gib = _weights(pod)
-    weights = gib / coldstart.EXPECTED_S3_GIB_PER_S + gib / coldstart.EXPECTED_NVME_GIB_PER_S if gib else 0.0
-    total = (node + coldstart.EXPECTED_IMAGE_PULL_SECONDS + weights + coldstart.EXPECTED_ENGINE_INIT_SECONDS
-             + coldstart.EXPECTED_READINESS_SECONDS)
+    params = _parameters(pod)
+    gib = weights_gib(params, "bfloat16") if params else 0.0  # bf16 assumed
+    layers = models.llama_shaped(params or 8.0).layers
+    pod_s = coldstart.expected_download_seconds(gib) + coldstart.expected_load_seconds(gib, layers)
+    total = node + coldstart.EXPECTED_IMAGE_PULL_SECONDS + pod_s
     size = f"{gib:.0f} GiB weights from S3" if gib else "weights of unknown size"
     return round(total), f"cold start: node {node:g}s + image {coldstart.EXPECTED_IMAGE_PULL_SECONDS:g}s + {size} + engine init"
 

@@ -324,10 +324,10 @@ BAD: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
       "tensorParallelSize"]),
     ("expire-after-below-cold-start", "prod", _set("gpuTiers.1.expireAfter", "10m"),
      ["gpuTiers[1].expireAfter: 10m (600 s) is shorter than a cold start of reason-70b on this tier: node ready "
-      "~180 s + image pull ~121 s + model download and load (worst case) 1023 s = 1324 s"]),
+      "~180 s + image pull ~121 s + model download and load (worst case) 1317 s = 1618 s"]),
     ("max-model-len-beyond-kv-cache", "dev", _set("modelServices.0.maxModelLen", 65536),
      ["modelServices[0].maxModelLen: 65536 tokens do not fit the KV cache of one replica: 8B takes ~128 KiB per "
-      "token", "leave room for 30435 tokens", "lower maxModelLen to <= 30435"]),
+      "token", "leave room for 26339 tokens", "lower maxModelLen to <= 26339"]),
     ("batch-cpu-beyond-node", "staging", _set("batchWorkers.0.cpuPerJob", 16),
      ["batchWorkers[0].cpuPerJob: 16 does not fit tier l40s (g6e.xlarge, g6e.2xlarge): at most 7 vCPU"]),
     ("batch-memory-beyond-node", "staging", _set("batchWorkers.0.memoryGibPerJob", 100),

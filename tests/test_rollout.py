@@ -49,34 +49,34 @@ def test_seventy_b_readiness_and_timeouts():
     cfg = load("prod")
     svc = cfg.model_services[1]
     tier = cfg.tier(svc.tier)
-    # p5 node 600 + image pull 360 + 130.4 GiB at 0.25 GiB/s 522 + startup probe 76 x 10 s
+    # p5 node 600 + image pull 360 + 130.4 GiB at 0.25 GiB/s 522 + startup probe 120 x 10 s
     # + startup period 10 + first readiness 70.
-    assert vllm.ready_within_seconds(svc.model, tier) == 2322
+    assert vllm.ready_within_seconds(svc.model, tier) == 2762
     # A baseline of 3 surging one pod at a time: three waves on update, one on create.
-    assert vllm.await_timeouts(svc, tier, "baseline") == {"create": "43m", "update": "128m"}
+    assert vllm.await_timeouts(svc, tier, "baseline") == {"create": "51m", "update": "152m"}
     # Burst (created at 0, rolls at most its 1 burst replica).
-    assert vllm.await_timeouts(svc, tier, "burst") == {"create": "43m", "update": "43m"}
+    assert vllm.await_timeouts(svc, tier, "burst") == {"create": "51m", "update": "51m"}
 
 
 def test_eight_b_burst_update_is_judged_at_its_maximum():
     cfg = load("prod")
     svc = cfg.model_services[0]
     tier = cfg.tier(svc.tier)
-    # g6e node 300 + pull 360 + 14.9 GiB download 60 + startup 41 x 10 + 80.
-    assert vllm.ready_within_seconds(svc.model, tier) == 1210
+    # g6e node 300 + pull 360 + 14.9 GiB download 60 + startup 62 x 10 + 80.
+    assert vllm.ready_within_seconds(svc.model, tier) == 1420
     # 6 burst replicas (8 - 2) roll one at a time when the autoscaler holds the burst at its max.
-    assert vllm.await_timeouts(svc, tier, "burst") == {"create": "23m", "update": "134m"}
-    assert vllm.await_timeouts(svc, tier, "baseline") == {"create": "23m", "update": "45m"}
+    assert vllm.await_timeouts(svc, tier, "burst") == {"create": "27m", "update": "157m"}
+    assert vllm.await_timeouts(svc, tier, "baseline") == {"create": "27m", "update": "53m"}
 
 
 def test_prod_deployments_carry_the_timeouts_and_the_annotations(results):
     base = _named(results["prod"], DEPLOYMENT, "reason-70b-baseline")
-    assert base.options["customTimeouts"] == {"create": "43m", "update": "128m"}
+    assert base.options["customTimeouts"] == {"create": "51m", "update": "152m"}
     annotations = base.inputs["metadata"]["annotations"]
-    assert annotations["platform.gpu/ready-within-seconds"] == "2322"
+    assert annotations["platform.gpu/ready-within-seconds"] == "2762"
     assert annotations["platform.gpu/rollout-steps"] == "3"
     burst = _named(results["prod"], DEPLOYMENT, "chat-8b-burst")
-    assert burst.options["customTimeouts"] == {"create": "23m", "update": "134m"}
+    assert burst.options["customTimeouts"] == {"create": "27m", "update": "157m"}
     assert burst.options["ignoreChanges"] == ["spec.replicas"]
     assert burst.inputs["metadata"]["annotations"]["platform.gpu/rollout-steps"] == "6"
 

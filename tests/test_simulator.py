@@ -12,6 +12,7 @@ from collections import deque
 
 import pytest
 
+from platform_facts import catalog
 from simulator import perf as perf_mod
 from simulator.profile import from_config, seed_default
 from simulator.replay import ServiceReplay
@@ -102,25 +103,31 @@ def test_cli_without_a_service_lists_the_stacks_services(tmp_path):
 
 def test_replica_profile_hand_computed():
     svc = load("prod").model_services[0]  # Llama-3.1-8B bf16 on L40S, tp 1
-    p = perf_mod.replica_perf(svc, "l40s")
-    weights = 8e9 * 2  # bytes
-    assert p.alpha == pytest.approx(weights / (864e9 * 0.7), rel=1e-9)  # ~26.5 ms per decode step
-    assert p.beta == pytest.approx(0.045 * p.alpha)
-    assert p.delta == pytest.approx(2 * 8e9 / (362e12 * 0.5))
-    # (44.7 GiB x 0.9 - 1.5 - 14.9) / 128 KiB per token: ~195 k tokens (facts: 190-200 k).
-    assert 185_000 < p.kv_tokens < 205_000
+    p = perf_mod.replica_perf(svc, catalog.INSTANCE_TYPES["g6e.xlarge"])
+    weights = 8.03e9 * 2  # bytes (the catalogued architecture)
+    bw = 864e9 * perf_mod.EFF_MEMORY_DEFAULT  # L40S: no published measurement, the default efficiency
+    assert p.step_seconds(1) == pytest.approx(weights / bw + perf_mod.STEP_OVERHEAD_SECONDS, rel=1e-9)  # ~24 ms
+    # Each context token adds its KV cache (128 KiB) to what a step reads.
+    assert p.step_seconds(1, 10_000) - p.step_seconds(1) == pytest.approx(10_000 * 131072 / bw)
+    assert p.delta == pytest.approx(2 * 8.03e9 / (362e12 * perf_mod.EFF_COMPUTE_DEFAULT))
+    # (44.7 GiB x 0.9 - 2 - 14.96) / 128 KiB per token: ~190 k tokens (facts: 190-200 k).
+    assert 185_000 < p.kv_tokens < 200_000
 
 
 def test_single_request_latency_matches_the_model():
     cfg = load("prod")
     svc = cfg.model_services[0]
-    p = perf_mod.replica_perf(svc, "l40s")
     trace = synthetic([(10.0, 1000, 101)])
-    result = ServiceReplay(cfg, svc, trace, from_config(svc, 300)).replay()
+    replay = ServiceReplay(cfg, svc, trace, from_config(svc, 300))
+    p = replay.perf
+    assert p == perf_mod.replica_perf(svc, replay.instance)
+    result = replay.replay()
     ttft = result.first_token[0] - 10.0
     assert ttft == pytest.approx(1000 * p.delta, abs=1e-6)  # prefill of 1000 tokens
     e2e = result.end[0] - 10.0
-    assert e2e == pytest.approx(1000 * p.delta + 100 * p.step_seconds(1), rel=1e-6)
+    # 100 decode steps of one sequence whose context grows from 1,001 to 1,101 tokens (read at
+    # each tick's start, so within the KV read of one tick's growth).
+    assert e2e == pytest.approx(1000 * p.delta + 100 * p.step_seconds(1, 1051), rel=1e-3)
 
 
 def test_deterministic_for_a_seed():
@@ -359,7 +366,7 @@ def test_legacy_triggers_pin_the_burst_at_max_and_the_new_ones_do_not():
     cfg = load("prod")
     svc = cfg.model_services[0]  # baseline 2, burst 0..6; maxModelLen 16384
     trace = synthetic([(4.0 * i, 16000, 50) for i in range(675)])  # 45 minutes, one every 4 s
-    prof = from_config(svc, 0).with_(ttft_target=1.2)  # 16k-token prefill: ~1.41 s on an L40S
+    prof = from_config(svc, 0).with_(ttft_target=1.1)  # 16k-token prefill: ~1.29 s on an L40S
     burst_max = prof.max_replicas - prof.baseline
 
     def burst(result) -> list[tuple[float, int, int]]:
@@ -457,7 +464,8 @@ def test_replays_match_the_golden_figures():
 def test_events_are_recorded_without_changing_the_replay():
     cfg = load("prod")
     svc = cfg.model_services[0]
-    experiment = Experiment(cfg, svc, synthetic(_burst_trace(60, 60, 6)), seed=1, spot_interruptions_per_hour=30)
+    # Three minutes of burst: long enough for a burst replica's cold start to finish.
+    experiment = Experiment(cfg, svc, synthetic(_burst_trace(60, 180, 6)), seed=1, spot_interruptions_per_hour=30)
     result = experiment.run(experiment.profile("stack")).result
     kinds = {e.kind for e in result.events}
     assert {"scale", "node-launch", "replica-ready", "spot-notice", "spot-reclaim"} <= kinds
@@ -465,11 +473,11 @@ def test_events_are_recorded_without_changing_the_replay():
     # Every scale decision is a change of the burst Deployment, and the cold starts are real waits.
     assert all(e.value != 0 for e in result.events if e.kind == "scale")
     assert all(e.value > 0 for e in result.events if e.kind == "replica-ready")
-    # The load rows add up to the trace: 360 requests of 2,000 prompt and 200 output tokens.
+    # The load rows add up to the trace: 1,080 requests of 2,000 prompt and 200 output tokens.
     rows = result.timeline
     spans = [rows[0]["t"] + 1] + [b["t"] - a["t"] for a, b in zip(rows, rows[1:], strict=False)]
-    assert sum(r["requests_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(360)
-    assert sum(r["prompt_tokens_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(720_000)
+    assert sum(r["requests_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(1080)
+    assert sum(r["prompt_tokens_per_s"] * s for r, s in zip(rows, spans, strict=True)) == pytest.approx(2_160_000)
 
 
 def test_timeline_figure_compares_the_profiles_on_shared_axes():

@@ -18,8 +18,9 @@ class Shape:
 
 
 def test_gpu_memory():
-    assert sizing.gpu_gib("h100") == 80.0
-    assert sizing.gpu_gib("l40s") == pytest.approx(44.703, abs=1e-3)
+    assert sizing.gpu_gib("p5.48xlarge") == 80.0
+    assert sizing.gpu_gib("g6e.xlarge") == pytest.approx(44.703, abs=1e-3)
+    assert sizing.gpu_gib("p4d.24xlarge") == 40.0  # the instance type decides, not the GPU family
     # 130 GiB of weights over 4 GPUs; 80 GiB x 0.9 less 2 GiB kept for the KV cache.
     assert sizing.weights_gib_per_gpu(130.0, 4) == 32.5
     assert sizing.usable_gib_per_gpu(80.0, 0.9) == pytest.approx(70.0)

@@ -258,11 +258,11 @@ def _check_kv_cache(path: Path, s: ModelServiceConfig, tier: GpuTier) -> None:
     """vLLM refuses to start when one sequence of maxModelLen tokens does not fit its KV cache."""
     device_gib = sizing.mig_slice_gib(next(iter(tier.mig.profiles))) if tier.mig else tier.gpu_gib
     m = s.model
-    tokens = sizing.kv_cache_tokens(device_gib, s.gpu_memory_utilization, s.tensor_parallel_size, m.weights_gib,
-                                    m.parameters_billion)
+    kv_bytes = sizing.kv_bytes_per_token(m.id, m.parameters_billion, m.dtype)
+    tokens = sizing.kv_cache_tokens(device_gib, s.gpu_memory_utilization, s.tensor_parallel_size, m.weights_gib, kv_bytes)
     if s.max_model_len <= tokens:
         return
-    per_token_kib = sizing.kv_bytes_per_token(m.parameters_billion) / 1024
+    per_token_kib = kv_bytes / 1024
     raise rule_error(
         (*path, "maxModelLen"),
         f"{s.max_model_len} tokens do not fit the KV cache of one replica: {m.parameters_billion:g}B takes "

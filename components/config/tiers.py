@@ -159,4 +159,5 @@ class GpuTier(ConfigModel):
 
     @property
     def gpu_gib(self) -> float:
-        return sizing.gpu_gib(self.gpu)
+        """GPU memory per GPU: the smallest of the tier's instance types (Karpenter may launch any)."""
+        return min(sizing.gpu_gib(t) for t in self.instance_types)
