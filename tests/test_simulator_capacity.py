@@ -128,7 +128,7 @@ def test_a_second_70b_replica_takes_a_second_p5_billed_whole():
     assert seconds % 3 == 0 and seconds / 3 > result.timeline[-1]["t"]  # three nodes for every second
     assert result.cost == pytest.approx(seconds / 3600 * p5.on_demand_hourly)
     # The burst replica (on-demand) shares a baseline's p5: another role, so no spread applies.
-    busy = ServiceReplay(cfg, svc, synthetic(_burst_trace(60, 600, 4, 4000, 300)), from_config(svc, 0)).replay()
+    busy = ServiceReplay(cfg, svc, synthetic(_burst_trace(60, 600, 8, 4000, 300)), from_config(svc, 0)).replay()
     assert max(row["ready"] for row in busy.timeline) == 4
     assert max(row["nodes_on_demand"] for row in busy.timeline) == 3
 
@@ -137,11 +137,16 @@ def test_the_oracle_packs_replicas_but_pays_for_whole_nodes():
     cfg = load("prod")
     svc = cfg.model_services[1]
     p5 = catalog.INSTANCE_TYPES["p5.48xlarge"]
-    result = ServiceReplay(cfg, svc, synthetic([(5.0, 100, 10)]), from_config(svc, 0), schedule=lambda t: 3).replay()
-    assert {row["nodes_on_demand"] for row in result.timeline} == {2}  # 3 replicas on 2 nodes of 2 slots
+    # The constrained oracle (whole nodes): 3 replicas on 2 nodes of 2 slots, billed whole.
+    result = ServiceReplay(cfg, svc, synthetic([(5.0, 100, 10)]), from_config(svc, 0), schedule=lambda t: 3,
+                           whole_nodes=True).replay()
+    assert {row["nodes_on_demand"] for row in result.timeline} == {2}
     assert result.cost == pytest.approx(result.node_seconds["on-demand"] / 3600 * p5.on_demand_hourly)
     assert result.node_seconds["on-demand"] % 2 == 0  # no half nodes
     assert result.gpu_hours == pytest.approx(result.node_seconds["on-demand"] * p5.gpus / 3600)
+    # The unconstrained oracle bills each replica as its share of a node: 3 halves of a p5.
+    shares = ServiceReplay(cfg, svc, synthetic([(5.0, 100, 10)]), from_config(svc, 0), schedule=lambda t: 3).replay()
+    assert shares.node_seconds["on-demand"] == pytest.approx(result.node_seconds["on-demand"] * 3 / 4)
 
 
 # ---------------------------------------------------------------------- KEDA fallback
