@@ -15,8 +15,10 @@ import pulumi_kubernetes as k8s
 from components import helm, versions
 from components.cluster import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATIONS, ClusterRef
 from components.config import GpuTier
+from components.config.levers import FastImagePull
 from components.naming import child
 from components.render import karpenter as render
+from components.render import node_levers
 from components.render.iam import MANAGED, assume_role, pod_identity_trust
 
 
@@ -32,6 +34,8 @@ class KarpenterArgs:
     """tier name -> the on-demand NodePool's nvidia.com/gpu limit (``StackConfig.on_demand_gpu_limit``)."""
     tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
+    fast_image_pull: FastImagePull = field(default_factory=FastImagePull)
+    """``cluster.fastImagePull``: the GPU node classes' nodeadm feature gate and root-volume performance."""
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -60,7 +64,7 @@ class Karpenter(pulumi.ComponentResource):
             child(name, "controller"), versions.KARPENTER, release_name="karpenter", namespace=render.NAMESPACE,
             values=queue.name.apply(lambda q: render.chart_values(
                 cluster=args.cluster.name, region=args.region, queue_name=q, system_tolerations=SYSTEM_TOLERATIONS,
-                system_selector=SYSTEM_NODE_SELECTOR)),
+                system_selector=SYSTEM_NODE_SELECTOR, feature_gates=node_levers.feature_gates(args.tiers))),
             # CRDs come from the karpenter-crd chart, which upgrades them; Helm never does.
             skip_crds=True,
             # The Pod Identity agent too: a controller pod started before it runs without credentials.
@@ -133,8 +137,10 @@ class Karpenter(pulumi.ComponentResource):
         node_class = k8s.apiextensions.CustomResource(
             child(name, f"{tier.name}-nodeclass"), api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
             metadata={"name": render.node_class_name(tier)},
-            spec=render.ec2_node_class(tier, node_role=node_role.name, subnet_ids=subnets,
-                                       security_group_id=args.cluster.node_security_group_id, tags=dict(args.tags)),
+            spec=node_levers.apply_node_class(
+                render.ec2_node_class(tier, node_role=node_role.name, subnet_ids=subnets,
+                                      security_group_id=args.cluster.node_security_group_id, tags=dict(args.tags)),
+                tier, args.fast_image_pull),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
         pools = {}
         resources: list[pulumi.Resource] = [node_class]

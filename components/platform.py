@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from components.batch import BatchInference, BatchInferenceArgs
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.config import StackConfig
+from components.config.levers import buffer_chunk
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.helm import namespace
 from components.karpenter import Karpenter, KarpenterArgs
@@ -25,6 +26,7 @@ from components.render import addons as render_addons
 from components.render import network_policy
 from components.render.pod_security import workload_namespace_level
 from components.stack import secret_if_marked
+from components.warm_capacity import WarmCapacity, WarmCapacityArgs
 
 
 class Platform(pulumi.ComponentResource):
@@ -57,7 +59,7 @@ class Platform(pulumi.ComponentResource):
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
-            tags=tags),
+            tags=tags, fast_image_pull=args.cluster.fast_image_pull),
             opts=in_cluster)
         system = (self.cluster.system_node_group,)
         self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
@@ -69,7 +71,9 @@ class Platform(pulumi.ComponentResource):
             args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system)), opts=in_cluster)
         # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
         # privileged (baseline forbids hostPath); the others enforce restricted.
-        host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"} | {
+        # (A service streaming from S3 without a persisted compile cache mounts no cache at all.)
+        host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"
+                     and (not s.loader.skips_cache or s.compile_cache.persist)} | {
             b.namespace for b in args.batch_workers if b.model is not None}
         service_namespaces = {
             ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
@@ -101,6 +105,10 @@ class Platform(pulumi.ComponentResource):
                 opts=in_cluster)
             for b in args.batch_workers
         }
+        chunks = {t.name: (t, c) for t in args.gpu_tiers if (c := buffer_chunk(args, t)) is not None}
+        if chunks:
+            WarmCapacity(child(name, "warm-capacity"), WarmCapacityArgs(
+                chunks, {t: self.karpenter.tier_capacity[t] for t in chunks}), opts=in_cluster)
         self.outputs = self._stack_outputs(args, list(service_namespaces.values()))
         self.register_outputs({
             "cluster": self.cluster, "karpenter": self.karpenter, "monitoring": self.monitoring, "keda": self.keda,
