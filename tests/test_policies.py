@@ -13,6 +13,7 @@ from policies.docs import render as render_docs
 from policies.offline import Resource, evaluate, policy_config
 from policies.rules import POLICIES, RULES
 from tests.conftest import REPO, STACKS, run_synth
+from tests.levers_cases import LEVER_CASES
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SO = "kubernetes:keda.sh/v1alpha1:ScaledObject"
@@ -444,6 +445,7 @@ CASES = [
      [("aws:sqs/queue:Queue", {"url": QUEUE_URL, "name": "q"}),
       ("aws:sqs/queuePolicy:QueuePolicy", {"queueUrl": QUEUE_URL, "policy": json.dumps({"Statement": [DENY]})})],
      [("aws:sqs/queue:Queue", {"url": QUEUE_URL, "name": "q"})], "without TLS", "prod"),
+    *LEVER_CASES,
 ]
 
 

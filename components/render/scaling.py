@@ -73,13 +73,20 @@ def queries(svc: ModelServiceConfig, namespace: str) -> dict[str, str]:
     }
 
 
-def lookahead_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...]) -> int:
-    """How far the predictive trigger looks: the configured figure, else the modelled cold start of
-    a replica on a new node of the tier (its slowest family)."""
-    if svc.predictive_scaling.lookahead_seconds is not None:
-        return svc.predictive_scaling.lookahead_seconds
+COLD_START_ANNOTATION = "platform.gpu/modelled-cold-start-seconds"
+
+
+def modelled_cold_start_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...]) -> int:
+    """The expected cold start of a replica on a new node of the tier (its slowest family)."""
     return math.ceil(max(coldstart.expected_cold_start_seconds(svc.model.weights_gib, it.split(".", 1)[0])
                          for it in instance_types))
+
+
+def lookahead_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...]) -> int:
+    """How far the predictive trigger looks: the configured figure, else the modelled cold start."""
+    if svc.predictive_scaling.lookahead_seconds is not None:
+        return svc.predictive_scaling.lookahead_seconds
+    return modelled_cold_start_seconds(svc, instance_types)
 
 
 def predictive_query(svc: ModelServiceConfig, namespace: str, lookahead: int) -> str:
@@ -167,8 +174,9 @@ def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str,
 
 
 def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str,
-                  lookahead: int | None = None) -> dict[str, Any]:
-    """``lookahead``: the predictive trigger's horizon (``lookahead_seconds``), when it is enabled."""
+                  lookahead: int | None = None, modelled: int | None = None) -> dict[str, Any]:
+    """``lookahead``: the predictive trigger's horizon (``lookahead_seconds``); ``modelled``: the
+    modelled cold start it should cover (``modelled_cold_start_seconds``)."""
     sc, n = svc.scaling, names(svc)
     triggers = _triggers(svc, namespace, prometheus_url, lookahead)
     spec: dict[str, Any] = {
@@ -193,6 +201,9 @@ def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str,
     if sc.min_replicas:
         # Policies read this: the minimum lives in the baseline Deployment, not here.
         meta["annotations"] = {BASELINE_ANNOTATION: n["baseline"]}
+    if svc.predictive_scaling.enabled and modelled is not None:
+        # The policy pack compares the trigger's lookahead with the modelled cold start.
+        meta.setdefault("annotations", {})[COLD_START_ANNOTATION] = str(modelled)
     return {"metadata": meta, "spec": spec}
 
 
