@@ -194,6 +194,11 @@ def _check_tier(path: Path, t: GpuTier, cfg: StackConfig) -> None:
         if buf.service not in on_tier:
             raise rule_error((*path, "capacityBuffer", "service"),
                              f"{buf.service!r} is not a service on tier {t.name}; services there: {', '.join(on_tier) or 'none'}")
+        s = next(s for s in cfg.services_on(t.name) if s.name == buf.service)
+        if s.burst_capacity == "spot" and s.burst_fallback == "none" and t.spot.enabled:
+            raise rule_error((*path, "capacityBuffer", "service"),
+                             f"{buf.service}'s burst runs on spot only (burstFallback none), and the buffer is warm "
+                             "on-demand capacity it may not use; set burstFallback onDemand or drop the buffer")
     elif buf.gpus is not None and buf.gpus > t.max_gpus_per_node:
         raise rule_error((*path, "capacityBuffer", "gpus"),
                          f"{buf.gpus} exceeds the {t.max_gpus_per_node} GPUs of the largest {t.name} instance")
