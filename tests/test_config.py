@@ -447,7 +447,7 @@ def test_load_model_lists_the_keys_of_the_model_it_loads():
     with pytest.raises(ConfigError) as info:
         load_model(ModelServiceConfig, {**service, "tensorParallel": 4}, "service")
     [line] = info.value.messages
-    assert line.startswith("service.tensorParallel: unknown key; allowed keys: apiKeySecret, burstCapacity, burstFallback, cache, canary, consumerNamespaces, ")
+    assert line.startswith("service.tensorParallel: unknown key; allowed keys: apiKeySecret, burstCapacity, burstFallback, cache, canary, compileCache, consumerNamespaces, ")
     assert line.endswith("; did you mean tensorParallelSize?")
     assert "gpuTiers" not in line
 
