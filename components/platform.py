@@ -71,10 +71,7 @@ class Platform(pulumi.ComponentResource):
             args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system)), opts=in_cluster)
         # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
         # privileged (baseline forbids hostPath); the others enforce restricted.
-        # (A service streaming from S3 without a persisted compile cache mounts no cache at all.)
-        host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"
-                     and (not s.loader.skips_cache or s.compile_cache.persist)} | {
-            b.namespace for b in args.batch_workers if b.model is not None}
+        host_path = _host_path_namespaces(args)
         service_namespaces = {
             ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
                           enforce=workload_namespace_level(ns in host_path))
@@ -105,16 +102,20 @@ class Platform(pulumi.ComponentResource):
                 opts=in_cluster)
             for b in args.batch_workers
         }
-        chunks = {t.name: (t, c) for t in args.gpu_tiers if (c := buffer_chunk(args, t)) is not None}
-        if chunks:
-            WarmCapacity(child(name, "warm-capacity"), WarmCapacityArgs(
-                chunks, {t: self.karpenter.tier_capacity[t] for t in chunks}), opts=in_cluster)
+        self._warm_capacity(name, args, in_cluster)
         self.outputs = self._stack_outputs(args, list(service_namespaces.values()))
         self.register_outputs({
             "cluster": self.cluster, "karpenter": self.karpenter, "monitoring": self.monitoring, "keda": self.keda,
             "gpu_operator": self.gpu_operator, "services": self.services, "batch": self.batch,
             "outputs": self.outputs,
         })
+
+    def _warm_capacity(self, name: str, args: StackConfig, in_cluster: pulumi.ResourceOptions) -> None:
+        """Warm GPU capacity for the tiers with a capacityBuffer (after their NodePools)."""
+        chunks = {t.name: (t, c) for t in args.gpu_tiers if (c := buffer_chunk(args, t)) is not None}
+        if chunks:
+            WarmCapacity(child(name, "warm-capacity"), WarmCapacityArgs(
+                chunks, {t: self.karpenter.tier_capacity[t] for t in chunks}), opts=in_cluster)
 
     def _default_deny(self, name: str, args: StackConfig, namespaces: Mapping[str, pulumi.Resource],
                       in_cluster: pulumi.ResourceOptions) -> None:
@@ -155,3 +156,11 @@ class Platform(pulumi.ComponentResource):
         """Export the outputs consumers need as stack outputs (StackReference them)."""
         for key, value in self.outputs.items():
             pulumi.export(key, value)
+
+
+def _host_path_namespaces(args: StackConfig) -> set[str]:
+    """Namespaces whose pods mount the node's hostPath cache (a service streaming from S3 without a
+    persisted compile cache mounts none)."""
+    return {s.namespace for s in args.model_services if s.cache.medium == "hostPath"
+            and (not s.loader.skips_cache or s.compile_cache.persist)} | {
+        b.namespace for b in args.batch_workers if b.model is not None}
