@@ -46,6 +46,8 @@ BAD = [
      ["modelServices[0].loader.image: fastsafetensors is not installed in the pinned vLLM image"]),
     ("buffer-larger-than-memory", "prod", _set("modelServices.0.loader", {"format": "runaiNvme", "memoryLimitGib": 500}),
      ["modelServices[0].loader.memoryLimitGib: 500 GiB of streamer buffer reaches the replica's memory limit"]),
+    ("extra-args-load-format", "prod", _set("modelServices.0.extraArgs", ["--load-format", "dummy"]),
+     ["modelServices[0].extraArgs[0]: '--load-format' sets --load-format, which the platform generates from loader.format"]),
     ("loader-format-unknown", "prod", _set("modelServices.0.loader", {"format": "tensorizer"}),
      ["modelServices[0].loader.format", "'default', 'runaiNvme', 'runaiS3' or 'fastsafetensors'"]),
     ("compile-cache-on-emptydir", "prod", _all(_set("modelServices.0.cache", {"medium": "emptyDir", "sizeGib": 100}),

@@ -29,6 +29,8 @@ GENERATED_FLAGS = {
     "--port": "nothing: the Service, the probes and the ServiceMonitor use port 8000",
     "--shutdown-timeout": "drain.shutdownTimeoutSeconds",
     "--dtype": "model.dtype",
+    "--load-format": "loader.format",
+    "--model-loader-extra-config": "loader.concurrency and loader.memoryLimitGib",
 }
 # Flags that multiply the GPUs a replica uses beyond the tensorParallelSize its pod requests.
 GPU_COUNT_FLAGS = ("--pipeline-parallel-size", "--data-parallel-size", "--data-parallel-size-local")
