@@ -304,3 +304,49 @@ def test_on_demand_headroom_judges_pools_that_take_reservations():
              "0", "matchExpressions", "1")
     found = violations("capacity-on-demand-headroom", [(NODEPOOL, p), (DEPLOYMENT, deployment("chat", 2, spec))])
     assert found and "limit nvidia.com/gpu to 1" in found[0]
+
+
+# --------------------------------------------------------------------------- conformance of what stacks do not ship
+
+
+def test_placeholder_mode_and_tag_reservations_conform():
+    """The placeholder Deployment and PriorityClass (no stack ships them) against the Kubernetes
+    schema, and a tag-selected reservation and FastImagePull node class against the EC2NodeClass
+    CRD, CEL rules included."""
+    from tests.conformance import check_builtin, check_custom_resource
+
+    cfg = load_with("staging", _all(_set("gpuTiers.0.capacityBuffer.mode", "placeholderPods"),
+                                    _set("gpuTiers.0.reservations", {"ids": ["cr-0a1"], "tags": {"team": "llm"},
+                                                                     "ownerId": "123456789012"}),
+                                    _set("cluster.fastImagePull", {"enabled": True, "rootVolumeThroughputMibps": 600,
+                                                                   "rootVolumeIops": 6000})))
+    tier = cfg.tier("l40s")
+    chunk = buffer_chunk(cfg, tier)
+    assert chunk is not None
+    pc = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", **buffer.priority_class()}
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", **buffer.placeholder_deployment(tier, chunk)}
+    tpl = {"apiVersion": "v1", "kind": "PodTemplate", **buffer.pod_template(tier, chunk)}
+    for obj in (pc, dep, tpl):
+        assert check_builtin(obj, "1.35") == [], obj["kind"]
+    spec = node_levers.apply_node_class(
+        karpenter.ec2_node_class(tier, node_role="r", subnet_ids=[{"id": "subnet-0a"}], security_group_id="sg-0a",
+                                 tags={}), tier, cfg.cluster.fast_image_pull)
+    nc = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "l40s"}, "spec": spec}
+    assert check_custom_resource(nc, set()) == []
+    # The CRD's CEL rule that an id stands alone is live: an id with tags is refused.
+    bad = {**nc, "spec": {**spec, "capacityReservationSelectorTerms": [{"id": "cr-0a1", "tags": {"a": "b"}}]}}
+    assert any("mutually exclusive" in e for e in check_custom_resource(bad, set()))
+
+
+def test_vendored_capacity_buffer_crd_serves_v1beta1_with_its_cel_rules():
+    from tests.conformance import check_custom_resource, crd_schema
+
+    cfg = load("staging")
+    tier = cfg.tier("l40s")
+    chunk = buffer_chunk(cfg, tier)
+    assert chunk is not None
+    cb = {"apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer", **buffer.capacity_buffer(tier, chunk)}
+    assert check_custom_resource(cb, set()) == []
+    assert crd_schema("autoscaling.x-k8s.io/v1alpha1", "CapacityBuffer") is None  # the docs' version is not served
+    no_size = {**cb, "spec": {"podTemplateRef": {"name": "l40s-buffer"}}}
+    assert any("replicas or limits must also be set" in e for e in check_custom_resource(no_size, set()))
