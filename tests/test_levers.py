@@ -350,3 +350,34 @@ def test_vendored_capacity_buffer_crd_serves_v1beta1_with_its_cel_rules():
     assert crd_schema("autoscaling.x-k8s.io/v1alpha1", "CapacityBuffer") is None  # the docs' version is not served
     no_size = {**cb, "spec": {"podTemplateRef": {"name": "l40s-buffer"}}}
     assert any("replicas or limits must also be set" in e for e in check_custom_resource(no_size, set()))
+
+
+# --------------------------------------------------------------------------- the rules on the shipped stacks
+
+
+def _golden(stack: str) -> list[tuple[str, dict]]:
+    from tests.conftest import REPO
+
+    return [(r["type"], r["inputs"]) for r in json.loads((REPO / "tests" / "golden" / stack / "resources.json").read_text())]
+
+
+def test_dev_streams_with_read_access_and_would_not_without_it():
+    from tests.test_policies import violations
+
+    res = _golden("dev")
+    assert violations("runai-s3-read-access", res, "dev") == []
+    unbound = [(t, p) for t, p in res if t != "aws:eks/podIdentityAssociation:PodIdentityAssociation"]
+    assert any("chat-burst streams s3://llm-dev-models/" in m for m in violations("runai-s3-read-access", unbound, "dev"))
+
+
+def test_staging_buffer_fits_its_limit_and_would_not_in_a_tighter_one():
+    from tests.test_policies import violations
+
+    res = _golden("staging")
+    assert violations("capacity-buffer-within-limit", res, "staging") == []
+    # Only the baseline (1 GPU) is required on-demand there; the burst prefers spot.
+    tight = [(t, {**p, "spec": {**p["spec"], "limits": {"nvidia.com/gpu": "1"}}})
+             if t.endswith(":NodePool") and p["metadata"]["name"] == "l40s-on-demand" else (t, p) for t, p in res]
+    found = violations("capacity-buffer-within-limit", tight, "staging")
+    assert any("capacity-buffers/l40s-buffer holds 1 x 1 GPU on NodePools l40s-on-demand, whose nvidia.com/gpu limit 1 "
+               "leaves 0 GPUs beside the 1" in m for m in found), found
