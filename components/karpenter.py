@@ -15,9 +15,11 @@ import pulumi_kubernetes as k8s
 from components import helm, versions
 from components.cluster import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATIONS, ClusterRef
 from components.config import GpuTier, PullThroughCacheConfig
+from components.config.levers import FastImagePull
 from components.egress import node_pull_through_policy
 from components.naming import child
 from components.render import karpenter as render
+from components.render import node_levers
 from components.render.iam import MANAGED, assume_role, pod_identity_trust
 
 
@@ -35,6 +37,8 @@ class KarpenterArgs:
     """AWS tags on every taggable resource."""
     pull_through_cache: PullThroughCacheConfig = field(default_factory=PullThroughCacheConfig)
     """The stack's ECR pull-through cache: when on, the node role may pull through its rules."""
+    fast_image_pull: FastImagePull = field(default_factory=FastImagePull)
+    """``cluster.fastImagePull``: the GPU node classes' nodeadm feature gate and root-volume performance."""
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -63,7 +67,7 @@ class Karpenter(pulumi.ComponentResource):
             child(name, "controller"), versions.KARPENTER, release_name="karpenter", namespace=render.NAMESPACE,
             values=queue.name.apply(lambda q: render.chart_values(
                 cluster=args.cluster.name, region=args.region, queue_name=q, system_tolerations=SYSTEM_TOLERATIONS,
-                system_selector=SYSTEM_NODE_SELECTOR)),
+                system_selector=SYSTEM_NODE_SELECTOR, feature_gates=node_levers.feature_gates(args.tiers))),
             # CRDs come from the karpenter-crd chart, which upgrades them; Helm never does.
             skip_crds=True,
             # The Pod Identity agent too: a controller pod started before it runs without credentials.
@@ -138,8 +142,10 @@ class Karpenter(pulumi.ComponentResource):
         node_class = k8s.apiextensions.CustomResource(
             child(name, f"{tier.name}-nodeclass"), api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
             metadata={"name": render.node_class_name(tier)},
-            spec=render.ec2_node_class(tier, node_role=node_role.name, subnet_ids=subnets,
-                                       security_group_id=args.cluster.node_security_group_id, tags=dict(args.tags)),
+            spec=node_levers.apply_node_class(
+                render.ec2_node_class(tier, node_role=node_role.name, subnet_ids=subnets,
+                                      security_group_id=args.cluster.node_security_group_id, tags=dict(args.tags)),
+                tier, args.fast_image_pull),
             # Nodes of the class pull through the cache: the node role's right to comes first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, *filter(None, [self._pull_policy])]))
         pools = {}

@@ -163,10 +163,13 @@ class ModelService(pulumi.ComponentResource):
             k8s.autoscaling.v2.HorizontalPodAutoscaler(child(name, "hpa"), metadata=h["metadata"], spec=h["spec"],
                                                        opts=_after(self, args.namespace, burst))
             return []
-        so = pulumi.Output.from_input(args.prometheus_url).apply(lambda url: scaling.scaled_object(svc, ns, url))
+        ahead = scaling.lookahead_seconds(svc, args.tier.instance_types)
+        modelled = scaling.modelled_cold_start_seconds(svc, args.tier.instance_types)
+        so = pulumi.Output.from_input(args.prometheus_url).apply(
+            lambda url: scaling.scaled_object(svc, ns, url, ahead, modelled))
         k8s.apiextensions.CustomResource(
             child(name, "scaler"), api_version="keda.sh/v1alpha1", kind="ScaledObject",
-            metadata=scaling.scaled_object(svc, ns, "")["metadata"], spec=so.apply(lambda o: o["spec"]),
+            metadata=scaling.scaled_object(svc, ns, "", ahead, modelled)["metadata"], spec=so.apply(lambda o: o["spec"]),
             opts=_after(self, args.namespace, args.keda_crds, burst))
         return [render.names(svc)["scaled_object"]]
 

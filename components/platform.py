@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 from components.batch import BatchInference, BatchInferenceArgs
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.config import StackConfig
+from components.config.levers import buffer_chunk
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.helm import namespace
 from components.karpenter import Karpenter, KarpenterArgs
@@ -26,6 +27,7 @@ from components.render import addons as render_addons
 from components.render import images, network_policy
 from components.render.pod_security import workload_namespace_level
 from components.stack import secret_if_marked
+from components.warm_capacity import WarmCapacity, WarmCapacityArgs
 
 
 class Platform(pulumi.ComponentResource):
@@ -59,7 +61,8 @@ class Platform(pulumi.ComponentResource):
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
-            tags=tags, pull_through_cache=args.cluster.egress.pull_through_cache), opts=in_cluster)
+            tags=tags, pull_through_cache=args.cluster.egress.pull_through_cache,
+            fast_image_pull=args.cluster.fast_image_pull), opts=in_cluster)
         system = (self.cluster.system_node_group,)
         self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
             args.addons.monitoring, storage_class=self.cluster.storage_class, depends_on=system, mirror=mirror),
@@ -70,8 +73,7 @@ class Platform(pulumi.ComponentResource):
             args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system), mirror=mirror), opts=in_cluster)
         # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
         # privileged (baseline forbids hostPath); the others enforce restricted.
-        host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"} | {
-            b.namespace for b in args.batch_workers if b.model is not None}
+        host_path = _host_path_namespaces(args)
         service_namespaces = {
             ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
                           enforce=workload_namespace_level(ns in host_path))
@@ -102,6 +104,7 @@ class Platform(pulumi.ComponentResource):
                 opts=in_cluster)
             for b in args.batch_workers
         }
+        self._warm_capacity(name, args, in_cluster)
         self.outputs = self._stack_outputs(args, list(service_namespaces.values()))
         self.register_outputs({
             "cluster": self.cluster, "karpenter": self.karpenter, "monitoring": self.monitoring, "keda": self.keda,
@@ -116,6 +119,13 @@ class Platform(pulumi.ComponentResource):
         if not cache.enabled:
             return None
         return images.mirror_for(cache, account=aws.get_caller_identity().account_id, region=args.region)
+
+    def _warm_capacity(self, name: str, args: StackConfig, in_cluster: pulumi.ResourceOptions) -> None:
+        """Warm GPU capacity for the tiers with a capacityBuffer (after their NodePools)."""
+        chunks = {t.name: (t, c) for t in args.gpu_tiers if (c := buffer_chunk(args, t)) is not None}
+        if chunks:
+            WarmCapacity(child(name, "warm-capacity"), WarmCapacityArgs(
+                chunks, {t: self.karpenter.tier_capacity[t] for t in chunks}), opts=in_cluster)
 
     def _default_deny(self, name: str, args: StackConfig, namespaces: Mapping[str, pulumi.Resource],
                       in_cluster: pulumi.ResourceOptions) -> None:
@@ -156,3 +166,11 @@ class Platform(pulumi.ComponentResource):
         """Export the outputs consumers need as stack outputs (StackReference them)."""
         for key, value in self.outputs.items():
             pulumi.export(key, value)
+
+
+def _host_path_namespaces(args: StackConfig) -> set[str]:
+    """Namespaces whose pods mount the node's hostPath cache (a service streaming from S3 without a
+    persisted compile cache mounts none)."""
+    return {s.namespace for s in args.model_services if s.cache.medium == "hostPath"
+            and (not s.loader.skips_cache or s.compile_cache.persist)} | {
+        b.namespace for b in args.batch_workers if b.model is not None}

@@ -81,11 +81,16 @@ def kv_cache_gib(gpu_gib: float, utilization: float, tensor_parallel_size: int, 
     return usable_gib_per_gpu(gpu_gib, utilization, reserved_gib_per_gpu) * tensor_parallel_size - weights_gib
 
 
+def model_architecture(model_id: str, parameters_billion: float) -> models.ModelArch:
+    """The catalogued architecture of a model, else the Llama-shaped fallback of its size."""
+    return models.architecture(model_id) or models.llama_shaped(parameters_billion)
+
+
 def kv_bytes_per_token(model_id: str, parameters_billion: float, dtype: str = "bfloat16") -> float:
     """KV-cache bytes one token takes: from the model's architecture when the catalog has it
     (2 x layers x KV heads x head dim x bytes; the KV cache is kept in the weights' 16-bit dtype,
     vLLM's ``--kv-cache-dtype auto``, also for quantized weights), else the Llama-shaped fallback."""
-    arch = models.architecture(model_id) or models.llama_shaped(parameters_billion)
+    arch = model_architecture(model_id, parameters_billion)
     return arch.kv_bytes_per_token(max(2.0, catalog.DTYPE_BYTES[dtype]))
 
 

@@ -100,3 +100,24 @@ def worst_node_ready_seconds(instance_types: tuple[str, ...] | list[str]) -> int
     """The slowest worst-case node launch among these instance types (Karpenter may pick any)."""
     return max(WORST_NODE_READY_SECONDS.get(t.split(".", 1)[0], WORST_NODE_READY_DEFAULT_SECONDS)
                for t in instance_types)
+
+
+# --- cold-start levers (issue 18): the modelled cold start one predictive trigger looks ahead,
+# and what the loaders and FastImagePull need. Kept apart from the calibrated figures above.
+
+# A replica on a new node: node launch + image pull + cache download + load (imports, weights,
+# engine init, first readiness), each at its expected figure above (the simulator's view, not
+# the worst case).
+def expected_cold_start_seconds(weights_gib: float, layers: int, family: str) -> float:
+    return (expected_node_ready_seconds(family) + EXPECTED_IMAGE_PULL_SECONDS + expected_download_seconds(weights_gib)
+            + expected_load_seconds(weights_gib, layers))
+
+
+# FastImagePull: AWS recommends >= 600 MiB/s root-volume throughput ("Below that value, you may
+# see longer image pull times"; amazon-eks-ami nodeadm/doc/examples.md); nodeadm enables the SOCI
+# snapshotter only with >= 4 vCPU and >= 7 GiB (nodeadm/internal/containerd/config.go).
+FAST_IMAGE_PULL_MIN_ROOT_MIBPS = 600
+FAST_IMAGE_PULL_MIN_VCPU = 4
+FAST_IMAGE_PULL_MIN_MEMORY_GIB = 7
+# gp3's baseline throughput, what an unset EC2NodeClass throughput gets (EBS docs).
+GP3_BASELINE_MIBPS = 125

@@ -6,6 +6,9 @@ NUM_REQUESTS_WAITING = "vllm:num_requests_waiting"
 NUM_REQUESTS_RUNNING = "vllm:num_requests_running"
 KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
 TTFT_BUCKET = "vllm:time_to_first_token_seconds_bucket"
+# Finished requests (a counter, labelled by finished_reason): the predictive trigger's rate.
+# vLLM exports no arrival counter; at steady state completions track arrivals one request later.
+REQUEST_SUCCESS = "vllm:request_success_total"
 
 # Names that vLLM removed, with their replacements: a query on a removed name returns
 # nothing, so a trigger on it never scales.

@@ -36,6 +36,11 @@ def surge_pods(w: Workload, replicas: int) -> int:
     return pods_of(dig(w.props, "spec", "strategy", "rollingUpdate", "maxSurge"), replicas, "25%", True)
 
 
+def _on_demand(values: set[str] | None) -> bool:
+    """On-demand capacity, possibly from a reservation: {on-demand} or {on-demand, reserved}."""
+    return values in ({"on-demand"}, {"on-demand", "reserved"})
+
+
 def _largest_gpus(pool: Any) -> tuple[int, str] | None:
     types = launchable(dig(pool.props, "spec", "template", "spec", "requirements") or ())
     if not types:
@@ -45,11 +50,12 @@ def _largest_gpus(pool: Any) -> tuple[int, str] | None:
 
 
 def on_demand_headroom(resources: Sequence[Any], _: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    pools = [p for p in _gpu_pools(resources) if _pool_provides(p).get(CAPACITY_TYPE) == {"on-demand"}]
+    # On-demand pools, also those that take capacity reservations (reserved next to on-demand).
+    pools = [p for p in _gpu_pools(resources) if _on_demand(_pool_provides(p).get(CAPACITY_TYPE))]
     scalers = _scalers_of(resources)
     groups: dict[frozenset[str], list[tuple[Workload, int, int]]] = {}
     for w in workloads(resources):
-        if not w.gpus_per_pod or required_values(w.spec, CAPACITY_TYPE) != {"on-demand"}:
+        if not w.gpus_per_pod or not _on_demand(required_values(w.spec, CAPACITY_TYPE)):
             continue
         names = frozenset(_name(p.props) for p in pools_for(w, pools))
         if names:

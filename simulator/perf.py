@@ -134,10 +134,7 @@ def service_model(service: ModelServiceConfig) -> Model:
     """The catalogued architecture of the service's model, else a Llama-shaped stand-in of its size
     (the same fallback as ``sizing.kv_bytes_per_token``)."""
     m = service.model
-    arch = models.architecture(m.id)
-    if arch is None:
-        arch = models.llama_shaped(m.parameters_billion)
-    return Model(arch, m.dtype)
+    return Model(sizing.model_architecture(m.id, m.parameters_billion), m.dtype)
 
 
 def replica_perf(service: ModelServiceConfig, where: catalog.InstanceType | str) -> ReplicaPerf:

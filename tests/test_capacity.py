@@ -190,7 +190,9 @@ def test_two_pools_per_tier_with_on_demand_first(stack):
     assert set(classes) == {t.name for t in cfg.gpu_tiers}
     for t in cfg.gpu_tiers:
         od = pools[f"{t.name}-on-demand"]
-        assert od["template"]["spec"]["requirements"][0] == {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}
+        # A tier with capacity reservations also takes reserved capacity (preferred by Karpenter).
+        types = ["on-demand", "reserved"] if t.reservations is not None else ["on-demand"]
+        assert od["template"]["spec"]["requirements"][0] == {"key": "karpenter.sh/capacity-type", "operator": "In", "values": types}
         assert {"key": "karpenter.k8s.aws/instance-local-nvme", "operator": "Gt", "values": ["0"]} in od["template"]["spec"]["requirements"]
         assert od["template"]["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
         assert od["limits"]["nvidia.com/gpu"] == str(cfg.on_demand_gpu_limit(t.name))

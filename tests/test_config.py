@@ -71,9 +71,11 @@ def test_on_demand_limit_leaves_room_for_a_baseline_rollout_in_staging():
     cfg = load("staging")
     terms = cfg.on_demand_gpu_terms("l40s")
     # 1 baseline, 2 fallback burst, 2 surge (baseline, burst), 2 GPUs of the embed batch worker
-    # (spotPreferred, so it may land on on-demand), one g6e node.
-    assert (terms.baseline, terms.burst_fallback, terms.surge, terms.batch, terms.replacement) == (1, 2, 2, 2, 1)
-    assert cfg.on_demand_gpu_limit("l40s") == 8
+    # (spotPreferred, so it may land on on-demand), one g6e node, and the capacity buffer's one
+    # warm g6e node (one chat replica's worth).
+    assert (terms.baseline, terms.burst_fallback, terms.surge, terms.batch, terms.replacement, terms.buffer) == (
+        1, 2, 2, 2, 1, 1)
+    assert cfg.on_demand_gpu_limit("l40s") == 9
     assert cfg.on_demand_gpu_limit("l40s") > cfg.baseline_gpus("l40s") + 1
 
 
@@ -445,7 +447,7 @@ def test_load_model_lists_the_keys_of_the_model_it_loads():
     with pytest.raises(ConfigError) as info:
         load_model(ModelServiceConfig, {**service, "tensorParallel": 4}, "service")
     [line] = info.value.messages
-    assert line.startswith("service.tensorParallel: unknown key; allowed keys: apiKeySecret, burstCapacity, burstFallback, cache, canary, consumerNamespaces, ")
+    assert line.startswith("service.tensorParallel: unknown key; allowed keys: apiKeySecret, burstCapacity, burstFallback, cache, canary, compileCache, consumerNamespaces, ")
     assert line.endswith("; did you mean tensorParallelSize?")
     assert "gpuTiers" not in line
 

@@ -74,8 +74,14 @@ def test_every_flag_render_generates_is_guarded():
         for svc in load(stack).model_services:
             args = render_vllm.vllm_args(svc, svc.model, ())
             generated = {a for a in args if a.startswith("-")}
-            assert generated == set(GENERATED_FLAGS) - {"--model"}, stack
-            assert args[0] == render_vllm.cache.model_path(svc.model)  # the model is the positional argument
+            # The loader's flags appear only with a loader other than the default (and the extra
+            # config only when it sets something); each is guarded either way.
+            assert set(GENERATED_FLAGS) - {"--model"} - generated <= {"--load-format", "--model-loader-extra-config"}, stack
+            assert generated <= set(GENERATED_FLAGS), stack
+            assert ("--load-format" in generated) == (svc.loader.format != "default"), stack
+            # The model is the positional argument: the node-cache copy, or the S3 source it streams.
+            assert args[0] == render_vllm.loader.model_arg(svc, svc.model)
+            assert args[0] == (svc.model.source + "/" if svc.loader.skips_cache else render_vllm.cache.model_path(svc.model))
 
 
 @pytest.mark.parametrize("source,problem", [

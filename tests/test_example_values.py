@@ -36,7 +36,7 @@ def test_an_example_path_that_names_nothing_is_a_config_error():
 def test_every_shipped_stack_marks_its_placeholders(stack):
     found = dict(placeholders(load(stack)))
     assert found, f"{stack} ships example values and must say so"
-    assert all(p.startswith(("cluster.", "modelServices[", "batchWorkers[")) for p in found)
+    assert all(p.startswith(("cluster.", "modelServices[", "batchWorkers[", "gpuTiers[")) for p in found)
 
 
 def test_placeholders_are_found_by_content_even_when_not_listed():

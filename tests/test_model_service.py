@@ -272,7 +272,9 @@ def test_model_cache_init_container(results):
 
 
 def test_empty_dir_cache_requests_ephemeral_storage():
-    cfg = load_with("staging", lambda v: v["modelServices"][0].update(cache={"medium": "emptyDir", "sizeGib": 120}))
+    # (An emptyDir cache cannot keep the compile cache: staging's persist is turned off with it.)
+    cfg = load_with("staging", lambda v: v["modelServices"][0].update(cache={"medium": "emptyDir", "sizeGib": 120},
+                                                                      compileCache={"persist": False}))
     dep = _deployments(build(cfg), "chat")["chat-baseline"]["spec"]["template"]["spec"]
     assert dep["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "120Gi"
     assert dep["volumes"][0] == {"name": "model-cache", "emptyDir": {"sizeLimit": "120Gi"}}
@@ -285,7 +287,8 @@ def test_hf_source_uses_the_token_secret_never_a_literal():
     result = build(cfg)
     dep = _deployments(result, "chat")["chat-baseline"]["spec"]["template"]["spec"]
     token = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}
-    assert token in dep["initContainers"][-1]["env"] and token in dep["containers"][0]["env"]
+    sync = next(c for c in dep["initContainers"] if c["name"] == "model-cache")
+    assert token in sync["env"] and token in dep["containers"][0]["env"]
     # No S3 source: no reader role for the service (the batch worker keeps its own).
     assert [r.name for r in by_type(result, "aws:iam/rolePolicy:RolePolicy")
             if r.name.endswith("cache-reader")] == ["llm-staging-embed-cache-reader"]

@@ -89,11 +89,15 @@ def _assert_least_privilege(where: str, pod: dict[str, Any]) -> None:
         # Read-only root: every path written is a volume; hostPath only for the cache.
         for m in c.get("volumeMounts", []):
             assert m["name"] in volumes, f"{where}: {c['name']} mounts {m['name']}"
-    # The owner step exists exactly when the cache is a hostPath, and comes first.
+    # The owner step exists exactly when the cache is a hostPath, and comes before every step
+    # that writes it: the sync, and the compile-cache directory (loader.COMPILE_CONTAINER), which
+    # runs alone when the weights stream from S3.
     names = [c["name"] for c in pod.get("initContainers", [])]
     assert host_path in ([], [cache.VOLUME]), where
     if host_path:
-        assert names.index("model-cache-owner") < names.index("model-cache"), where
+        writers = [n for n in names if n in ("model-cache", "compile-cache")]
+        assert writers, where
+        assert all(names.index("model-cache-owner") < names.index(n) for n in writers), where
     else:
         assert "model-cache-owner" not in names, where
 
@@ -156,7 +160,9 @@ def test_owner_step_chowns_the_cache_root_to_the_pod_user():
 EXPECTED_ENFORCE = {
     "dev": {"monitoring": "privileged", "keda": "restricted", "gpu-operator": "privileged", "inference": "privileged"},
     "staging": {"monitoring": "privileged", "keda": "restricted", "gpu-operator": "privileged",
-                "inference": "privileged", "batch": "privileged"},
+                "inference": "privileged", "batch": "privileged",
+                # The warm-capacity buffer's pause pods (render/buffer.py): restricted is enough.
+                "capacity-buffers": "restricted"},
     "prod": {"monitoring": "privileged", "keda": "restricted", "gpu-operator": "privileged", "inference": "privileged"},
 }
 
@@ -177,6 +183,7 @@ def test_a_namespace_without_host_path_is_restricted():
     def emptydir(values):
         for svc in values["modelServices"]:
             svc["cache"] = {"medium": "emptyDir", "sizeGib": 100}
+            svc.pop("compileCache", None)  # the persisted compile cache needs the hostPath
     result = build(load_with("dev", emptydir))
     ns = next(r.inputs for r in result.resources
               if r.type == "kubernetes:core/v1:Namespace" and r.inputs["metadata"]["name"] == "inference")

@@ -13,6 +13,7 @@ from policies.docs import render as render_docs
 from policies.offline import Resource, evaluate, policy_config
 from policies.rules import POLICIES, RULES
 from tests.conftest import REPO, STACKS, run_synth
+from tests.levers_cases import LEVER_CASES
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SO = "kubernetes:keda.sh/v1alpha1:ScaledObject"
@@ -469,6 +470,7 @@ CASES = [
     ("gpu-stack-has-s3-gateway-endpoint", [VPC, S3_GATEWAY, (DEPLOYMENT, deployment())],
      [VPC, ("aws:ec2/vpcEndpoint:VpcEndpoint", {**S3_GATEWAY[1], "routeTableIds": []}), (DEPLOYMENT, deployment())],
      "no S3 gateway endpoint on its route tables", "prod"),
+    *LEVER_CASES,
 ]
 
 

@@ -122,7 +122,7 @@ def test_capacity_report(synthesized):
     assert "| reason-70b | h100 | 4 | p5.48xlarge (2/node) | 3 | 12 | $110.08 | 4 | 16 | $110.08 |" in text
     assert "| l40s-spot | 10 | 6 | 6 | 0 |" in text and "| h100-on-demand | 100 | 32 | 16 | 16 |" in text
     # The on-demand limits, term by term.
-    assert "| l40s-on-demand | 2 | 0 | 0 | 6 | 2 | 0 | 0 | 1 | 1 | 12 |" in text
-    assert "| h100-on-demand | 12 | 0 | 4 | 0 | 8 | 0 | 0 | 8 | 0 | 32 |" in text
+    assert "| l40s-on-demand | 2 | 0 | 0 | 6 | 2 | 0 | 0 | 1 | 0 | 1 | 12 |" in text
+    assert "| h100-on-demand | 12 | 0 | 4 | 0 | 8 | 0 | 0 | 8 | 0 | 0 | 32 |" in text
     for stack in STACKS:
         assert (synthesized[stack] / "capacity.md").is_file()

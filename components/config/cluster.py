@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from components.config.base import DNS_LABEL, ConfigModel
 from components.config.egress import EgressConfig
 from components.config.errors import rule_error
+from components.config.levers import FastImagePull
 from platform_facts import cidrs
 from platform_facts.aws import KUBERNETES_VERSIONS
 
@@ -143,6 +144,8 @@ class ClusterConfig(ConfigModel):
         description="Retention of the control-plane log group /aws/eks/<name>/cluster, in days "
         f"(one of CloudWatch's values: {', '.join(map(str, LOG_RETENTION_DAYS))}).",
     )
+    fast_image_pull: FastImagePull = Field(default_factory=FastImagePull,
+                                           description="AL2023 FastImagePull (SOCI parallel pull) on GPU nodes.")
     spot_service_linked_role: Literal["auto", "skip"] = Field(
         default="auto",
         description="AWSServiceRoleForEC2Spot, which spot launches need once per account: auto looks it up "

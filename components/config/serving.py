@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from components import sizing
 from components.config.base import DNS_LABEL, ConfigModel, ImageRef
 from components.config.errors import rule_error
+from components.config.levers import CompileCache, Loader, PredictiveScaling
 from components.config.secrets import VllmArgs
 from platform_facts import catalog
 from platform_facts import vllm as vllm_facts
@@ -28,6 +29,8 @@ GENERATED_FLAGS = {
     "--port": "nothing: the Service, the probes and the ServiceMonitor use port 8000",
     "--shutdown-timeout": "drain.shutdownTimeoutSeconds",
     "--dtype": "model.dtype",
+    "--load-format": "loader.format",
+    "--model-loader-extra-config": "loader.concurrency and loader.memoryLimitGib",
 }
 # Flags that multiply the GPUs a replica uses beyond the tensorParallelSize its pod requests.
 GPU_COUNT_FLAGS = ("--pipeline-parallel-size", "--data-parallel-size", "--data-parallel-size-local")
@@ -277,6 +280,10 @@ class ModelServiceConfig(ConfigModel):
     pre_pull: bool = Field(default=False, description="DaemonSet that pulls the image and warms the cache on tier nodes.")
     pending_alert_minutes: int = Field(default=10, ge=1, le=120, description="Alert when GPU pods stay Pending this long.")
     canary: Canary | None = Field(default=None, description="A second revision behind the same Service.")
+    loader: Loader = Field(default_factory=Loader, description="How vLLM loads the weights (cold-start lever).")
+    compile_cache: CompileCache = Field(default_factory=CompileCache, description="Keep vLLM's compile cache on the node.")
+    predictive_scaling: PredictiveScaling = Field(default_factory=PredictiveScaling,
+                                                  description="Scale on the request rate predicted one cold start ahead.")
 
     @field_validator("name")
     @classmethod

@@ -15,6 +15,7 @@ from components.config.base import ConfigModel, karpenter_seconds
 from components.config.batch import BatchWorkerConfig
 from components.config.cluster import ClusterConfig
 from components.config.errors import rule_error
+from components.config.levers import buffer_chunk, buffer_node_gpus, check_levers
 from components.config.secrets import MAY_BE_SECRET
 from components.config.serving import ModelServiceConfig
 from components.config.tiers import GpuTier
@@ -57,11 +58,13 @@ class OnDemandGpuLimit:
     """gpuTiers[].onDemand.headroomGpus."""
     override: int | None = None
     """gpuTiers[].onDemand.gpuLimit when set: the limit, whatever the terms say."""
+    buffer: int = 0
+    """gpuTiers[].capacityBuffer: the whole nodes its chunks keep warm (buffer pods count against the limit)."""
 
     @property
     def computed(self) -> int:
         return (self.baseline + self.canary + self.burst_on_demand + self.burst_fallback + self.surge + self.batch
-                + self.packing + self.replacement + self.headroom)
+                + self.packing + self.replacement + self.headroom + self.buffer)
 
     @property
     def total(self) -> int:
@@ -98,6 +101,7 @@ class StackConfig(ConfigModel):
     @model_validator(mode="after")
     def _cross(self) -> StackConfig:
         rules.check_stack(self)
+        check_levers(self)
         self._check_node_grace()
         for i, path in enumerate(self.example_values):
             try:
@@ -162,4 +166,5 @@ class StackConfig(ConfigModel):
         return OnDemandGpuLimit(
             baseline=self.baseline_gpus(tier), canary=self.canary_gpus(tier), burst_on_demand=burst_on_demand,
             burst_fallback=burst_fallback, surge=surge, batch=batch, packing=packing, replacement=largest.gpus,
-            headroom=t.on_demand.headroom_gpus, override=t.on_demand.gpu_limit)
+            headroom=t.on_demand.headroom_gpus, override=t.on_demand.gpu_limit,
+            buffer=buffer_node_gpus(buffer_chunk(self, t), largest.gpus))

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from components import sizing
 from components.config.base import DNS_LABEL, KARPENTER_DURATION, ConfigModel, karpenter_seconds
 from components.config.errors import rule_error
+from components.config.levers import CapacityBufferConfig, Reservations
 from platform_facts import catalog
 
 
@@ -126,6 +127,10 @@ class GpuTier(ConfigModel):
     )
     time_slicing: TimeSlicing | None = Field(default=None, description="Share each GPU by time-slicing.")
     mig: MigConfig | None = Field(default=None, description="Partition each GPU with MIG (A100/H100 class).")
+    capacity_buffer: CapacityBufferConfig | None = Field(
+        default=None, description="Warm spare GPU capacity on the on-demand pool for burst replicas.")
+    reservations: Reservations | None = Field(
+        default=None, description="Capacity reservations (ODCRs, Capacity Blocks) the on-demand pool prefers.")
 
     @model_validator(mode="after")
     def _tier(self) -> GpuTier:

@@ -87,6 +87,9 @@ def report(config: StackConfig) -> str:
             if not enabled:
                 continue
             asked = demand.get((tier.name, capacity), 0)
+            if capacity == "on-demand":
+                # The warm-capacity buffer holds its nodes whether or not a replica uses them.
+                asked += config.on_demand_gpu_terms(tier.name).buffer
             note = "" if asked <= limit else " (burst beyond the limit stays Pending)"
             lines.append(f"| {tier.name}-{capacity} | {weight} | {limit} | {asked} | {limit - asked}{note} |")
     lines += _on_demand_limits(config)
@@ -101,16 +104,17 @@ def _on_demand_limits(config: StackConfig) -> list[str]:
              "spot burst falling back to on-demand (`burstFallback: onDemand`), one surge pod per",
              "Deployment (Pulumi updates Deployments in parallel), batch jobs that may use on-demand, the",
              "GPUs of partly filled nodes, and one node of the largest type so drift can replace a node",
-             "before removing it. Expiry does not wait for that node: it drains at once.",
+             "before removing it. Expiry does not wait for that node: it drains at once. A warm-capacity",
+             "buffer (`capacityBuffer`) counts the whole nodes its chunks keep ready.",
              "",
              "| NodePool | baseline | canary | burst on-demand | burst fallback | surge | batch | whole nodes "
-             "| replacement node | headroom | limit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| replacement node | warm buffer | headroom | limit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for tier in config.gpu_tiers:
         if not tier.on_demand.enabled:
             continue
         t = config.on_demand_gpu_terms(tier.name)
         limit = f"{t.total} (gpuLimit; the terms sum to {t.computed})" if t.override is not None else str(t.total)
         lines.append(f"| {tier.name}-on-demand | {t.baseline} | {t.canary} | {t.burst_on_demand} | {t.burst_fallback} "
-                     f"| {t.surge} | {t.batch} | {t.packing} | {t.replacement} | {t.headroom} | {limit} |")
+                     f"| {t.surge} | {t.batch} | {t.packing} | {t.replacement} | {t.buffer} | {t.headroom} | {limit} |")
     return lines

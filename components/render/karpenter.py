@@ -11,6 +11,7 @@ from typing import Any
 from components import labels
 from components.config import GpuTier
 from components.render.addons import tier_node_labels
+from components.render.node_levers import on_demand_types
 
 SERVICE_ACCOUNT = "karpenter"
 NAMESPACE = "kube-system"
@@ -195,13 +196,14 @@ def _resource_discovery(scope: _Scope) -> dict[str, Any]:
 
 
 def chart_values(*, cluster: str, region: str, queue_name: str, system_tolerations: list[dict],
-                 system_selector: dict) -> dict[str, Any]:
+                 system_selector: dict, feature_gates: Mapping[str, bool] | None = None) -> dict[str, Any]:
     """Controller chart values: identity by Pod Identity (no SA annotation), on the system nodes.
 
     The region comes from AWS_REGION: the system nodes' IMDS hop limit 1 keeps pods from
     looking it up."""
     return {
-        "settings": {"clusterName": cluster, "interruptionQueue": queue_name},
+        "settings": {"clusterName": cluster, "interruptionQueue": queue_name,
+                     **({"featureGates": dict(feature_gates)} if feature_gates else {})},
         # The Pod Identity association names this service account; keep it fixed.
         "serviceAccount": {"name": SERVICE_ACCOUNT},
         "controller": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"},
@@ -295,7 +297,8 @@ def node_pools(tier: GpuTier, on_demand_gpu_limit: int) -> list[tuple[str, dict[
                     "terminationGracePeriod": tier.termination_grace_period,
                     "taints": [{"key": labels.GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
                     "requirements": [
-                        {"key": labels.CAPACITY_TYPE, "operator": "In", "values": [capacity]},
+                        {"key": labels.CAPACITY_TYPE, "operator": "In",
+                         "values": on_demand_types(tier) if capacity == "on-demand" else [capacity]},
                         {"key": labels.INSTANCE_TYPE, "operator": "In", "values": list(tier.instance_types)},
                         {"key": labels.GPU_NAME, "operator": "In", "values": [tier.gpu]},
                         # The model cache lives on instance-store NVMe: never launch without it.

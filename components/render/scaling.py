@@ -8,11 +8,14 @@ at its maximum.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
+from components import sizing
 from components.config import ModelServiceConfig
 from components.render.vllm import BASELINE_ANNOTATION, ROLE, cold_start_seconds, names
+from platform_facts import coldstart
 from platform_facts import vllm as metrics
 
 # --------------------------------------------------------------------------- scaling
@@ -71,6 +74,33 @@ def queries(svc: ModelServiceConfig, namespace: str) -> dict[str, str]:
     }
 
 
+COLD_START_ANNOTATION = "platform.gpu/modelled-cold-start-seconds"
+
+
+def modelled_cold_start_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...]) -> int:
+    """The expected cold start of a replica on a new node of the tier (its slowest family)."""
+    layers = sizing.model_architecture(svc.model.id, svc.model.parameters_billion).layers
+    return math.ceil(max(coldstart.expected_cold_start_seconds(svc.model.weights_gib, layers, it.split(".", 1)[0])
+                         for it in instance_types))
+
+
+def lookahead_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...]) -> int:
+    """How far the predictive trigger looks: the configured figure, else the modelled cold start."""
+    if svc.predictive_scaling.lookahead_seconds is not None:
+        return svc.predictive_scaling.lookahead_seconds
+    return modelled_cold_start_seconds(svc, instance_types)
+
+
+def predictive_query(svc: ModelServiceConfig, namespace: str, lookahead: int) -> str:
+    """The request rate ``lookahead`` seconds ahead by linear regression over a window of the rate
+    (a subquery turns the instant rate into the range predict_linear needs), less what the fixed
+    pods serve at the per-replica rate, floored at 0; guarded to 0 when vLLM reports nothing."""
+    p = svc.predictive_scaling
+    rate = f"sum(rate({_m(metrics.REQUEST_SUCCESS, svc, namespace)}[1m]))"
+    predicted = f"predict_linear({rate}[{p.range_seconds}s:{p.resolution_seconds}s], {lookahead})"
+    return _beyond_fixed(predicted, p.requests_per_second_per_replica or 1, svc, namespace)
+
+
 def hpa_behavior(svc: ModelServiceConfig) -> dict[str, Any]:
     sc = svc.scaling
     return {
@@ -86,7 +116,8 @@ def burst_max(svc: ModelServiceConfig) -> int:
     return svc.scaling.max_replicas - svc.scaling.min_replicas
 
 
-def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> list[dict[str, Any]]:
+def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str,
+              lookahead: int | None = None) -> list[dict[str, Any]]:
     sc, q = svc.scaling, queries(svc, namespace)
 
     def trigger(name: str, query: str, threshold: float, activation: float, metric_type: str) -> dict[str, Any]:
@@ -116,6 +147,11 @@ def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> l
         # prefill takes as long on any pod), so it only wakes and holds the first burst replica;
         # the waiting and KV triggers size the rest.
         triggers.append(trigger("ttft-p95", q["ttft_p95"], 1, 0, "AverageValue"))
+    if svc.predictive_scaling.enabled and lookahead is not None:
+        # The arrival rate one cold start ahead, beyond the fixed pods, in replicas' worth: an
+        # AverageValue demand like the queue's (more burst pods do not raise a predicted rate).
+        triggers.append(trigger("predicted-rate", predictive_query(svc, namespace, lookahead),
+                                svc.predictive_scaling.requests_per_second_per_replica or 1, 0, "AverageValue"))
     if sc.active_hours is not None:
         ah = sc.active_hours
         triggers.append({"type": "cron", "name": "active-hours", "metadata": {
@@ -139,9 +175,12 @@ def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> l
     return triggers
 
 
-def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> dict[str, Any]:
+def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str,
+                  lookahead: int | None = None, modelled: int | None = None) -> dict[str, Any]:
+    """``lookahead``: the predictive trigger's horizon (``lookahead_seconds``); ``modelled``: the
+    modelled cold start it should cover (``modelled_cold_start_seconds``)."""
     sc, n = svc.scaling, names(svc)
-    triggers = _triggers(svc, namespace, prometheus_url)
+    triggers = _triggers(svc, namespace, prometheus_url, lookahead)
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": n["burst"]},
         "pollingInterval": sc.polling_interval_seconds,
@@ -164,6 +203,9 @@ def scaled_object(svc: ModelServiceConfig, namespace: str, prometheus_url: str) 
     if sc.min_replicas:
         # Policies read this: the minimum lives in the baseline Deployment, not here.
         meta["annotations"] = {BASELINE_ANNOTATION: n["baseline"]}
+    if svc.predictive_scaling.enabled and modelled is not None:
+        # The policy pack compares the trigger's lookahead with the modelled cold start.
+        meta.setdefault("annotations", {})[COLD_START_ANNOTATION] = str(modelled)
     return {"metadata": meta, "spec": spec}
 
 

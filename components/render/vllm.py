@@ -15,7 +15,7 @@ from typing import Any
 from components import labels, versions
 from components.config import GpuTier, ModelServiceConfig, ModelSpec
 from components.naming import SCALED_OBJECT_MAX, k8s_name
-from components.render import cache, pod_security, rollout
+from components.render import cache, loader, node_levers, pod_security, rollout
 from platform_facts import coldstart
 
 PORT = 8000
@@ -156,7 +156,7 @@ def _labels(svc: ModelServiceConfig, role: str) -> dict[str, str]:
 
 def vllm_args(svc: ModelServiceConfig, model: ModelSpec, extra: tuple[str, ...]) -> list[str]:
     return [
-        cache.model_path(model),
+        loader.model_arg(svc, model),
         "--served-model-name", model.id,
         "--tensor-parallel-size", str(svc.tensor_parallel_size),
         "--gpu-memory-utilization", f"{svc.gpu_memory_utilization:g}",
@@ -166,7 +166,7 @@ def vllm_args(svc: ModelServiceConfig, model: ModelSpec, extra: tuple[str, ...])
         "--port", str(PORT),
         # Drain in-flight requests on SIGTERM (vLLM >= 0.18; the default 0 aborts them).
         "--shutdown-timeout", str(svc.drain.shutdown_timeout_seconds),
-        *extra,
+        *loader.load_args(svc), *extra,
     ]
 
 
@@ -250,17 +250,19 @@ def _affinity(tier: GpuTier, role: str, svc: ModelServiceConfig) -> dict[str, An
         }}
     # Baseline and canary (and on-demand burst) never depend on spot.
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
-        tier_term, {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]}]}]}}}
+        tier_term, {"key": labels.CAPACITY_TYPE, "operator": "In", "values": node_levers.on_demand_types(tier)}]}]}}}
 
 
 def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str, *, region: str) -> dict[str, Any]:
     canary = svc.canary if role == "canary" else None
     model = _model(svc, role)
-    image = (canary.image if canary and canary.image else versions.VLLM_IMAGE)
+    image = (canary.image if canary and canary.image else svc.loader.image or versions.VLLM_IMAGE)
     extra = canary.extra_args if canary else svc.extra_args
     shm = "8Gi" if svc.tensor_parallel_size > 1 else "2Gi"
     pod_labels = _labels(svc, role)
     spread_selector = {"matchLabels": {**selector(svc), ROLE: role}}
+    main = container(svc, image=image, model=model, extra=extra)
+    loader.apply(main, svc, tier, image, model, region=region)
     return {
         "serviceAccountName": names(svc)["service_account"],
         # No pod calls the API server; Pod Identity brings its own token (see pod_security).
@@ -269,9 +271,9 @@ def pod_spec(svc: ModelServiceConfig, tier: GpuTier, role: str, *, region: str) 
         # A Service named vllm would inject VLLM_PORT=tcp://..., which vLLM rejects.
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": svc.drain.termination_grace_seconds,
-        "initContainers": cache.init_containers(model, svc.cache, svc.hf_token_secret, region=region),
-        "containers": [container(svc, image=image, model=model, extra=extra)],
-        "volumes": [*cache.volumes(svc.cache), {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}},
+        "initContainers": loader.init_containers(svc, tier, image, model, region=region),
+        "containers": [main],
+        "volumes": [*loader.volumes(svc), {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}},
                     {"name": HOME_VOLUME, "emptyDir": {"sizeLimit": HOME_SIZE}},
                     {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE}}],
         "tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
@@ -379,15 +381,15 @@ def pre_pull_daemonset(svc: ModelServiceConfig, tier: GpuTier, namespace: str, *
                 "tolerations": [{"key": labels.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
                 "initContainers": [
                     # Pulls the image and writes nothing.
-                    {"name": "pull-vllm", "image": versions.VLLM_IMAGE, "command": ["/bin/true"],
+                    {"name": "pull-vllm", "image": svc.loader.image or versions.VLLM_IMAGE, "command": ["/bin/true"],
                      "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "16Mi"}},
                      "securityContext": pod_security.container_security_context()},
-                    *cache.init_containers(svc.model, svc.cache, svc.hf_token_secret, region=region),
+                    *loader.fill_containers(svc, svc.model, region=region),
                 ],
                 "containers": [{"name": "idle", "image": versions.PAUSE_IMAGE,
                                 "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"memory": "16Mi"}},
                                 "securityContext": pod_security.container_security_context()}],
-                "volumes": cache.volumes(svc.cache),
+                "volumes": [] if svc.loader.skips_cache else cache.volumes(svc.cache),
             }},
         },
     }
