@@ -71,14 +71,7 @@ class Platform(pulumi.ComponentResource):
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
         self.gpu_operator = GpuOperator(child(name, "gpu-operator"), GpuOperatorArgs(
             args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system), mirror=mirror), opts=in_cluster)
-        # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
-        # privileged (baseline forbids hostPath); the others enforce restricted.
-        host_path = _host_path_namespaces(args)
-        service_namespaces = {
-            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
-                          enforce=workload_namespace_level(ns in host_path))
-            for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
-        }
+        service_namespaces = self._workload_namespaces(name, args, in_cluster)
         self._default_deny(name, args, service_namespaces, in_cluster)
         self.services = {
             s.name: ModelService(
@@ -111,6 +104,17 @@ class Platform(pulumi.ComponentResource):
             "gpu_operator": self.gpu_operator, "services": self.services, "batch": self.batch,
             "outputs": self.outputs,
         })
+
+    @staticmethod
+    def _workload_namespaces(name: str, args: StackConfig, in_cluster: pulumi.ResourceOptions) -> dict[str, k8s.core.v1.Namespace]:
+        """The namespaces of the model services and batch workers. Pod Security: a namespace whose
+        pods mount the node's hostPath model cache can only be privileged (baseline forbids
+        hostPath); the others enforce restricted."""
+        host_path = _host_path_namespaces(args)
+        return {
+            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster, enforce=workload_namespace_level(ns in host_path))
+            for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
+        }
 
     @staticmethod
     def _mirror(args: StackConfig) -> images.Mirror | None:
