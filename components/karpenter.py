@@ -16,6 +16,7 @@ from components import helm, versions
 from components.cluster import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATIONS, ClusterRef
 from components.config import GpuTier
 from components.naming import child
+from components.render import general_pool
 from components.render import karpenter as render
 from components.render.iam import MANAGED, assume_role, pod_identity_trust
 
@@ -32,6 +33,9 @@ class KarpenterArgs:
     """tier name -> the on-demand NodePool's nvidia.com/gpu limit (``StackConfig.on_demand_gpu_limit``)."""
     tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """AWS tags on every taggable resource."""
+    general_cpu_millicores: int = 0
+    """CPU the non-GPU workloads (routers) request; above 0, a general-purpose on-demand NodePool
+    sized for it is created (``render/general_pool.py``)."""
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -45,6 +49,8 @@ class Karpenter(pulumi.ComponentResource):
     """tier -> capacity type (on-demand | spot) -> NodePool name."""
     release: k8s.helm.v3.Release
     """The controller release; custom resources that need Karpenter depend on it."""
+    general_capacity: tuple[pulumi.Resource, ...]
+    """The general-purpose EC2NodeClass and NodePool (empty when no workload needs them)."""
     tier_capacity: dict[str, tuple[pulumi.Resource, ...]]
     """tier -> its EC2NodeClass and NodePools: GPU workloads of the tier depend on them, so their
     pods are never created before Karpenter can launch a node for them."""
@@ -70,6 +76,7 @@ class Karpenter(pulumi.ComponentResource):
         capacity = {tier.name: self._tier_capacity(name, args, tier, node_role) for tier in args.tiers}
         self.node_pools = {tier: pools for tier, (pools, _) in capacity.items()}
         self.tier_capacity = {tier: resources for tier, (_, resources) in capacity.items()}
+        self.general_capacity = self._general_capacity(name, args, node_role) if args.general_cpu_millicores else ()
         self.node_role_name = node_role.name
         self.interruption_queue_name = queue.name
         self.register_outputs({"node_role_name": self.node_role_name,
@@ -124,6 +131,23 @@ class Karpenter(pulumi.ComponentResource):
         return aws.eks.PodIdentityAssociation(
             child(name, "controller"), cluster_name=args.cluster.ready_name, namespace=render.NAMESPACE,
             service_account=render.SERVICE_ACCOUNT, role_arn=controller_role.arn, tags=tags, opts=p)
+
+    def _general_capacity(self, name: str, args: KarpenterArgs,
+                          node_role: aws.iam.Role) -> tuple[pulumi.Resource, ...]:
+        """EC2NodeClass and NodePool for the routers, on the first tier's pinned AMI alias."""
+        subnets = pulumi.Output.from_input(args.cluster.private_subnet_ids).apply(lambda ids: [{"id": i} for i in ids])
+        node_class = k8s.apiextensions.CustomResource(
+            child(name, "general-nodeclass"), api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
+            metadata={"name": general_pool.NAME},
+            spec=general_pool.ec2_node_class(ami_alias=args.tiers[0].ami_alias, node_role=node_role.name,
+                                             subnet_ids=subnets, security_group_id=args.cluster.node_security_group_id,
+                                             tags=dict(args.tags)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
+        pool = k8s.apiextensions.CustomResource(
+            child(name, "general"), api_version="karpenter.sh/v1", kind="NodePool", metadata={"name": general_pool.NAME},
+            spec=general_pool.node_pool(general_pool.cpu_limit(args.general_cpu_millicores)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class]))
+        return node_class, pool
 
     def _tier_capacity(self, name: str, args: KarpenterArgs, tier: GpuTier,
                        node_role: aws.iam.Role) -> tuple[dict[str, str], tuple[pulumi.Resource, ...]]:

@@ -23,7 +23,9 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import child
 from components.render import addons as render_addons
 from components.render import network_policy
+from components.render import router as render_router
 from components.render.pod_security import workload_namespace_level
+from components.router import router_crds
 from components.stack import secret_if_marked
 
 
@@ -54,10 +56,11 @@ class Platform(pulumi.ComponentResource):
         self.cluster = GpuCluster(child(name, "cluster"), GpuClusterArgs(args.cluster, args.region, tags), opts=p)
         # Everything in the cluster inherits its Kubernetes provider through the parent.
         in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
+        routed = [s for s in args.model_services if render_router.routed(s)]
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
-            tags=tags),
+            tags=tags, general_cpu_millicores=sum(render_router.cpu_millicores(s) for s in routed)),
             opts=in_cluster)
         system = (self.cluster.system_node_group,)
         self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
@@ -71,12 +74,16 @@ class Platform(pulumi.ComponentResource):
         # privileged (baseline forbids hostPath); the others enforce restricted.
         host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"} | {
             b.namespace for b in args.batch_workers if b.model is not None}
+        # The llm-d Router chart (v0.10.0) sets no securityContext on the EPP container and has no
+        # value for one, so a namespace with a router can enforce at most baseline.
+        routed_ns = {s.namespace for s in routed}
         service_namespaces = {
             ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
-                          enforce=workload_namespace_level(ns in host_path))
+                          enforce=workload_namespace_level(ns in host_path, routed=ns in routed_ns))
             for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
         }
         self._default_deny(name, args, service_namespaces, in_cluster)
+        crds = router_crds(child(name, "router"), in_cluster) if routed else []
         self.services = {
             s.name: ModelService(
                 child(name, s.name),
@@ -86,7 +93,8 @@ class Platform(pulumi.ComponentResource):
                     scrape_interval_seconds=args.addons.monitoring.scrape_interval_seconds,
                     namespace=service_namespaces[s.namespace], node_pools=self.karpenter.tier_capacity[s.tier],
                     gpu_operator=self.gpu_operator.release, monitoring_crds=self.monitoring.release,
-                    keda_crds=self.keda.release, monitoring_namespace=render_addons.MONITORING_NAMESPACE),
+                    keda_crds=self.keda.release, monitoring_namespace=render_addons.MONITORING_NAMESPACE,
+                    router_crds=crds, general_pool=self.karpenter.general_capacity),
                 opts=in_cluster)
             for s in args.model_services
         }

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from components import sizing
 from components.config.base import DNS_LABEL, ConfigModel, ImageRef
 from components.config.errors import rule_error
+from components.config.routing import Routing
 from components.config.secrets import VllmArgs
 from platform_facts import catalog
 from platform_facts import vllm as vllm_facts
@@ -277,6 +278,7 @@ class ModelServiceConfig(ConfigModel):
     pre_pull: bool = Field(default=False, description="DaemonSet that pulls the image and warms the cache on tier nodes.")
     pending_alert_minutes: int = Field(default=10, ge=1, le=120, description="Alert when GPU pods stay Pending this long.")
     canary: Canary | None = Field(default=None, description="A second revision behind the same Service.")
+    routing: Routing = Field(default_factory=Routing, description="Plain Service or the llm-d Router in front.")
 
     @field_validator("name")
     @classmethod

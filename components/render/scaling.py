@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from components.config import ModelServiceConfig
+from components.render import router_monitoring
 from components.render.vllm import BASELINE_ANNOTATION, ROLE, cold_start_seconds, names
 from platform_facts import vllm as metrics
 
@@ -136,6 +137,8 @@ def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> l
         # cuts a serving burst of N at once; the HPA's scale-down policy takes it N -> 1 and the
         # cooldown only 1 -> 0. Its proposal is at most 1, the HPA's minimum: it cannot feed itself.
         triggers.append(trigger("burst-above-one", q["burst_above_one"], 1, 0, "AverageValue"))
+    if svc.routing.mode == "router":
+        triggers += router_monitoring.triggers(svc, namespace, prometheus_url)
     return triggers
 
 

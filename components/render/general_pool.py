@@ -1,0 +1,82 @@
+"""The general-purpose, on-demand Karpenter NodePool for non-GPU workloads (the llm-d routers).
+
+The system node group is tainted for cluster add-ons and the GPU pools for GPUs, so a router had
+no node to land on. This pool launches small on-demand general-purpose instances
+(``platform_facts.catalog.GENERAL_PURPOSE``), tainted so that only workloads that opt in (with
+``placement()``) run there, with a CPU limit sized to what those workloads request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from components import labels
+from platform_facts import catalog
+
+NAME = "general"
+POOL_LABEL = "platform.gpu/pool"
+TAINT_KEY = "platform.gpu/general"
+# m7i/m6i/m7a, large to 2xlarge: a router (about 3 vCPU, 4 GiB with Envoy) fits an xlarge; the
+# 4xlarge rows would leave most of a node idle for one or two routers.
+INSTANCE_TYPES = tuple(sorted(t for t in catalog.GENERAL_PURPOSE if not t.endswith("4xlarge")))
+AMI_ALIAS = "al2023@latest"
+
+
+def placement() -> dict[str, Any]:
+    """Node affinity and toleration that put a pod on the general pool (and nowhere else)."""
+    return {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": [NAME]}]}]}}},
+        "tolerations": [{"key": TAINT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}],
+    }
+
+
+def cpu_limit(requested_millicores: int) -> int:
+    """The pool's CPU limit in cores: what the workloads request, plus one node of the largest
+    type for a replacement launched before the old node goes (drift, consolidation)."""
+    largest = max(catalog.GENERAL_PURPOSE[t].vcpu for t in INSTANCE_TYPES)
+    return math.ceil(requested_millicores / 1000) + largest
+
+
+def ec2_node_class(*, ami_alias: str, node_role: Any, subnet_ids: Any, security_group_id: Any,
+                   tags: Mapping[str, Any]) -> dict[str, Any]:
+    """IMDSv2 only (hop limit 1: no pod here needs the node's credentials), encrypted gp3 root."""
+    return {
+        "role": node_role,
+        "amiSelectorTerms": [{"alias": ami_alias}],
+        "subnetSelectorTerms": subnet_ids,
+        "securityGroupSelectorTerms": [{"id": security_group_id}],
+        "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
+                            "httpPutResponseHopLimit": 1, "httpTokens": "required"},
+        "blockDeviceMappings": [{"deviceName": "/dev/xvda", "rootVolume": True,
+                                 "ebs": {"volumeSize": "40Gi", "volumeType": "gp3", "encrypted": True,
+                                         "deleteOnTermination": True}}],
+        "tags": {**tags, POOL_LABEL: NAME},
+    }
+
+
+def node_pool(cpu_cores: int) -> dict[str, Any]:
+    """On-demand only: a router is on every request's path, so a spot reclaim would be an outage."""
+    return {
+        "weight": 10,
+        "limits": {"cpu": str(cpu_cores)},
+        "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "10m",
+                       "budgets": [{"nodes": "1"}]},
+        "template": {
+            "metadata": {"labels": {POOL_LABEL: NAME}},
+            "spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NAME},
+                "expireAfter": "720h",
+                "terminationGracePeriod": "1h",
+                "taints": [{"key": TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
+                "requirements": [
+                    {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]},
+                    {"key": labels.INSTANCE_TYPE, "operator": "In", "values": list(INSTANCE_TYPES)},
+                    {"key": labels.ARCH, "operator": "In", "values": ["amd64"]},
+                    {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                ],
+            },
+        },
+    }
