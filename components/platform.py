@@ -70,18 +70,7 @@ class Platform(pulumi.ComponentResource):
         # After Monitoring: the DCGM exporter's ServiceMonitor needs the prometheus-operator CRDs.
         self.gpu_operator = GpuOperator(child(name, "gpu-operator"), GpuOperatorArgs(
             args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system)), opts=in_cluster)
-        # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
-        # privileged (baseline forbids hostPath); the others enforce restricted.
-        host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"} | {
-            b.namespace for b in args.batch_workers if b.model is not None}
-        # The llm-d Router chart (v0.10.0) sets no securityContext on the EPP container and has no
-        # value for one, so a namespace with a router can enforce at most baseline.
-        routed_ns = {s.namespace for s in routed}
-        service_namespaces = {
-            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
-                          enforce=workload_namespace_level(ns in host_path, routed=ns in routed_ns))
-            for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
-        }
+        service_namespaces = self._workload_namespaces(name, args, in_cluster)
         self._default_deny(name, args, service_namespaces, in_cluster)
         crds = router_crds(child(name, "router"), in_cluster) if routed else []
         self.services = {
@@ -115,6 +104,22 @@ class Platform(pulumi.ComponentResource):
             "gpu_operator": self.gpu_operator, "services": self.services, "batch": self.batch,
             "outputs": self.outputs,
         })
+
+    def _workload_namespaces(self, name: str, args: StackConfig,
+                             in_cluster: pulumi.ResourceOptions) -> dict[str, k8s.core.v1.Namespace]:
+        """The namespaces of the model services and batch workers, at their Pod Security level."""
+        # Pod Security: a namespace whose pods mount the node's hostPath model cache can only be
+        # privileged (baseline forbids hostPath); the others enforce restricted.
+        host_path = {s.namespace for s in args.model_services if s.cache.medium == "hostPath"} | {
+            b.namespace for b in args.batch_workers if b.model is not None}
+        # The llm-d Router chart (v0.10.0) sets no securityContext on the EPP container and has no
+        # value for one, so a namespace with a router can enforce at most baseline.
+        routed_ns = {s.namespace for s in args.model_services if render_router.routed(s)}
+        return {
+            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
+                          enforce=workload_namespace_level(ns in host_path, routed=ns in routed_ns))
+            for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
+        }
 
     def _default_deny(self, name: str, args: StackConfig, namespaces: Mapping[str, pulumi.Resource],
                       in_cluster: pulumi.ResourceOptions) -> None:

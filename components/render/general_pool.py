@@ -20,8 +20,7 @@ POOL_LABEL = "platform.gpu/pool"
 TAINT_KEY = "platform.gpu/general"
 # m7i/m6i/m7a, large to 2xlarge: a router (about 3 vCPU, 4 GiB with Envoy) fits an xlarge; the
 # 4xlarge rows would leave most of a node idle for one or two routers.
-INSTANCE_TYPES = tuple(sorted(t for t in catalog.GENERAL_PURPOSE if not t.endswith("4xlarge")))
-AMI_ALIAS = "al2023@latest"
+POOL_INSTANCE_TYPES = tuple(sorted(t for t in catalog.GENERAL_PURPOSE if not t.endswith("4xlarge")))
 
 
 def placement() -> dict[str, Any]:
@@ -36,7 +35,7 @@ def placement() -> dict[str, Any]:
 def cpu_limit(requested_millicores: int) -> int:
     """The pool's CPU limit in cores: what the workloads request, plus one node of the largest
     type for a replacement launched before the old node goes (drift, consolidation)."""
-    largest = max(catalog.GENERAL_PURPOSE[t].vcpu for t in INSTANCE_TYPES)
+    largest = max(catalog.GENERAL_PURPOSE[t].vcpu for t in POOL_INSTANCE_TYPES)
     return math.ceil(requested_millicores / 1000) + largest
 
 
@@ -73,7 +72,7 @@ def node_pool(cpu_cores: int) -> dict[str, Any]:
                 "taints": [{"key": TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
                 "requirements": [
                     {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]},
-                    {"key": labels.INSTANCE_TYPE, "operator": "In", "values": list(INSTANCE_TYPES)},
+                    {"key": labels.INSTANCE_TYPE, "operator": "In", "values": list(POOL_INSTANCE_TYPES)},
                     {"key": labels.ARCH, "operator": "In", "values": ["amd64"]},
                     {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
                 ],
