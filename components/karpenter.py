@@ -82,7 +82,7 @@ class Karpenter(pulumi.ComponentResource):
         self.register_outputs({"node_role_name": self.node_role_name,
                                "interruption_queue_name": self.interruption_queue_name,
                                "node_pools": self.node_pools, "release": self.release,
-                               "tier_capacity": self.tier_capacity})
+                               "tier_capacity": self.tier_capacity, "general_capacity": self.general_capacity})
 
     def _node_identity(self, name: str, args: KarpenterArgs) -> tuple[aws.iam.Role, aws.eks.AccessEntry]:
         """The role Karpenter's nodes run as, and its access entry to the cluster."""
@@ -145,7 +145,7 @@ class Karpenter(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
         pool = k8s.apiextensions.CustomResource(
             child(name, "general"), api_version="karpenter.sh/v1", kind="NodePool", metadata={"name": general_pool.NAME},
-            spec=general_pool.node_pool(general_pool.cpu_limit(args.general_cpu_millicores)),
+            spec=general_pool.node_pool(general_pool.cpu_limit(args.general_cpu_millicores), args.tiers[0]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class]))
         return node_class, pool
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import STACKS
+from tests.router_alert_cases import ROUTER_CASES
 from tests.promql_kit import (
     KSM_TARGET,
     KV_CACHE,
@@ -177,6 +178,7 @@ def pinned_at_max(s: Served, for_m: int) -> list[Case]:
 CASES: dict[str, Callable[[Served, int], list[Case]]] = {
     "QueueBacklog": queue_backlog, "TTFTAboveSLO": ttft_above_slo, "KVCacheNearFull": kv_cache_near_full,
     "GPUPodsPending": gpu_pods_pending, "PinnedAtMax": pinned_at_max,
+    **ROUTER_CASES,  # routing.mode router (tests/router_alert_cases.py)
 }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from components import labels
+from components.config import GpuTier
 from platform_facts import catalog
 
 NAME = "general"
@@ -56,19 +57,24 @@ def ec2_node_class(*, ami_alias: str, node_role: Any, subnet_ids: Any, security_
     }
 
 
-def node_pool(cpu_cores: int) -> dict[str, Any]:
-    """On-demand only: a router is on every request's path, so a spot reclaim would be an outage."""
+def node_pool(cpu_cores: int, disruption_of: GpuTier) -> dict[str, Any]:
+    """On-demand only: a router is on every request's path, so a spot reclaim would be an outage.
+    Disruption (budgets, consolidateAfter, expiry, node grace) as ``disruption_of``, the first GPU
+    tier: the routers move no more often, nor at other hours, than the GPU nodes they front."""
+    t = disruption_of
+    budgets = [{k: v for k, v in {"nodes": b.nodes, "reasons": list(b.reasons) or None, "schedule": b.schedule,
+                                  "duration": b.duration}.items() if v is not None} for b in t.disruption_budgets]
     return {
         "weight": 10,
         "limits": {"cpu": str(cpu_cores)},
-        "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "10m",
-                       "budgets": [{"nodes": "1"}]},
+        "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": t.consolidate_after,
+                       "budgets": budgets},
         "template": {
             "metadata": {"labels": {POOL_LABEL: NAME}},
             "spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NAME},
-                "expireAfter": "720h",
-                "terminationGracePeriod": "1h",
+                "expireAfter": t.expire_after,
+                "terminationGracePeriod": t.termination_grace_period,
                 "taints": [{"key": TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
                 "requirements": [
                     {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]},
