@@ -80,3 +80,11 @@ ENVOY_MEMORY_GIB = 2
 # (limit 16 Gi), Envoy 4 CPU / 8 Gi (limit 16 Gi).
 CHART_EPP_REQUESTS = {"cpu": "8", "memory": "8Gi"}
 CHART_PROXY_REQUESTS = {"cpu": "4", "memory": "8Gi"}
+
+# Names the standalone chart gives its objects (routerlib templates/_helpers.tpl): the EPP
+# Deployment and Service are "<release truncated to 40>-epp"; with inferencePool.create (our
+# setting) its pods carry the label llm-d-router-gateway: <that name>.
+CHART_NAME = "llm-d-router-standalone"
+RELEASE_NAME_TRUNCATE = 40
+EPP_SUFFIX = "-epp"
+ROUTER_POD_LABEL = "llm-d-router-gateway"

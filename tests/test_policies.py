@@ -12,6 +12,7 @@ import pytest
 from policies.docs import render as render_docs
 from policies.offline import Resource, evaluate, policy_config
 from policies.rules import POLICIES, RULES
+from tests.router_policy_cases import ROUTING_CASES
 from tests.conftest import REPO, STACKS, run_synth
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -444,6 +445,7 @@ CASES = [
      [("aws:sqs/queue:Queue", {"url": QUEUE_URL, "name": "q"}),
       ("aws:sqs/queuePolicy:QueuePolicy", {"queueUrl": QUEUE_URL, "policy": json.dumps({"Statement": [DENY]})})],
      [("aws:sqs/queue:Queue", {"url": QUEUE_URL, "name": "q"})], "without TLS", "prod"),
+    *ROUTING_CASES,  # tests/router_policy_cases.py
 ]
 
 

@@ -38,12 +38,12 @@ def release_name(svc: ModelServiceConfig) -> str:
 
 def epp_name(svc: ModelServiceConfig) -> str:
     # routerlib _helpers.tpl "llm-d-router.name": the release name truncated to 40, then "-epp".
-    return f"{release_name(svc)[:40]}-epp"
+    return release_name(svc)[:llmd.RELEASE_NAME_TRUNCATE] + llmd.EPP_SUFFIX
 
 
 def epp_pod_selector(svc: ModelServiceConfig) -> dict[str, str]:
     """The router pods' labels (routerlib "llm-d-router.selectorLabels" with inferencePool.create)."""
-    return {"llm-d-router-gateway": epp_name(svc)}
+    return {llmd.ROUTER_POD_LABEL: epp_name(svc)}
 
 
 def pods_service_name(svc: ModelServiceConfig) -> str:
