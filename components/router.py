@@ -30,7 +30,7 @@ CRD_FILES = ("inference.networking.k8s.io_inferencepools.yaml", "llm-d.ai_infere
 def router_crds(name: str, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
     """The InferencePool (GIE v1.6.0) and InferenceObjective (llm-d-router v0.10.0) CRDs: the
     standalone chart ships none."""
-    crds = []
+    crds: list[pulumi.Resource] = []
     for file in CRD_FILES:
         doc = yaml.safe_load((CRD_DIR / file).read_text())
         crds.append(k8s.apiextensions.v1.CustomResourceDefinition(

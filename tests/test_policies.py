@@ -12,8 +12,8 @@ import pytest
 from policies.docs import render as render_docs
 from policies.offline import Resource, evaluate, policy_config
 from policies.rules import POLICIES, RULES
-from tests.router_policy_cases import ROUTING_CASES
 from tests.conftest import REPO, STACKS, run_synth
+from tests.router_policy_cases import ROUTING_CASES
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SO = "kubernetes:keda.sh/v1alpha1:ScaledObject"

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import STACKS
-from tests.router_alert_cases import ROUTER_CASES
 from tests.promql_kit import (
     KSM_TARGET,
     KV_CACHE,
@@ -35,6 +34,7 @@ from tests.promql_kit import (
     series,
     served,
 )
+from tests.router_alert_cases import ROUTER_CASES
 
 KV_CACHE_LIMIT = 0.95  # the KVCacheNearFull summary's "above 95%"
 

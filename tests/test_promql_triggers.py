@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import STACKS
-from tests.router_trigger_cases import ROUTER_SITUATIONS
 from tests.promql_kit import (
     KSM_TARGET,
     KV_CACHE,
@@ -36,6 +35,7 @@ from tests.promql_kit import (
     series_name,
     served,
 )
+from tests.router_trigger_cases import ROUTER_SITUATIONS
 
 MINUTES = 10
 EVAL = "5m"
