@@ -24,11 +24,12 @@ class Case:
 
 
 def router_targets(s: Served) -> list[dict[str, str]]:
-    """One target per router replica (a standby is scraped too)."""
+    """One target per router pod (render/router.REPLICAS), plus a second one as a rollout's
+    replacement pod would show up next to it."""
     epp = render.epp_name(s.config)
     return [{"namespace": s.namespace, "service": epp, "job": epp, "pod": pod_name(epp, i), "container": "epp",
              "endpoint": llmd.METRICS_PORT_NAME, "instance": f"10.0.9.{i + 10}:{llmd.METRICS_PORT}"}
-            for i in range(s.config.routing.replicas)]
+            for i in range(render.REPLICAS + 1)]
 
 
 def _foreign(s: Served) -> list[dict[str, str]]:
@@ -49,7 +50,7 @@ def router_down(s: Served, for_m: int) -> list[Case]:
     return [
         Case("every router pod failing its scrape", True, _gauge(up, own, f"0x{end}") + _gauge(up, foreign, f"1x{end}"), e),
         Case("no router series at all (release gone)", True, _gauge(up, foreign, f"1x{end}"), e),
-        Case("one router pod up (the leader)", False, _gauge(up, own[:1], f"1x{end}") + _gauge(up, own[1:], f"0x{end}"), e),
+        Case("one router pod up (the other one replaced)", False, _gauge(up, own[:1], f"1x{end}") + _gauge(up, own[1:], f"0x{end}"), e),
         Case("down for less than the for: duration", False,
              _gauge(up, own, f"1x{e - for_m + 1} 0x{end - (e - for_m + 1)}"), e),
     ]

@@ -17,7 +17,8 @@ from tests.test_config import _set
 BAD = [
     ("mode-enum", _set("modelServices.0.routing.mode", "gateway"),
      ["modelServices[0].routing.mode:", "'service' or 'router'", "'gateway'"]),
-    ("replicas", _set("modelServices.0.routing.replicas", 3), ["modelServices[0].routing.replicas:", "1 or 2"]),
+    ("replicas-not-configurable", _set("modelServices.0.routing.replicas", 2),
+     ["modelServices[0].routing.replicas: unknown key"]),
     ("weight-negative", _set("modelServices.0.routing.queueWeight", -1),
      ["modelServices[0].routing.queueWeight:", "greater than or equal to 0"]),
     ("all-weights-zero", _set("modelServices.0.routing", {"prefixCacheWeight": 0, "queueWeight": 0, "kvCacheWeight": 0}),
@@ -80,7 +81,7 @@ def test_router_is_sized_from_the_request_rate_not_the_chart_defaults():
     assert router.sizing(chat)["proxy"] == {"requests": {"cpu": "1200m", "memory": "2Gi"}, "limits": {"memory": "3Gi"}}
     # reason-70b: 32k context, 4 pods: 0.5 x 10 x 0.328 + 0.3 = 1.94 -> 2000m.
     assert router.sizing(reason)["epp"]["requests"]["cpu"] == "2000m"
-    assert router.cpu_millicores(chat) == 2 * (1500 + 1200)
+    assert router.cpu_millicores(chat) == 1500 + 1200
 
 
 def test_values_fit_the_vendored_chart_defaults():
@@ -113,7 +114,7 @@ def test_the_crd_check_rejects_a_bad_pool():
 def test_router_mode_objects(prod_result):
     chat = release(prod_result, "chat-8b-router")
     assert chat["chart"] == "oci://ghcr.io/llm-d/charts/llm-d-router-standalone" and chat["version"] == "v0.10.0"
-    assert chat["values"]["router"]["epp"]["replicas"] == 2
+    assert chat["values"]["router"]["epp"]["replicas"] == 1
     objectives = {o["metadata"]["name"]: o["spec"]["priority"] for o in custom_resources(prod_result, "InferenceObjective")}
     assert objectives == {"chat-8b-interactive": 10, "chat-8b-best-effort": -1,
                           "reason-70b-interactive": 10, "reason-70b-best-effort": -1}
@@ -148,8 +149,8 @@ def test_router_triggers_replace_active_hours_and_wake_query():
 def test_general_pool_holds_the_routers(prod_result):
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(prod_result, "NodePool")}
     general = pools["general"]
-    # Routers: 2 x (1500m + 1200m) + 2 x (2000m + 1200m) = 11.8 cores -> 12, plus one 8-vCPU node.
-    assert general["limits"] == {"cpu": "20"}
+    # Routers: (1500m + 1200m) + (2000m + 1200m) = 5.9 cores -> 6, plus one 8-vCPU node.
+    assert general["limits"] == {"cpu": "14"}
     reqs = {r["key"]: r["values"] for r in general["template"]["spec"]["requirements"]}
     assert reqs["karpenter.sh/capacity-type"] == ["on-demand"]
     assert set(reqs["node.kubernetes.io/instance-type"]) == set(general_pool.POOL_INSTANCE_TYPES)

@@ -36,10 +36,8 @@ def _default_classes() -> tuple[PriorityClass, ...]:
 
 class Routing(ConfigModel):
     mode: Literal["service", "router"] = Field(
-        default="service", description="service: a ClusterIP Service; router: the llm-d Router (EPP + Envoy).")
-    replicas: Literal[1, 2] = Field(
-        default=2, description="Router pods: 2 = active-passive (leader election; one prefix index, a warm "
-        "standby); 1 = no standby, and a node drain takes the route down.")
+        default="service", description="service: a ClusterIP Service; router: the llm-d Router (EPP + Envoy), "
+        "one pod (see render/router.REPLICAS).")
     prefix_cache_weight: float = Field(default=llmd.DEFAULT_PREFIX_CACHE_WEIGHT, ge=0, le=100,
                                        description="Weight of the prefix-cache scorer.")
     queue_weight: float = Field(default=llmd.DEFAULT_QUEUE_WEIGHT, ge=0, le=100,

@@ -220,7 +220,12 @@ class Cache(ConfigModel):
 
 
 class Canary(ConfigModel):
-    """A second revision behind the same Service; traffic share follows the replica ratio."""
+    """A second revision behind the same Service; traffic share follows the replica ratio.
+
+    Also behind the llm-d Router: its InferencePool has no weights and standalone mode has no
+    HTTPRoute (weights between two pools need a Gateway), so the canary is one more endpoint of
+    the one pool and the scorers (queue, KV cache, prefix) spread requests by load, which tracks
+    the share of capacity, i.e. the replica ratio that ``maxSharePercent`` caps."""
 
     image: ImageRef | None = Field(default=None, description="vLLM image of the canary (default: the pinned one).")
     model: ModelSpec | None = Field(default=None, description="Model of the canary (default: the service's).")

@@ -24,6 +24,14 @@ from components.render.network_policy import PROMETHEUS_POD, _namespaces
 from platform_facts import llmd
 
 POOL_GROUP = "inference.networking.k8s.io"
+# One router pod. Only the leader of several EPP replicas is Ready (cmd/epp/runner/health.go: with
+# leader election, readiness needs isLeader), and the chart's EPP Deployment uses Recreate, so:
+# Helm's wait (Recreate: every replica Ready) could never finish for 2, and a PDB could never let
+# the leader go (the standby never counts as healthy), which deadlocks drains. Active-active
+# (several Ready EPPs) would split the prefix-cache index (docs/operations.md, llm-d-router#1290).
+# One pod keeps a single index; its loss is short (the EPP rebuilds its view from the pods'
+# metrics) and is alerted (RouterDown); the general pool's disruption budgets bound when it moves.
+REPLICAS = 1
 PLUGINS_FILE = "routing.yaml"
 
 
@@ -88,7 +96,7 @@ def sizing(svc: ModelServiceConfig) -> dict[str, dict[str, Any]]:
 def cpu_millicores(svc: ModelServiceConfig) -> int:
     """CPU all the router's pods request (EPP + Envoy, times replicas): the general pool's budget."""
     s = sizing(svc)
-    return svc.routing.replicas * sum(int(s[c]["requests"]["cpu"].removesuffix("m")) for c in ("epp", "proxy"))
+    return REPLICAS * sum(int(s[c]["requests"]["cpu"].removesuffix("m")) for c in ("epp", "proxy"))
 
 
 # --------------------------------------------------------------------------- EPP config
@@ -139,8 +147,7 @@ def chart_values(svc: ModelServiceConfig) -> dict[str, Any]:
                          "targetPorts": [{"number": vllm.PORT}]},
         "proxy": {"resources": s["proxy"]},
         "epp": {
-            # 2 replicas: the chart adds --ha-enable-leader-election; only the leader is ready.
-            "replicas": svc.routing.replicas,
+            "replicas": REPLICAS,
             "image": dict(versions.LLMD_EPP_IMAGE),
             "resources": s["epp"],
             "pluginsConfigFile": PLUGINS_FILE,
@@ -242,8 +249,8 @@ def router_ingress(svc: ModelServiceConfig, namespace: str, monitoring_namespace
 
 
 def pod_disruption_budget(svc: ModelServiceConfig, namespace: str) -> dict[str, Any]:
-    """One router pod at a time: with 2 replicas a drain moves the standby first or fails over to
-    it; with 1 the drain is never blocked (and the route is down until the pod is rescheduled)."""
+    """Evictable (maxUnavailable 1 of the one pod): a PDB that kept the only router pod would block
+    every drain of its node; the pod is rescheduled at once and RouterDown fires if it stays down."""
     return {"metadata": {"name": release_name(svc), "namespace": namespace},
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": epp_pod_selector(svc)},
                      "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
