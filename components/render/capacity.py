@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from components import sizing
+from components.render import general_pool, router
 from components.config import GpuTier, ModelServiceConfig, StackConfig
 from platform_facts import catalog
 
@@ -90,6 +91,7 @@ def report(config: StackConfig) -> str:
             note = "" if asked <= limit else " (burst beyond the limit stays Pending)"
             lines.append(f"| {tier.name}-{capacity} | {weight} | {limit} | {asked} | {limit - asked}{note} |")
     lines += _on_demand_limits(config)
+    lines += _routers(config)
     return "\n".join(lines) + "\n"
 
 
@@ -113,4 +115,24 @@ def _on_demand_limits(config: StackConfig) -> list[str]:
         limit = f"{t.total} (gpuLimit; the terms sum to {t.computed})" if t.override is not None else str(t.total)
         lines.append(f"| {tier.name}-on-demand | {t.baseline} | {t.canary} | {t.burst_on_demand} | {t.burst_fallback} "
                      f"| {t.surge} | {t.batch} | {t.packing} | {t.replacement} | {t.headroom} | {limit} |")
+    return lines
+
+
+def _routers(config: StackConfig) -> list[str]:
+    """The llm-d routers' requests on the general-purpose NodePool and its CPU limit."""
+    routed = [s for s in config.model_services if router.routed(s)]
+    if not routed:
+        return []
+    lines = ["", "## Routers (general-purpose NodePool)", "",
+             f"One router pod per routed service ({router.REPLICAS} replica: see render/router.py), sized from",
+             "routing.peakRequestsPerSecond; the NodePool's CPU limit is their requests plus one node of",
+             "the largest type, for a replacement.", "",
+             "| service | req/s | EPP CPU | EPP memory | Envoy CPU | Envoy memory |", "|---|---|---|---|---|---|"]
+    for s in routed:
+        z = router.sizing(s)
+        lines.append(f"| {s.name} | {s.routing.peak_requests_per_second:g} | {z['epp']['requests']['cpu']} | "
+                     f"{z['epp']['requests']['memory']} | {z['proxy']['requests']['cpu']} | {z['proxy']['requests']['memory']} |")
+    millicores = sum(router.cpu_millicores(s) for s in routed)
+    lines += ["", f"NodePool `{general_pool.NAME}`: {millicores}m requested, CPU limit "
+                  f"{general_pool.cpu_limit(millicores)}."]
     return lines
