@@ -22,6 +22,7 @@ from components.model_service import ModelService, ModelServiceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import child
 from components.render import addons as render_addons
+from components.render import batch as render_batch
 from components.render import network_policy
 from components.render import router as render_router
 from components.render.pod_security import workload_namespace_level
@@ -60,7 +61,8 @@ class Platform(pulumi.ComponentResource):
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
-            tags=tags, general_cpu_millicores=sum(render_router.cpu_millicores(s) for s in routed)),
+            tags=tags, general_cpu_millicores=sum(render_router.cpu_millicores(s) for s in routed)
+            + render_batch.REDIS_CPU_MILLICORES * sum(1 for b in args.batch_workers if b.redis is None)),
             opts=in_cluster)
         system = (self.cluster.system_node_group,)
         self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
@@ -94,7 +96,8 @@ class Platform(pulumi.ComponentResource):
                                    region=args.region, namespace=service_namespaces[b.namespace],
                                    node_pools=self.karpenter.tier_capacity[b.tier],
                                    gpu_operator=self.gpu_operator.release, keda_crds=self.keda.release,
-                                   storage_class=self.cluster.storage_class),
+                                   storage_class=self.cluster.storage_class,
+                                   general_pool=self.karpenter.general_capacity),
                 opts=in_cluster)
             for b in args.batch_workers
         }

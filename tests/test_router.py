@@ -175,3 +175,14 @@ def test_router_namespace_is_at_most_baseline():
 @pytest.fixture(scope="module")
 def prod_result():
     return build(load("prod"))
+
+
+def test_redis_moves_to_the_general_pool_and_counts_in_its_limit():
+    result = build(load("staging"))
+    (redis,) = [r.inputs for r in by_type(result, "kubernetes:apps/v1:StatefulSet")
+                if r.inputs["metadata"]["name"] == "embed-redis"]
+    assert redis["spec"]["template"]["spec"]["nodeSelector"] == {"platform.gpu/pool": "general"}
+    assert redis["spec"]["template"]["spec"]["tolerations"] == general_pool.placement()["tolerations"]
+    pool = next(p["spec"] for p in custom_resources(result, "NodePool") if p["metadata"]["name"] == "general")
+    # chat's router (1100m + 1200m) + Redis 250m = 2.55 cores -> 3, plus one 8-vCPU node.
+    assert pool["limits"] == {"cpu": "11"}

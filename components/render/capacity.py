@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from components import sizing
-from components.render import general_pool, router
+from components.render import batch, general_pool, router
 from components.config import GpuTier, ModelServiceConfig, StackConfig
 from platform_facts import catalog
 
@@ -119,20 +119,21 @@ def _on_demand_limits(config: StackConfig) -> list[str]:
 
 
 def _routers(config: StackConfig) -> list[str]:
-    """The llm-d routers' requests on the general-purpose NodePool and its CPU limit."""
+    """The llm-d routers' and Redis's requests on the general-purpose NodePool and its CPU limit."""
     routed = [s for s in config.model_services if router.routed(s)]
-    if not routed:
+    redis = sum(1 for b in config.batch_workers if b.redis is None)
+    if not routed and not redis:
         return []
-    lines = ["", "## Routers (general-purpose NodePool)", "",
+    lines = ["", "## General-purpose NodePool (routers, Redis)", "",
              f"One router pod per routed service ({router.REPLICAS} replica: see render/router.py), sized from",
-             "routing.peakRequestsPerSecond; the NodePool's CPU limit is their requests plus one node of",
-             "the largest type, for a replacement.", "",
+             f"routing.peakRequestsPerSecond, and {redis} in-cluster Redis ({batch.REDIS_CPU_MILLICORES}m each); the",
+             "NodePool's CPU limit is their requests plus one node of the largest type, for a replacement.", "",
              "| service | req/s | EPP CPU | EPP memory | Envoy CPU | Envoy memory |", "|---|---|---|---|---|---|"]
     for s in routed:
         z = router.sizing(s)
         lines.append(f"| {s.name} | {s.routing.peak_requests_per_second:g} | {z['epp']['requests']['cpu']} | "
                      f"{z['epp']['requests']['memory']} | {z['proxy']['requests']['cpu']} | {z['proxy']['requests']['memory']} |")
-    millicores = sum(router.cpu_millicores(s) for s in routed)
+    millicores = sum(router.cpu_millicores(s) for s in routed) + redis * batch.REDIS_CPU_MILLICORES
     lines += ["", f"NodePool `{general_pool.NAME}`: {millicores}m requested, CPU limit "
                   f"{general_pool.cpu_limit(millicores)}."]
     return lines

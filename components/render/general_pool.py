@@ -1,7 +1,8 @@
-"""The general-purpose, on-demand Karpenter NodePool for non-GPU workloads (the llm-d routers).
+"""The general-purpose, on-demand Karpenter NodePool for non-GPU workloads (the llm-d routers and
+the batch workers' in-cluster Redis).
 
 The system node group is tainted for cluster add-ons and the GPU pools for GPUs, so a router had
-no node to land on. This pool launches small on-demand general-purpose instances
+no node to land on (and Redis took room on the system nodes, sized for the add-ons). This pool launches small on-demand general-purpose instances
 (``platform_facts.catalog.GENERAL_PURPOSE``), tainted so that only workloads that opt in (with
 ``placement()``) run there, with a CPU limit sized to what those workloads request.
 """
@@ -31,6 +32,11 @@ def placement() -> dict[str, Any]:
             {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": [NAME]}]}]}}},
         "tolerations": [{"key": TAINT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}],
     }
+
+
+def pod_placement() -> dict[str, Any]:
+    """The same as a pod spec's nodeSelector and tolerations (for pods we render ourselves)."""
+    return {"nodeSelector": {POOL_LABEL: NAME}, "tolerations": placement()["tolerations"]}
 
 
 def cpu_limit(requested_millicores: int) -> int:
