@@ -32,11 +32,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.render import general_pool
 from components.config import BatchWorkerConfig, GpuTier
 from components.identity import model_cache_reader
 from components.naming import child
 from components.render import batch as render
+from components.render import general_pool
 
 
 @dataclass(frozen=True)

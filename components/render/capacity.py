@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 
 from components import sizing
-from components.render import batch, general_pool, router
 from components.config import GpuTier, ModelServiceConfig, StackConfig
+from components.render import batch, general_pool, router
 from platform_facts import catalog
 
 
