@@ -100,16 +100,14 @@ class BatchInference(pulumi.ComponentResource):
                 raise ValueError(f"{name}: the in-cluster Redis needs BatchInferenceArgs.storage_class "
                                  "(GpuCluster.storage_class), or set the worker's redis to an existing one")
             sc = args.storage_class
-            sts = sc.metadata.apply(lambda m: render.redis_statefulset(w, general_pool.pod_placement(),
-                                                                       storage_class=m["name"]))
+            sts = sc.metadata.apply(lambda m: render.redis_statefulset(w, general_pool.pod_placement(), storage_class=m["name"]))
             svc = render.redis_service(w)
             pol = render.network_policy(w)
             backing += [
                 secret,
                 k8s.apps.v1.StatefulSet(child(name, "redis"), metadata=sts.apply(lambda s: s["metadata"]),
                                         spec=sts.apply(lambda s: s["spec"]),
-                                        opts=pulumi.ResourceOptions(parent=self,
-                                                                    depends_on=[secret, sc, *args.general_pool])),
+                                        opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sc, *args.general_pool])),
                 k8s.core.v1.Service(child(name, "redis"), metadata=svc["metadata"], spec=svc["spec"], opts=p),
                 k8s.networking.v1.NetworkPolicy(child(name, "redis"), metadata=pol["metadata"], spec=pol["spec"], opts=p),
             ]

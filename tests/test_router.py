@@ -9,10 +9,17 @@ from components.config import ConfigError, load_stack_config
 from components.render import general_pool, router, router_monitoring
 from components.render.pod_security import workload_namespace_level
 from tests.conformance import check_custom_resource, values_errors
-from tests.conftest import build, by_type, custom_resources, load, release, stack_values
+from tests.conftest import build, by_type, custom_resources, load, load_with, release, stack_values
 from tests.test_config import _set
 
 # --------------------------------------------------------------------------- config
+
+
+def _routed(values: dict) -> None:
+    """dev (a scale-to-zero service) behind the router, without activeHours."""
+    for svc in values["modelServices"]:
+        svc["routing"] = {"mode": "router"}
+        svc["scaling"].pop("activeHours", None)
 
 BAD = [
     ("mode-enum", _set("modelServices.0.routing.mode", "gateway"),
@@ -135,9 +142,10 @@ def test_router_alerts_and_monitor(prod_result):
 
 
 def test_router_triggers_replace_active_hours_and_wake_query():
-    chat = load("prod").model_services[0]
-    names = [t["name"] for t in router_monitoring.triggers(chat, "inference", "http://p")]
-    assert names == ["router-queue", "router-wake"]
+    chat = load("prod").model_services[0]  # a baseline of 2: no wake trigger
+    assert [t["name"] for t in router_monitoring.triggers(chat, "inference", "http://p")] == ["router-queue"]
+    (dev,) = load_with("dev", _routed).model_services  # minReplicas 0
+    assert [t["name"] for t in router_monitoring.triggers(dev, "inference", "http://p")] == ["router-queue", "router-wake"]
     q = router_monitoring.queries(chat, "inference")
     assert q["queue"] == ('sum(llm_d_epp_flow_control_queue_size{namespace="inference",service="chat-8b-router-epp"})'
                           " or vector(0)")

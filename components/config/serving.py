@@ -196,9 +196,6 @@ class Scaling(ConfigModel):
         if self.scale_to_zero and not self.keep_alive:
             raise rule_error(("keepAlive",),
                              "scale to zero without a keep-alive trigger can drop in-flight requests; set true")
-        if self.scale_to_zero and self.active_hours is None and self.wake_query is None:
-            raise rule_error(("scaleToZero",), "nothing could wake the service at zero replicas (vLLM's metrics "
-                             "vanish with its pods); set activeHours and/or wakeQuery")
         return self
 
 
@@ -310,6 +307,7 @@ class ModelServiceConfig(ConfigModel):
                              f"{self.drain.shutdown_timeout_seconds} is below 2 x slo.p99GenerationSeconds = {need}")
         if self.tensor_parallel_size not in sizing.TENSOR_PARALLEL_SIZES:
             raise rule_error(("tensorParallelSize",), f"{self.tensor_parallel_size}; allowed 1, 2, 4 or 8")
+        self._check_wake()
         if self.scaling.mode == "hpa" and self.scaling.scale_to_zero:
             raise rule_error(("scaling", "mode"), "hpa cannot scale to zero; use keda or set scaleToZero false")
         if self.scaling.mode == "hpa" and self.scaling.max_replicas <= self.scaling.min_replicas:
@@ -326,6 +324,14 @@ class ModelServiceConfig(ConfigModel):
                                  f"{self.canary.replicas} canary replicas next to {self.scaling.min_replicas} "
                                  f"baseline replicas take {share:.0f}% of traffic; the cap is {self.canary.max_share_percent}%")
         return self
+
+    def _check_wake(self) -> None:
+        """At zero replicas vLLM's metrics vanish with its pods: something else must wake it.
+        Behind the router, requests held at zero pods do (render/router_monitoring.py)."""
+        sc = self.scaling
+        if sc.scale_to_zero and sc.active_hours is None and sc.wake_query is None and self.routing.mode != "router":
+            raise rule_error(("scaling", "scaleToZero"), "nothing could wake the service at zero replicas (vLLM's "
+                             "metrics vanish with its pods); set activeHours and/or wakeQuery, or routing.mode router")
 
     def _check_cache_size(self) -> None:
         """An emptyDir cache must hold the weights: kubelet evicts a pod whose emptyDir outgrows

@@ -59,9 +59,13 @@ def triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str) -> li
             "activationThreshold": "0"}}
 
     # AverageValue on a demand more burst pods drain rather than raise: ceil(queued / target).
-    # Activation-only wake (0/1 on threshold 1): held requests at zero pods wake the burst, so
-    # activeHours or a hand-written wakeQuery are not needed in router mode.
-    return [trigger("router-queue", q["queue"], sc.target_waiting_per_replica), trigger("router-wake", q["wake"], 1)]
+    out = [trigger("router-queue", q["queue"], sc.target_waiting_per_replica)]
+    if sc.min_replicas == 0:
+        # Activation-only wake (0/1 on threshold 1) for a service with no baseline: requests held
+        # at zero pods wake the burst, so activeHours or a hand-written wakeQuery are not needed.
+        # With a baseline it would hold a burst replica under any traffic, so it is left out.
+        out.append(trigger("router-wake", q["wake"], 1))
+    return out
 
 
 def prometheus_rule(svc: ModelServiceConfig, namespace: str) -> dict[str, Any]:
