@@ -32,12 +32,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.cluster import SYSTEM_PLACEMENT
 from components.config import BatchWorkerConfig, GpuTier
 from components.identity import model_cache_reader
 from components.naming import child
 from components.render import batch as render
-from components.render import images
+from components.render import general_pool, images
 from components.render.images import Mirror
 
 
@@ -59,6 +58,8 @@ class BatchInferenceArgs:
     """The GPU Operator release: its device plugin advertises the GPUs the jobs request."""
     keda_crds: pulumi.Resource | None = None
     """The KEDA release, whose CRDs the TriggerAuthentication and ScaledJob need."""
+    general_pool: Sequence[pulumi.Resource] = ()
+    """The general-purpose EC2NodeClass and NodePool the in-cluster Redis runs on."""
     storage_class: k8s.storage.v1.StorageClass | None = None
     """The class the in-cluster Redis's volume claims (``GpuCluster.storage_class``); required
     unless the worker uses an existing Redis."""
@@ -102,14 +103,14 @@ class BatchInference(pulumi.ComponentResource):
                 raise ValueError(f"{name}: the in-cluster Redis needs BatchInferenceArgs.storage_class "
                                  "(GpuCluster.storage_class), or set the worker's redis to an existing one")
             sc = args.storage_class
-            sts = sc.metadata.apply(lambda m: render.redis_statefulset(w, SYSTEM_PLACEMENT, storage_class=m["name"]))
+            sts = sc.metadata.apply(lambda m: render.redis_statefulset(w, general_pool.pod_placement(), storage_class=m["name"]))
             svc = render.redis_service(w)
             pol = render.network_policy(w)
             backing += [
                 secret,
                 k8s.apps.v1.StatefulSet(child(name, "redis"), metadata=sts.apply(lambda s: s["metadata"]),
                                         spec=sts.apply(lambda s: images.mirror_images(s["spec"], args.mirror)),
-                                        opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sc])),
+                                        opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, sc, *args.general_pool])),
                 k8s.core.v1.Service(child(name, "redis"), metadata=svc["metadata"], spec=svc["spec"], opts=p),
                 k8s.networking.v1.NetworkPolicy(child(name, "redis"), metadata=pol["metadata"], spec=pol["spec"], opts=p),
             ]

@@ -18,8 +18,8 @@ from components.config import GpuTier, PullThroughCacheConfig
 from components.config.levers import FastImagePull
 from components.egress import node_pull_through_policy
 from components.naming import child
+from components.render import general_pool, node_levers
 from components.render import karpenter as render
-from components.render import node_levers
 from components.render.iam import MANAGED, assume_role, pod_identity_trust
 
 
@@ -39,6 +39,9 @@ class KarpenterArgs:
     """The stack's ECR pull-through cache: when on, the node role may pull through its rules."""
     fast_image_pull: FastImagePull = field(default_factory=FastImagePull)
     """``cluster.fastImagePull``: the GPU node classes' nodeadm feature gate and root-volume performance."""
+    general_cpu_millicores: int = 0
+    """CPU the non-GPU workloads (routers) request; above 0, a general-purpose on-demand NodePool
+    sized for it is created (``render/general_pool.py``)."""
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -52,6 +55,8 @@ class Karpenter(pulumi.ComponentResource):
     """tier -> capacity type (on-demand | spot) -> NodePool name."""
     release: k8s.helm.v3.Release
     """The controller release; custom resources that need Karpenter depend on it."""
+    general_capacity: tuple[pulumi.Resource, ...]
+    """The general-purpose EC2NodeClass and NodePool (empty when no workload needs them)."""
     tier_capacity: dict[str, tuple[pulumi.Resource, ...]]
     """tier -> its EC2NodeClass and NodePools: GPU workloads of the tier depend on them, so their
     pods are never created before Karpenter can launch a node for them."""
@@ -77,12 +82,13 @@ class Karpenter(pulumi.ComponentResource):
         capacity = {tier.name: self._tier_capacity(name, args, tier, node_role) for tier in args.tiers}
         self.node_pools = {tier: pools for tier, (pools, _) in capacity.items()}
         self.tier_capacity = {tier: resources for tier, (_, resources) in capacity.items()}
+        self.general_capacity = self._general_capacity(name, args, node_role) if args.general_cpu_millicores else ()
         self.node_role_name = node_role.name
         self.interruption_queue_name = queue.name
         self.register_outputs({"node_role_name": self.node_role_name,
                                "interruption_queue_name": self.interruption_queue_name,
                                "node_pools": self.node_pools, "release": self.release,
-                               "tier_capacity": self.tier_capacity})
+                               "tier_capacity": self.tier_capacity, "general_capacity": self.general_capacity})
 
     def _node_identity(self, name: str, args: KarpenterArgs) -> tuple[aws.iam.Role, aws.eks.AccessEntry]:
         """The role Karpenter's nodes run as, and its access entry to the cluster."""
@@ -133,6 +139,23 @@ class Karpenter(pulumi.ComponentResource):
         return aws.eks.PodIdentityAssociation(
             child(name, "controller"), cluster_name=args.cluster.ready_name, namespace=render.NAMESPACE,
             service_account=render.SERVICE_ACCOUNT, role_arn=controller_role.arn, tags=tags, opts=p)
+
+    def _general_capacity(self, name: str, args: KarpenterArgs,
+                          node_role: aws.iam.Role) -> tuple[pulumi.Resource, ...]:
+        """EC2NodeClass and NodePool for the routers, on the first tier's pinned AMI alias."""
+        subnets = pulumi.Output.from_input(args.cluster.private_subnet_ids).apply(lambda ids: [{"id": i} for i in ids])
+        node_class = k8s.apiextensions.CustomResource(
+            child(name, "general-nodeclass"), api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
+            metadata={"name": general_pool.NAME},
+            spec=general_pool.ec2_node_class(ami_alias=args.tiers[0].ami_alias, node_role=node_role.name,
+                                             subnet_ids=subnets, security_group_id=args.cluster.node_security_group_id,
+                                             tags=dict(args.tags)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))
+        pool = k8s.apiextensions.CustomResource(
+            child(name, "general"), api_version="karpenter.sh/v1", kind="NodePool", metadata={"name": general_pool.NAME},
+            spec=general_pool.node_pool(general_pool.cpu_limit(args.general_cpu_millicores), args.tiers[0]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class]))
+        return node_class, pool
 
     def _tier_capacity(self, name: str, args: KarpenterArgs, tier: GpuTier,
                        node_role: aws.iam.Role) -> tuple[dict[str, str], tuple[pulumi.Resource, ...]]:

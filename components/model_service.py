@@ -7,8 +7,10 @@ Shape and guarantees (details in ``render/vllm.py``):
 - ``<name>-burst``: scaled by KEDA (or an HPA in ``hpa`` mode) from 0 up to
   ``maxReplicas - minReplicas``; prefers spot, falls back to on-demand. Its triggers
   subtract the baseline's capacity, so baseline + burst together track demand.
-- optional ``<name>-canary``: a second revision behind the same Service, traffic share
-  by replica ratio (capped).
+- optional ``<name>-canary``: a second revision behind the same Service (or router), traffic
+  share by replica ratio (capped).
+- ``routing.mode: router``: the llm-d Router (``components/router.py``) takes the Service's name;
+  only the router and Prometheus reach the vLLM pods.
 - NetworkPolicies: the port open only to the consumer namespaces and Prometheus, egress only
   to DNS, the Pod Identity agent and public HTTPS (the namespace's default deny comes from
   ``Platform``, which owns the namespace);
@@ -29,8 +31,10 @@ from components.config import GpuTier, ModelServiceConfig
 from components.identity import model_cache_reader
 from components.naming import child
 from components.render import images, network_policy, scaling
+from components.render import router as routing
 from components.render import vllm as render
 from components.render.images import Mirror
+from components.router import Router, RouterArgs
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class ModelServiceArgs:
     """Where Prometheus runs: its pods may scrape the service's /metrics through the NetworkPolicy."""
     mirror: Mirror | None = None
     """The stack's ECR pull-through cache (``images.mirror_for``): every image is pulled through it."""
+    router_crds: Sequence[pulumi.Resource] = ()
+    """In router mode: the InferencePool and InferenceObjective CRDs (``router.router_crds``)."""
+    general_pool: Sequence[pulumi.Resource] = ()
+    """In router mode: the general-purpose EC2NodeClass and NodePool the router runs on."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -93,14 +101,14 @@ class ModelService(pulumi.ComponentResource):
 
         workloads = self._deployments(name, args, admission)
         self.deployments = {role: names[role] for role in workloads}
-        service = render.service(svc, ns)
-        k8s_service = k8s.core.v1.Service(child(name, "service"), metadata=service["metadata"], spec=service["spec"],
-                                          opts=in_ns)
-        policies = {"ingress": network_policy.serving_ingress(svc, ns, args.monitoring_namespace),
-                    "egress": network_policy.serving_egress(svc, ns)}
+        k8s_service = self._services(name, args, in_ns)
+        routed = routing.routed(svc)
+        ingress = (routing.vllm_ingress if routed else network_policy.serving_ingress)(svc, ns, args.monitoring_namespace)
+        policies = {"ingress": ingress, "egress": network_policy.serving_egress(svc, ns)}
         for role, pol in policies.items():
             k8s.networking.v1.NetworkPolicy(child(name, role), metadata=pol["metadata"], spec=pol["spec"], opts=in_ns)
-        monitor = render.service_monitor(svc, ns, args.scrape_interval_seconds)
+        monitor = (routing.vllm_service_monitor if routed else render.service_monitor)(svc, ns,
+                                                                                         args.scrape_interval_seconds)
         k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
                                          kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"],
                                          opts=monitoring)
@@ -117,10 +125,28 @@ class ModelService(pulumi.ComponentResource):
                                   spec=images.mirror_images(ds["spec"], args.mirror),
                                   opts=_after(self, args.namespace, *admission))
 
+        if routed:
+            Router(child(name, "router"), RouterArgs(
+                service=svc, namespace=args.namespace, crds=args.router_crds, node_pools=args.general_pool,
+                monitoring_crds=args.monitoring_crds, monitoring_namespace=args.monitoring_namespace,
+                scrape_interval_seconds=args.scrape_interval_seconds), opts=pulumi.ResourceOptions(parent=self))
         self.service_name = k8s_service.metadata.apply(lambda m: m["name"])
         self.url = pulumi.Output.concat("http://", self.service_name, f".{ns}.svc:{render.PORT}")
         self.register_outputs({"service_name": self.service_name, "url": self.url,
                                "deployments": self.deployments, "scaled_objects": self.scaled_objects})
+
+    def _services(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+        """The Service clients call (returned). In router mode it selects the router pods, and a
+        headless Service over the vLLM pods remains for scraping only."""
+        svc, ns = args.service, args.service.namespace
+        if not routing.routed(svc):
+            service = render.service(svc, ns)
+        else:
+            service = routing.public_service(svc, ns)
+            pods = routing.pods_service(svc, ns)
+            k8s.core.v1.Service(child(name, "pods"), metadata=pods["metadata"], spec=pods["spec"], opts=opts)
+        return k8s.core.v1.Service(child(name, "service"), metadata=service["metadata"], spec=service["spec"],
+                                   opts=opts)
 
     def _deployments(self, name: str, args: ModelServiceArgs,
                      admission: list[pulumi.Resource]) -> dict[str, k8s.apps.v1.Deployment]:

@@ -24,8 +24,11 @@ from components.model_service import ModelService, ModelServiceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import child
 from components.render import addons as render_addons
+from components.render import batch as render_batch
 from components.render import images, network_policy
+from components.render import router as render_router
 from components.render.pod_security import workload_namespace_level
+from components.router import router_crds
 from components.stack import secret_if_marked
 from components.warm_capacity import WarmCapacity, WarmCapacityArgs
 
@@ -58,11 +61,13 @@ class Platform(pulumi.ComponentResource):
         mirror = self._mirror(args)  # our images through the stack's pull-through cache, when on
         # Everything in the cluster inherits its Kubernetes provider through the parent.
         in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
+        routed = [s for s in args.model_services if render_router.routed(s)]
         self.karpenter = Karpenter(child(name, "karpenter"), KarpenterArgs(
             cluster=self.cluster.ref(), region=args.region, tiers=args.gpu_tiers,
             on_demand_gpu_limits={t.name: args.on_demand_gpu_limit(t.name) for t in args.gpu_tiers},
             tags=tags, pull_through_cache=args.cluster.egress.pull_through_cache,
-            fast_image_pull=args.cluster.fast_image_pull), opts=in_cluster)
+            fast_image_pull=args.cluster.fast_image_pull,
+            general_cpu_millicores=_general_cpu_millicores(args)), opts=in_cluster)
         system = (self.cluster.system_node_group,)
         self.monitoring = Monitoring(child(name, "monitoring"), MonitoringArgs(
             args.addons.monitoring, storage_class=self.cluster.storage_class, depends_on=system, mirror=mirror),
@@ -73,6 +78,7 @@ class Platform(pulumi.ComponentResource):
             args.addons.gpu_operator, args.gpu_tiers, depends_on=(self.monitoring.release, *system), mirror=mirror), opts=in_cluster)
         service_namespaces = self._workload_namespaces(name, args, in_cluster)
         self._default_deny(name, args, service_namespaces, in_cluster)
+        crds = router_crds(child(name, "router"), in_cluster) if routed else []
         self.services = {
             s.name: ModelService(
                 child(name, s.name),
@@ -82,7 +88,8 @@ class Platform(pulumi.ComponentResource):
                     scrape_interval_seconds=args.addons.monitoring.scrape_interval_seconds,
                     namespace=service_namespaces[s.namespace], node_pools=self.karpenter.tier_capacity[s.tier],
                     gpu_operator=self.gpu_operator.release, monitoring_crds=self.monitoring.release,
-                    keda_crds=self.keda.release, monitoring_namespace=render_addons.MONITORING_NAMESPACE, mirror=mirror),
+                    keda_crds=self.keda.release, monitoring_namespace=render_addons.MONITORING_NAMESPACE, mirror=mirror,
+                    router_crds=crds, general_pool=self.karpenter.general_capacity),
                 opts=in_cluster)
             for s in args.model_services
         }
@@ -93,7 +100,8 @@ class Platform(pulumi.ComponentResource):
                                    region=args.region, namespace=service_namespaces[b.namespace],
                                    node_pools=self.karpenter.tier_capacity[b.tier],
                                    gpu_operator=self.gpu_operator.release, keda_crds=self.keda.release,
-                                   storage_class=self.cluster.storage_class, mirror=mirror),
+                                   storage_class=self.cluster.storage_class, mirror=mirror,
+                                   general_pool=self.karpenter.general_capacity),
                 opts=in_cluster)
             for b in args.batch_workers
         }
@@ -111,8 +119,12 @@ class Platform(pulumi.ComponentResource):
         pods mount the node's hostPath model cache can only be privileged (baseline forbids
         hostPath); the others enforce restricted."""
         host_path = _host_path_namespaces(args)
+        # The llm-d Router chart (v0.10.0) sets no securityContext on the EPP container and has no
+        # value for one, so a namespace with a router can enforce at most baseline.
+        routed_ns = {s.namespace for s in args.model_services if render_router.routed(s)}
         return {
-            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster, enforce=workload_namespace_level(ns in host_path))
+            ns: namespace(child(name, f"ns-{ns}"), ns, in_cluster,
+                          enforce=workload_namespace_level(ns in host_path, routed=ns in routed_ns))
             for ns in sorted({s.namespace for s in args.model_services} | {b.namespace for b in args.batch_workers})
         }
 
@@ -170,6 +182,12 @@ class Platform(pulumi.ComponentResource):
         """Export the outputs consumers need as stack outputs (StackReference them)."""
         for key, value in self.outputs.items():
             pulumi.export(key, value)
+
+
+def _general_cpu_millicores(args: StackConfig) -> int:
+    """CPU the general-purpose NodePool must hold: the routers and the batch workers' own Redis."""
+    return (sum(render_router.cpu_millicores(s) for s in args.model_services if render_router.routed(s))
+            + render_batch.REDIS_CPU_MILLICORES * sum(1 for b in args.batch_workers if b.redis is None))
 
 
 def _host_path_namespaces(args: StackConfig) -> set[str]:

@@ -55,3 +55,9 @@ MODEL_CACHE_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.31.12"
 REDIS_IMAGE = "redis:7.4.6-alpine"
 # The pre-pull DaemonSet's idle container.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+# llm-d Router, standalone mode (Endpoint Picker + Envoy sidecar, no Gateway controller). The
+# published chart's version is the release tag; its values.yaml in git says image tag "main", which
+# the release tooling rewrites to the tag at packaging, so we set the EPP image explicitly.
+LLMD_ROUTER = Chart("oci://ghcr.io/llm-d/charts/llm-d-router-standalone", "v0.10.0", None)
+LLMD_EPP_IMAGE = {"registry": "ghcr.io/llm-d", "repository": "llm-d-router-endpoint-picker", "tag": "v0.10.0",
+                  "pullPolicy": "IfNotPresent"}

@@ -51,3 +51,8 @@ def rollout_steps(kind: str, spec: Mapping[str, Any], replicas: int) -> int:
     per_step = (pods_of(rolling.get("maxSurge"), replicas, "25%", True)
                 + pods_of(rolling.get("maxUnavailable"), replicas, "25%", False))
     return math.ceil(replicas / max(1, per_step))
+
+
+# --- kube-prometheus-stack: the label the operator puts on Prometheus pods (NetworkPolicies
+# admit scrapes by it; render/network_policy and the routing policy read it).
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}

@@ -89,6 +89,10 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "resources": "ResourceRequirements, passed through",
         "nodeSelector": "a label map",
     },
+    "llm-d-router-standalone": {
+        "router.modelServers.matchLabels": "required by the chart (values.yaml: `# matchLabels: # REQUIRED`); "
+                                           "a label map of the model-server pods",
+    },
 }
 # Actions AWS offers no resource-level permissions for: "*" is the only Resource they take.
 UNSCOPABLE_ACTIONS = {
@@ -101,7 +105,13 @@ CHART_DIRS = {
     "prometheus-adapter": "prometheus-adapter",
     "keda": "keda",
     "gpu-operator": "gpu-operator",
+    "oci://ghcr.io/llm-d/charts/llm-d-router-standalone": "llm-d-router-standalone",
 }
+# Library charts whose defaults a chart takes under an alias (Chart.yaml dependencies): the
+# standalone router chart depends on routerlib as `router`.
+LIBRARY_CHARTS = {"llm-d-router-standalone": ("router", "llm-d-router-routerlib")}
+# Charts whose Chart.yaml in git is unstamped: the release tag is the published version.
+RELEASE_TAG_VERSIONS = {"gpu-operator": "v26.7.0", "llm-d-router-standalone": "v0.10.0"}
 # Charts whose only values are optional annotations: we set none, and none may be set.
 CHARTS_WITHOUT_VALUES = {"oci://public.ecr.aws/karpenter/karpenter-crd"}
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -243,9 +253,20 @@ def check_manifest(obj: dict[str, Any], k8s_version: str, skipped: set[str]) -> 
 # --------------------------------------------------------------------------- Helm values
 
 
+def _merge(base: Any, over: Any) -> Any:
+    """``over`` on ``base``; a key ``over`` leaves unset (None: only comments) keeps ``base``'s value."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return base if over is None else over
+    return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+
+
 @functools.cache
 def chart_defaults(chart_dir: str) -> dict[str, Any]:
-    return yaml.safe_load((UPSTREAM / "charts" / chart_dir / "values.yaml").read_text()) or {}
+    values = yaml.safe_load((UPSTREAM / "charts" / chart_dir / "values.yaml").read_text()) or {}
+    if chart_dir in LIBRARY_CHARTS:
+        alias, library = LIBRARY_CHARTS[chart_dir]
+        values = {**values, alias: _merge(chart_defaults(library), values.get(alias))}
+    return values
 
 
 def chart_version(chart_dir: str) -> str:
@@ -279,8 +300,8 @@ def check_helm_release(rel: dict[str, Any]) -> list[str]:
     if chart_dir is None:
         return [f"{chart}: no vendored default values to check against"]
     errors = list(values_errors(chart_dir, rel["values"]))
-    # The gpu-operator Chart.yaml in git is unstamped (v1.0.0-devel); its release tag is the version.
-    expected = "v26.7.0" if chart_dir == "gpu-operator" else chart_version(chart_dir)
+    # Some Chart.yaml files in git are unstamped (v1.0.0-devel, 0.0.0); their release tag is the version.
+    expected = RELEASE_TAG_VERSIONS.get(chart_dir) or chart_version(chart_dir)
     if rel["version"] != expected:
         errors.append(f"{chart}: version {rel['version']} but the vendored defaults are for {expected}")
     return errors

@@ -252,6 +252,10 @@ def vllm_targets(build: Build, service: str, namespace: str, pods: dict[str, int
                 }
                 labels |= {_sanitize(key): pod_labels[key] for key in spec.get("podTargetLabels", []) if key in pod_labels}
                 labels |= {"model_name": _served_model_name(container), "engine": "0"}
+                # The endpoint's relabelings run after the operator's own (replace with a fixed value only).
+                for r in endpoint.get("relabelings", []):
+                    assert r["action"] == "replace" and "sourceLabels" not in r, r
+                    labels[r["targetLabel"]] = r["replacement"]
                 targets.append(labels)
     return targets
 
@@ -321,9 +325,11 @@ class Served:
     hpa: str
     max_burst: int
     rules: dict[str, dict[str, Any]]  # alert suffix -> rendered rule
+    scrape_service: str = ""  # the Service the vLLM ServiceMonitor scrapes through (default: the service's name)
 
     def targets(self, deployments: dict[str, int] | None = None) -> list[dict[str, str]]:
-        return vllm_targets(self.build, self.config.name, self.namespace, deployments or self.deployments)
+        return vllm_targets(self.build, self.scrape_service or self.config.name, self.namespace,
+                            deployments or self.deployments)
 
     def foreign(self) -> list[dict[str, str]]:
         """The same pods as another namespace, and as another Service in ours, would show them."""
@@ -337,7 +343,10 @@ def served(stack: str, directory: Path) -> list[Served]:
     build, config = Build.read(directory), load(stack)
     out = []
     for svc in config.model_services:
-        service = next(o for o in build.of_kind("Service") if o["metadata"]["name"] == svc.name)
+        # The Service over the vLLM pods: the service's own name, or in router mode (where that
+        # name selects the router) the headless <name>-pods Service.
+        service = next(o for o in build.of_kind("Service") if o["metadata"]["name"] in (svc.name, f"{svc.name}-pods")
+                       and o["spec"]["selector"].get("app.kubernetes.io/name") == "vllm")
         namespace, selector = service["metadata"]["namespace"], service["spec"]["selector"]
         replicas = {d["metadata"]["name"]: d["spec"].get("replicas", 1) for d in build.of_kind("Deployment")
                     if d["metadata"]["namespace"] == namespace
@@ -358,11 +367,12 @@ def served(stack: str, directory: Path) -> list[Served]:
                 for rule in group["rules"]:
                     if "alert" in rule and rule["labels"].get("service") == svc.name:
                         rules[_suffix(rule["alert"])] = rule
-        out.append(Served(svc, build, namespace, pods, burst, hpa, max_burst, rules))
+        out.append(Served(svc, build, namespace, pods, burst, hpa, max_burst, rules, service["metadata"]["name"]))
     return out
 
 
-SUFFIXES = ("QueueBacklog", "TTFTAboveSLO", "KVCacheNearFull", "GPUPodsPending", "PinnedAtMax")
+SUFFIXES = ("QueueBacklog", "TTFTAboveSLO", "KVCacheNearFull", "GPUPodsPending", "PinnedAtMax",
+            "RouterDown", "RouterSaturated", "RouterShedding")
 
 
 def _suffix(alert: str) -> str:

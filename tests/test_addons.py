@@ -26,7 +26,8 @@ def prod():
 def test_releases_use_versions_from_versions_py_only(prod):
     releases = by_type(prod, "kubernetes:helm.sh/v3:Release")
     assert {r.inputs["name"] for r in releases} == {
-        "karpenter-crd", "karpenter", "kps", "prometheus-adapter", "keda", "gpu-operator"}
+        "karpenter-crd", "karpenter", "kps", "prometheus-adapter", "keda", "gpu-operator",
+        "chat-8b-router", "reason-70b-router"}
     for r in releases:
         assert (r.inputs["chart"], r.inputs["version"]) in PINNED
 

@@ -187,7 +187,9 @@ def test_two_pools_per_tier_with_on_demand_first(stack):
     result = build(cfg)
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(result, "NodePool")}
     classes = {c["metadata"]["name"]: c["spec"] for c in custom_resources(result, "EC2NodeClass")}
-    assert set(classes) == {t.name for t in cfg.gpu_tiers}
+    # Plus the general-purpose class of the routers' NodePool when a service is routed (test_router.py).
+    general = {"general"} if any(s.routing.mode == "router" for s in cfg.model_services) else set()
+    assert set(classes) == {t.name for t in cfg.gpu_tiers} | general
     for t in cfg.gpu_tiers:
         od = pools[f"{t.name}-on-demand"]
         # A tier with capacity reservations also takes reserved capacity (preferred by Karpenter).

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from components.render import scaling, vllm
+from platform_facts import llmd
 from platform_facts.vllm import METRIC_FAMILIES as VLLM_METRICS
 from tests.conftest import STACKS, build, by_type, load, load_with
 
@@ -183,12 +184,14 @@ def test_triggers_and_alerts_use_emitted_metrics_and_one_series(results, stack):
                 assert "kube_deployment_spec_replicas{" in query and 'deployment="' in query
                 continue
             used = {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"vllm:[a-z_]+", query)}
-            assert used and used <= VLLM_METRICS
+            router = set(re.findall(r"llm_d_epp_[a-z_]+", query))
+            assert (used or router) and used <= VLLM_METRICS and router <= llmd.METRICS
             assert 'service="' in query and 'namespace="' in query
     for rule in by_type(results[stack], "kubernetes:monitoring.coreos.com/v1:PrometheusRule"):
         text = json.dumps(rule.inputs)
         used = {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"vllm:[a-z_]+", text)}
         assert used <= VLLM_METRICS
+        assert set(re.findall(r"llm_d_epp_[a-z_]+", text)) <= llmd.METRICS
 
 
 def test_alerts_cover_the_failure_modes(results):
@@ -210,13 +213,34 @@ def test_pdbs_never_deadlock(results):
 
 
 def test_service_and_monitor(results):
+    # Router mode (staging): the public name selects the router's Envoy; the vLLM pods keep a
+    # headless Service for scraping only, whose series keep service="chat".
     (svc,) = [r.inputs for r in by_type(results["staging"], "kubernetes:core/v1:Service") if r.inputs["metadata"]["name"] == "chat"]
     assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["ports"][0]["port"] == 8000
+    assert svc["spec"]["selector"] == {"llm-d-router-gateway": "chat-router-epp"}
+    assert svc["spec"]["ports"][0]["targetPort"] == 8081
+    (pods,) = [r.inputs for r in by_type(results["staging"], "kubernetes:core/v1:Service")
+               if r.inputs["metadata"]["name"] == "chat-pods"]
+    assert pods["spec"]["clusterIP"] == "None" and pods["spec"]["selector"] == vllm.selector(load("staging").model_services[0])
     (mon,) = [r.inputs for r in by_type(results["staging"], "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
-              if r.inputs["metadata"]["namespace"] == "inference"]
-    assert mon["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
-    assert mon["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+              if r.inputs["metadata"]["name"] == "chat"]
+    assert mon["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s", "relabelings": [
+        {"action": "replace", "targetLabel": "service", "replacement": "chat"}]}]
+    assert mon["spec"]["selector"]["matchLabels"] == pods["spec"]["selector"]
     assert results["staging"].outputs["services"]["chat"]["url"] == "http://chat.inference.svc:8000"
+
+
+def test_service_mode_keeps_the_plain_service(results):
+    svc_cfg = load("dev").model_services[0]
+    assert svc_cfg.routing.mode == "service"
+    (svc,) = [r.inputs for r in by_type(results["dev"], "kubernetes:core/v1:Service")
+              if r.inputs["metadata"]["name"] == svc_cfg.name]
+    assert svc["spec"]["selector"] == vllm.selector(svc_cfg) and "clusterIP" not in svc["spec"]
+    (mon,) = [r.inputs for r in by_type(results["dev"], "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+              if r.inputs["metadata"]["name"] == svc_cfg.name]
+    assert mon["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    assert not by_type(results["dev"], "kubernetes:helm.sh/v3:Release") or all(
+        "llm-d" not in r.inputs["chart"] for r in by_type(results["dev"], "kubernetes:helm.sh/v3:Release"))
 
 
 def test_cache_reader_may_only_read_the_model_prefix(results):

@@ -22,21 +22,39 @@ def test_every_serving_namespace_denies_ingress_by_default(prod):
     assert _policies(prod)[("inference", "default-deny-ingress")] == {"podSelector": {}, "policyTypes": ["Ingress"]}
 
 
-def test_the_port_is_open_to_the_consumer_namespaces_and_prometheus_only(prod):
-    spec = _policies(prod)[("inference", "chat-8b-ingress")]
+PROMETHEUS_PEER = {"namespaceSelector": {"matchExpressions": [
+    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+GATEWAY_PEER = {"namespaceSelector": {"matchExpressions": [
+    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["gateway"]}]}}
+
+
+def _service_mode(values):
+    for s in values["modelServices"]:
+        s.pop("routing", None)
+
+
+def test_the_port_is_open_to_the_consumer_namespaces_and_prometheus_only():
+    spec = _policies(build(load_with("prod", _service_mode)))[("inference", "chat-8b-ingress")]
     assert spec == {
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "chat-8b"}},
         "policyTypes": ["Ingress"],
         "ingress": [
-            {"from": [{"namespaceSelector": {"matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]},
-                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
-             "ports": [{"protocol": "TCP", "port": 8000}]},
-            {"from": [{"namespaceSelector": {"matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["gateway"]}]}}],
-             "ports": [{"protocol": "TCP", "port": 8000}]},
+            {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": 8000}]},
+            {"from": [GATEWAY_PEER], "ports": [{"protocol": "TCP", "port": 8000}]},
         ],
     }
+
+
+def test_routed_pods_are_reached_by_the_router_and_prometheus_only(prod):
+    spec = _policies(prod)[("inference", "chat-8b-ingress")]
+    assert spec["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"llm-d-router-gateway": "chat-8b-router-epp"}}},
+                                         PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": 8000}]}]
+    # Consumers reach the router's listener; Prometheus its metrics port.
+    router = _policies(prod)[("inference", "chat-8b-router-ingress")]
+    assert router["podSelector"] == {"matchLabels": {"llm-d-router-gateway": "chat-8b-router-epp"}}
+    assert router["ingress"] == [{"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": 9090}]},
+                                 {"from": [GATEWAY_PEER], "ports": [{"protocol": "TCP", "port": 8081}]}]
 
 
 def test_without_consumers_only_prometheus_reaches_the_port():

@@ -14,6 +14,7 @@ from policies.offline import Resource, evaluate, policy_config
 from policies.rules import POLICIES, RULES
 from tests.conftest import REPO, STACKS, run_synth
 from tests.levers_cases import LEVER_CASES
+from tests.router_policy_cases import ROUTING_CASES
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SO = "kubernetes:keda.sh/v1alpha1:ScaledObject"
@@ -471,6 +472,7 @@ CASES = [
      [VPC, ("aws:ec2/vpcEndpoint:VpcEndpoint", {**S3_GATEWAY[1], "routeTableIds": []}), (DEPLOYMENT, deployment())],
      "no S3 gateway endpoint on its route tables", "prod"),
     *LEVER_CASES,
+    *ROUTING_CASES,  # tests/router_policy_cases.py
 ]
 
 

@@ -17,6 +17,7 @@ import yaml
 from platform_facts.dcgm import METRICS as DCGM_METRICS
 from platform_facts.karpenter import METRICS as KARPENTER_METRICS
 from platform_facts.keda import METRICS as KEDA_METRICS
+from platform_facts.llmd import METRICS as LLMD_METRICS
 from platform_facts.vllm import METRIC_FAMILIES, REMOVED_METRICS
 from tests.conftest import STACKS
 from tests.promql_kit import Build, expressions, metric_strings, run_promtool_tests
@@ -27,6 +28,8 @@ KSM_METRICS = {"kube_pod_status_phase", "kube_horizontalpodautoscaler_status_cur
                "kube_deployment_spec_replicas",
                # docs/metrics/cluster/node-metrics.md
                "kube_node_status_allocatable"}
+# Series Prometheus writes for every scrape target (docs: concepts/jobs_instances, "up").
+SCRAPE_METRICS = {"up"}
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 
 
@@ -46,7 +49,7 @@ def _metric_names(expr: str) -> set[str]:
 def _emitted(name: str) -> bool:
     family = HISTOGRAM_SERIES.sub("", name)
     return (name in METRIC_FAMILIES or family in METRIC_FAMILIES or name in DCGM_METRICS or name in KSM_METRICS
-            or name in KARPENTER_METRICS or name in KEDA_METRICS)
+            or name in KARPENTER_METRICS or name in KEDA_METRICS or name in LLMD_METRICS or name in SCRAPE_METRICS)
 
 
 @pytest.fixture(scope="module")

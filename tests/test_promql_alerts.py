@@ -34,6 +34,7 @@ from tests.promql_kit import (
     series,
     served,
 )
+from tests.router_alert_cases import ROUTER_CASES
 
 KV_CACHE_LIMIT = 0.95  # the KVCacheNearFull summary's "above 95%"
 
@@ -177,6 +178,7 @@ def pinned_at_max(s: Served, for_m: int) -> list[Case]:
 CASES: dict[str, Callable[[Served, int], list[Case]]] = {
     "QueueBacklog": queue_backlog, "TTFTAboveSLO": ttft_above_slo, "KVCacheNearFull": kv_cache_near_full,
     "GPUPodsPending": gpu_pods_pending, "PinnedAtMax": pinned_at_max,
+    **ROUTER_CASES,  # routing.mode router (tests/router_alert_cases.py)
 }
 
 

@@ -35,6 +35,7 @@ from tests.promql_kit import (
     series_name,
     served,
 )
+from tests.router_trigger_cases import ROUTER_SITUATIONS
 
 MINUTES = 10
 EVAL = "5m"
@@ -161,7 +162,8 @@ def burst_above_one(s: Served, trigger: dict[str, Any]) -> list[Situation]:
 
 
 SITUATIONS = {"waiting": waiting, "kv-cache": kv_cache, "ttft-p95": ttft_p95, "keep-alive": keep_alive,
-              "burst-above-one": burst_above_one}
+              "burst-above-one": burst_above_one,
+              **ROUTER_SITUATIONS}  # routing.mode router (tests/router_trigger_cases.py)
 # With no series at all (no replica scraped yet): every query is guarded to read 0.
 ABSENT = dict.fromkeys(SITUATIONS, 0.0)
 

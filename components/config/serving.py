@@ -11,6 +11,7 @@ from components import sizing
 from components.config.base import DNS_LABEL, ConfigModel, ImageRef
 from components.config.errors import rule_error
 from components.config.levers import CompileCache, Loader, PredictiveScaling
+from components.config.routing import Routing
 from components.config.secrets import VllmArgs
 from platform_facts import catalog
 from platform_facts import vllm as vllm_facts
@@ -198,9 +199,6 @@ class Scaling(ConfigModel):
         if self.scale_to_zero and not self.keep_alive:
             raise rule_error(("keepAlive",),
                              "scale to zero without a keep-alive trigger can drop in-flight requests; set true")
-        if self.scale_to_zero and self.active_hours is None and self.wake_query is None:
-            raise rule_error(("scaleToZero",), "nothing could wake the service at zero replicas (vLLM's metrics "
-                             "vanish with its pods); set activeHours and/or wakeQuery")
         return self
 
 
@@ -222,7 +220,12 @@ class Cache(ConfigModel):
 
 
 class Canary(ConfigModel):
-    """A second revision behind the same Service; traffic share follows the replica ratio."""
+    """A second revision behind the same Service; traffic share follows the replica ratio.
+
+    Also behind the llm-d Router: its InferencePool has no weights and standalone mode has no
+    HTTPRoute (weights between two pools need a Gateway), so the canary is one more endpoint of
+    the one pool and the scorers (queue, KV cache, prefix) spread requests by load, which tracks
+    the share of capacity, i.e. the replica ratio that ``maxSharePercent`` caps."""
 
     image: ImageRef | None = Field(default=None, description="vLLM image of the canary (default: the pinned one).")
     model: ModelSpec | None = Field(default=None, description="Model of the canary (default: the service's).")
@@ -284,6 +287,7 @@ class ModelServiceConfig(ConfigModel):
     compile_cache: CompileCache = Field(default_factory=CompileCache, description="Keep vLLM's compile cache on the node.")
     predictive_scaling: PredictiveScaling = Field(default_factory=PredictiveScaling,
                                                   description="Scale on the request rate predicted one cold start ahead.")
+    routing: Routing = Field(default_factory=Routing, description="Plain Service or the llm-d Router in front.")
 
     @field_validator("name")
     @classmethod
@@ -310,6 +314,7 @@ class ModelServiceConfig(ConfigModel):
                              f"{self.drain.shutdown_timeout_seconds} is below 2 x slo.p99GenerationSeconds = {need}")
         if self.tensor_parallel_size not in sizing.TENSOR_PARALLEL_SIZES:
             raise rule_error(("tensorParallelSize",), f"{self.tensor_parallel_size}; allowed 1, 2, 4 or 8")
+        self._check_wake()
         if self.scaling.mode == "hpa" and self.scaling.scale_to_zero:
             raise rule_error(("scaling", "mode"), "hpa cannot scale to zero; use keda or set scaleToZero false")
         if self.scaling.mode == "hpa" and self.scaling.max_replicas <= self.scaling.min_replicas:
@@ -326,6 +331,14 @@ class ModelServiceConfig(ConfigModel):
                                  f"{self.canary.replicas} canary replicas next to {self.scaling.min_replicas} "
                                  f"baseline replicas take {share:.0f}% of traffic; the cap is {self.canary.max_share_percent}%")
         return self
+
+    def _check_wake(self) -> None:
+        """At zero replicas vLLM's metrics vanish with its pods: something else must wake it.
+        Behind the router, requests held at zero pods do (render/router_monitoring.py)."""
+        sc = self.scaling
+        if sc.scale_to_zero and sc.active_hours is None and sc.wake_query is None and self.routing.mode != "router":
+            raise rule_error(("scaling", "scaleToZero"), "nothing could wake the service at zero replicas (vLLM's "
+                             "metrics vanish with its pods); set activeHours and/or wakeQuery, or routing.mode router")
 
     def _check_cache_size(self) -> None:
         """An emptyDir cache must hold the weights: kubelet evicts a pod whose emptyDir outgrows

@@ -42,13 +42,18 @@ def worker_labels(worker: BatchWorkerConfig) -> dict[str, str]:
     return {labels.APP_NAME: "batch-worker", labels.APP_INSTANCE: worker.name, labels.APP_COMPONENT: WORKER_ROLE}
 
 
+# The general-purpose NodePool's CPU limit counts this request (Platform).
+REDIS_CPU_MILLICORES = 250
+REDIS_RESOURCES = {"requests": {"cpu": f"{REDIS_CPU_MILLICORES}m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+
+
 def redis_host(worker: BatchWorkerConfig) -> str:
     return f"{names(worker)['redis']}.{worker.namespace}.svc"
 
 
-def redis_statefulset(worker: BatchWorkerConfig, system: dict[str, Any], storage_class: str) -> dict[str, Any]:
+def redis_statefulset(worker: BatchWorkerConfig, placement: dict[str, Any], storage_class: str) -> dict[str, Any]:
     """One Redis with AUTH and an append-only file on a volume of ``storage_class`` (gp3). It
-    runs on the system nodes (the only non-GPU nodes of the platform), tolerating their taint."""
+    runs where ``placement`` (nodeSelector, tolerations) puts it: the general-purpose NodePool."""
     n = names(worker)
     return {
         "metadata": {"name": n["redis"], "namespace": worker.namespace, "labels": redis_labels(worker)},
@@ -57,8 +62,8 @@ def redis_statefulset(worker: BatchWorkerConfig, system: dict[str, Any], storage
             "replicas": 1,
             "selector": {"matchLabels": redis_labels(worker)},
             "template": {"metadata": {"labels": redis_labels(worker)}, "spec": {
-                "nodeSelector": system["nodeSelector"],
-                "tolerations": system["tolerations"],
+                "nodeSelector": placement["nodeSelector"],
+                "tolerations": placement["tolerations"],
                 # Redis needs no API token (and has no AWS identity).
                 "automountServiceAccountToken": False,
                 # fsGroup makes the volume claim writable by the unprivileged user.
@@ -74,7 +79,7 @@ def redis_statefulset(worker: BatchWorkerConfig, system: dict[str, Any], storage
                     "readinessProbe": {"exec": {"command": ["sh", "-c", 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG']},
                                        "periodSeconds": 10},
                     "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 20},
-                    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                    "resources": REDIS_RESOURCES,
                     "securityContext": pod_security.container_security_context(),
                     # /data (the claim) is the only path Redis writes: the append-only file and
                     # the RDB snapshots with their temp files (--dir /data).

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from components import sizing
 from components.config import GpuTier, ModelServiceConfig, StackConfig
+from components.render import batch, general_pool, router
 from platform_facts import catalog
 
 
@@ -93,6 +94,7 @@ def report(config: StackConfig) -> str:
             note = "" if asked <= limit else " (burst beyond the limit stays Pending)"
             lines.append(f"| {tier.name}-{capacity} | {weight} | {limit} | {asked} | {limit - asked}{note} |")
     lines += _on_demand_limits(config)
+    lines += _routers(config)
     return "\n".join(lines) + "\n"
 
 
@@ -117,4 +119,25 @@ def _on_demand_limits(config: StackConfig) -> list[str]:
         limit = f"{t.total} (gpuLimit; the terms sum to {t.computed})" if t.override is not None else str(t.total)
         lines.append(f"| {tier.name}-on-demand | {t.baseline} | {t.canary} | {t.burst_on_demand} | {t.burst_fallback} "
                      f"| {t.surge} | {t.batch} | {t.packing} | {t.replacement} | {t.buffer} | {t.headroom} | {limit} |")
+    return lines
+
+
+def _routers(config: StackConfig) -> list[str]:
+    """The llm-d routers' and Redis's requests on the general-purpose NodePool and its CPU limit."""
+    routed = [s for s in config.model_services if router.routed(s)]
+    redis = sum(1 for b in config.batch_workers if b.redis is None)
+    if not routed and not redis:
+        return []
+    lines = ["", "## General-purpose NodePool (routers, Redis)", "",
+             f"One router pod per routed service ({router.REPLICAS} replica: see render/router.py), sized from",
+             f"routing.peakRequestsPerSecond, and {redis} in-cluster Redis ({batch.REDIS_CPU_MILLICORES}m each); the",
+             "NodePool's CPU limit is their requests plus one node of the largest type, for a replacement.", "",
+             "| service | req/s | EPP CPU | EPP memory | Envoy CPU | Envoy memory |", "|---|---|---|---|---|---|"]
+    for s in routed:
+        z = router.sizing(s)
+        lines.append(f"| {s.name} | {s.routing.peak_requests_per_second:g} | {z['epp']['requests']['cpu']} | "
+                     f"{z['epp']['requests']['memory']} | {z['proxy']['requests']['cpu']} | {z['proxy']['requests']['memory']} |")
+    millicores = sum(router.cpu_millicores(s) for s in routed) + redis * batch.REDIS_CPU_MILLICORES
+    lines += ["", f"NodePool `{general_pool.NAME}`: {millicores}m requested, CPU limit "
+                  f"{general_pool.cpu_limit(millicores)}."]
     return lines

@@ -21,12 +21,13 @@ from components import labels
 from components.config import ModelServiceConfig
 from components.naming import k8s_name
 from components.render import vllm
+from platform_facts.kubernetes import PROMETHEUS_POD_LABELS
 
 DEFAULT_DENY = "default-deny-ingress"
 # Kubernetes sets this label on every namespace (1.22+): select namespaces by name.
 NAMESPACE_NAME = "kubernetes.io/metadata.name"
 # kube-prometheus-stack's Prometheus pods carry this label (set by the operator).
-PROMETHEUS_POD = {labels.APP_NAME: "prometheus"}
+PROMETHEUS_POD = dict(PROMETHEUS_POD_LABELS)
 COREDNS_POD = {"k8s-app": "kube-dns"}
 # EKS Pod Identity agent: a host-network daemon on every node, at this link-local address.
 POD_IDENTITY_AGENT = "169.254.170.23/32"

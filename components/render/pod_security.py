@@ -58,8 +58,11 @@ def namespace_labels(enforce: PodSecurityLevel) -> dict[str, str]:
     }
 
 
-def workload_namespace_level(uses_host_path: bool) -> PodSecurityLevel:
+def workload_namespace_level(uses_host_path: bool, *, routed: bool = False) -> PodSecurityLevel:
     """A namespace of model services and batch workers: ``restricted`` unless one of its pods
     mounts the node's hostPath model cache, which every level but ``privileged`` forbids
-    (``baseline`` already bans hostPath volumes)."""
-    return "privileged" if uses_host_path else "restricted"
+    (``baseline`` already bans hostPath volumes), or it runs an llm-d Router, whose chart gives
+    the EPP container no securityContext (``baseline`` admits it, ``restricted`` does not)."""
+    if uses_host_path:
+        return "privileged"
+    return "baseline" if routed else "restricted"

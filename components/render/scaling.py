@@ -14,6 +14,7 @@ from typing import Any
 
 from components import sizing
 from components.config import ModelServiceConfig
+from components.render import router_monitoring
 from components.render.vllm import BASELINE_ANNOTATION, ROLE, cold_start_seconds, names
 from platform_facts import coldstart
 from platform_facts import vllm as metrics
@@ -172,6 +173,8 @@ def _triggers(svc: ModelServiceConfig, namespace: str, prometheus_url: str,
         # cuts a serving burst of N at once; the HPA's scale-down policy takes it N -> 1 and the
         # cooldown only 1 -> 0. Its proposal is at most 1, the HPA's minimum: it cannot feed itself.
         triggers.append(trigger("burst-above-one", q["burst_above_one"], 1, 0, "AverageValue"))
+    if svc.routing.mode == "router":
+        triggers += router_monitoring.triggers(svc, namespace, prometheus_url)
     return triggers
 
 
