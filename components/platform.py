@@ -105,7 +105,7 @@ class Platform(pulumi.ComponentResource):
                 opts=in_cluster)
             for b in args.batch_workers
         }
-        self._warm_capacity(name, args, in_cluster)
+        self._warm_capacity(name, args, in_cluster, mirror)
         self.outputs = self._stack_outputs(args, list(service_namespaces.values()))
         self.register_outputs({
             "cluster": self.cluster, "karpenter": self.karpenter, "monitoring": self.monitoring, "keda": self.keda,
@@ -136,12 +136,13 @@ class Platform(pulumi.ComponentResource):
             return None
         return images.mirror_for(cache, account=aws.get_caller_identity().account_id, region=args.region)
 
-    def _warm_capacity(self, name: str, args: StackConfig, in_cluster: pulumi.ResourceOptions) -> None:
+    def _warm_capacity(self, name: str, args: StackConfig, in_cluster: pulumi.ResourceOptions,
+                       mirror: images.Mirror | None) -> None:
         """Warm GPU capacity for the tiers with a capacityBuffer (after their NodePools)."""
         chunks = {t.name: (t, c) for t in args.gpu_tiers if (c := buffer_chunk(args, t)) is not None}
         if chunks:
             WarmCapacity(child(name, "warm-capacity"), WarmCapacityArgs(
-                chunks, {t: self.karpenter.tier_capacity[t] for t in chunks}), opts=in_cluster)
+                chunks, {t: self.karpenter.tier_capacity[t] for t in chunks}, mirror), opts=in_cluster)
 
     def _default_deny(self, name: str, args: StackConfig, namespaces: Mapping[str, pulumi.Resource],
                       in_cluster: pulumi.ResourceOptions) -> None:

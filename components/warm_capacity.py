@@ -16,6 +16,8 @@ from components.config.levers import BufferChunk
 from components.helm import namespace
 from components.naming import child
 from components.render import buffer as render
+from components.render import images
+from components.render.images import Mirror
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class WarmCapacityArgs:
     node_pools: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)
     """tier -> its EC2NodeClass and NodePools (``Karpenter.tier_capacity``); the CapacityBuffer CRD
     ships with them (karpenter-crd chart), and a buffer before its pool would only wait."""
+    mirror: Mirror | None = None
+    """The stack's ECR pull-through cache (``images.mirror_for``): the pause image is pulled through it."""
 
 
 class WarmCapacity(pulumi.ComponentResource):
@@ -50,12 +54,12 @@ class WarmCapacity(pulumi.ComponentResource):
                         description=pc["description"], opts=pulumi.ResourceOptions(parent=self))
                 dep = render.placeholder_deployment(tier, chunk)
                 k8s.apps.v1.Deployment(child(name, f"{tier_name}-placeholders"), metadata=dep["metadata"],
-                                       spec=dep["spec"], opts=pulumi.ResourceOptions.merge(
+                                       spec=images.mirror_images(dep["spec"], args.mirror), opts=pulumi.ResourceOptions.merge(
                                            needs, pulumi.ResourceOptions(depends_on=[placeholder_class])))
             else:
                 tpl = render.pod_template(tier, chunk)
                 template = k8s.core.v1.PodTemplate(child(name, f"{tier_name}-template"), metadata=tpl["metadata"],
-                                                   template=tpl["template"], opts=needs)
+                                                   template=images.mirror_images(tpl["template"], args.mirror), opts=needs)
                 buf = render.capacity_buffer(tier, chunk)
                 k8s.apiextensions.CustomResource(
                     child(name, f"{tier_name}-buffer"), api_version="autoscaling.x-k8s.io/v1beta1",
