@@ -129,7 +129,7 @@ class ModelService(pulumi.ComponentResource):
             Router(child(name, "router"), RouterArgs(
                 service=svc, namespace=args.namespace, crds=args.router_crds, node_pools=args.general_pool,
                 monitoring_crds=args.monitoring_crds, monitoring_namespace=args.monitoring_namespace,
-                scrape_interval_seconds=args.scrape_interval_seconds), opts=pulumi.ResourceOptions(parent=self))
+                scrape_interval_seconds=args.scrape_interval_seconds, mirror=args.mirror), opts=pulumi.ResourceOptions(parent=self))
         self.service_name = k8s_service.metadata.apply(lambda m: m["name"])
         self.url = pulumi.Output.concat("http://", self.service_name, f".{ns}.svc:{render.PORT}")
         self.register_outputs({"service_name": self.service_name, "url": self.url,

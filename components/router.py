@@ -21,6 +21,7 @@ from components.config import ModelServiceConfig
 from components.naming import child
 from components.render import router as render
 from components.render import router_monitoring
+from components.render.images import Mirror
 
 # Unmodified upstream CRDs (provenance in crds/PROVENANCE.md).
 CRD_DIR = Path(__file__).parent / "crds"
@@ -55,6 +56,8 @@ class RouterArgs:
     monitoring_namespace: str = "monitoring"
     """Where Prometheus runs: it may scrape the router's metrics port."""
     scrape_interval_seconds: int = 15
+    mirror: Mirror | None = None
+    """The stack's ECR pull-through cache: the Envoy and EPP images go through it where it covers them."""
     """ServiceMonitor scrape interval."""
 
 
@@ -74,7 +77,7 @@ class Router(pulumi.ComponentResource):
         self.release_name = render.release_name(svc)
         release = helm.release(
             child(name, "release"), versions.LLMD_ROUTER, release_name=self.release_name, namespace=ns,
-            values=render.chart_values(svc),
+            values=render.chart_values(svc, args.mirror),
             opts=pulumi.ResourceOptions.merge(with_crds, pulumi.ResourceOptions(depends_on=list(args.node_pools))))
         self.objectives = []
         for obj in render.inference_objectives(svc, ns):

@@ -59,5 +59,8 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 # published chart's version is the release tag; its values.yaml in git says image tag "main", which
 # the release tooling rewrites to the tag at packaging, so we set the EPP image explicitly.
 LLMD_ROUTER = Chart("oci://ghcr.io/llm-d/charts/llm-d-router-standalone", "v0.10.0", None)
+# The chart's Envoy preset image (standalone values.yaml, presets.envoy), set explicitly as
+# router.proxy.image so it can go through the pull-through cache (Docker Hub).
+LLMD_ENVOY_IMAGE = "docker.io/envoyproxy/envoy:distroless-v1.33.2"
 LLMD_EPP_IMAGE = {"registry": "ghcr.io/llm-d", "repository": "llm-d-router-endpoint-picker", "tag": "v0.10.0",
                   "pullPolicy": "IfNotPresent"}

@@ -92,6 +92,8 @@ FREE_FORM: dict[str, dict[str, str]] = {
     "llm-d-router-standalone": {
         "router.modelServers.matchLabels": "required by the chart (values.yaml: `# matchLabels: # REQUIRED`); "
                                            "a label map of the model-server pods",
+        "router.proxy.image": "the chart's documented override of the preset's proxy image (values.yaml: "
+                              "`set proxy.image to replace the preset image`), not a default key",
     },
 }
 # Actions AWS offers no resource-level permissions for: "*" is the only Resource they take.

@@ -362,3 +362,19 @@ def test_network_alone_names_its_s3_endpoint_from_the_provider_region():
     resources = _alone(lambda: Network("net", NetworkArgs(cfg.name, cfg.network)))
     (s3,) = [r.inputs for r in resources if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint"]
     assert s3["serviceName"] == "com.amazonaws.eu-west-1.s3" and len(s3["routeTableIds"]) == 2
+
+
+def test_router_images_go_through_the_cache_where_a_rule_covers_them():
+    from components import versions
+    from components.render import router
+    from tests.conftest import load
+
+    svc = load("prod").model_services[0]
+    plain = router.chart_values(svc)["router"]
+    assert plain["proxy"]["image"] == versions.LLMD_ENVOY_IMAGE  # the chart preset's image, pinned
+    assert plain["epp"]["image"]["registry"] == "ghcr.io/llm-d"
+    mirrored = router.chart_values(svc, MIRROR)["router"]
+    # Envoy comes from Docker Hub: through the docker-hub rule.
+    assert mirrored["proxy"]["image"] == f"{ECR}/mirror/docker-hub/envoyproxy/envoy:distroless-v1.33.2"
+    # The EPP comes from ghcr.io, which needs GitHub credentials this cache was not given: unchanged.
+    assert mirrored["epp"]["image"]["registry"] == "ghcr.io/llm-d"

@@ -19,7 +19,8 @@ import yaml
 from components import labels, versions
 from components.config import ModelServiceConfig
 from components.naming import k8s_name
-from components.render import general_pool, vllm
+from components.render import general_pool, images, vllm
+from components.render.images import Mirror
 from components.render.network_policy import PROMETHEUS_POD, _namespaces
 from platform_facts import llmd
 
@@ -138,17 +139,20 @@ def epp_config(svc: ModelServiceConfig) -> dict[str, Any]:
     }
 
 
-def chart_values(svc: ModelServiceConfig) -> dict[str, Any]:
-    """Values of the llm-d-router standalone chart (checked key by key against its defaults)."""
+def chart_values(svc: ModelServiceConfig, mirror: Mirror | None = None) -> dict[str, Any]:
+    """Values of the llm-d-router standalone chart (checked key by key against its defaults); both
+    images through the stack's pull-through cache where a rule covers their registry."""
     s = sizing(svc)
+    epp_registry, epp_repository = images.chart_image(versions.LLMD_EPP_IMAGE["registry"],
+                                                      versions.LLMD_EPP_IMAGE["repository"], mirror)
     placement = general_pool.placement()
     return {"router": {
         "modelServers": {"matchLabels": vllm.selector(svc), "type": "vllm", "protocol": "http",
                          "targetPorts": [{"number": vllm.PORT}]},
-        "proxy": {"resources": s["proxy"]},
+        "proxy": {"resources": s["proxy"], "image": images.image_ref(versions.LLMD_ENVOY_IMAGE, mirror)},
         "epp": {
             "replicas": REPLICAS,
-            "image": dict(versions.LLMD_EPP_IMAGE),
+            "image": {**versions.LLMD_EPP_IMAGE, "registry": epp_registry, "repository": epp_repository},
             "resources": s["epp"],
             "pluginsConfigFile": PLUGINS_FILE,
             "pluginsCustomConfig": {PLUGINS_FILE: yaml.safe_dump(epp_config(svc), sort_keys=False)},
