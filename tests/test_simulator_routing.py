@@ -37,10 +37,10 @@ def _mooncake_slice(seconds: float) -> Trace:
     return Trace(tuple(r for r in trace.requests if r.arrival < seconds), trace.start, trace.source)
 
 
-def _setup(trace: Trace, policy: routing.Routing = "random", weights: routing.EppWeights = routing.EppWeights()):
+def _setup(trace: Trace, policy: routing.Routing = "random"):
     cfg = load("prod")
     svc = cfg.model_services[0]
-    replay = ServiceReplay(cfg, svc, trace, from_config(svc, 0), routing_policy=RoutingPolicy(policy, weights))
+    replay = ServiceReplay(cfg, svc, trace, from_config(svc, 0), routing_policy=RoutingPolicy(policy))
     return replay.setup, initial_state(replay.setup, 0)
 
 
