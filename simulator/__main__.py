@@ -224,8 +224,8 @@ def _write(args: argparse.Namespace, config, service, traces: list[Trace]) -> in
     chosen = runs.get(args.profile) or runs["stack"]
     dump(out / "summary.json", summary)
     write_requests_csv(out / "requests.csv", chosen, traces[0])
-    report.write_timeline_png(out / "timeline.png", runs, f"{args.stack}/{args.service} on {args.trace[0].name} (seed {args.seed})",
-                              service.slo.attainment_target)
+    title = f"{args.stack}/{args.service} on {args.trace[0].name} (seed {args.seed}, routing {summary['routing']['policy']})"
+    report.write_timeline_png(out / "timeline.png", runs, title, service.slo.attainment_target)
     if show:
         print(file=sys.stderr)
     print(f"{summary['rejected']} of {summary['requests']} requests rejected (longer than maxModelLen {service.max_model_len})")
