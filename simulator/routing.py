@@ -16,8 +16,8 @@
   - weights prefix : queue : KV = 2 : 2 : 1 (llm-d/llm-d#1156, production-facts section 14);
   - the picker shuffles, then takes the highest score: ties go to a random one of the best.
 
-  The EPP sees live counts here; upstream reads them from each endpoint's metrics every 50 ms,
-  which at one decision per request is close enough. The picked endpoint's index takes the
+  The EPP sees live counts here; upstream reads them from the endpoints' scraped metrics, a
+  little older (not modelled). The picked endpoint's index takes the
   request's blocks at once (``PreRequest``), so a burst sharing a prefix follows the first.
 
 The policy applies under every profile, oracles included; the prefix cache itself
