@@ -21,7 +21,7 @@ help: ## Show the targets
 	@echo "make lint                            ruff and mypy only"
 	@echo "make golden                          rewrite tests/golden/ from synth output (review the diff)"
 	@echo "make conformance                     synthesize every stack, check build/ against upstream contracts"
-	@echo "make simulate STACK=prod SERVICE=chat-8b [TRACE=\"a.csv b.jsonl\"] [SEEDS=0,1,2]  replay a trace through the scaling loop (--tune)"
+	@echo "make simulate STACK=prod SERVICE=chat-8b [TRACE=\"a.csv b.jsonl\"] [SEEDS=0,1,2] [ROUTING=random,least-queue,prefix-aware]  replay a trace through the scaling loop (--tune)"
 	@echo "make bench                           simulator and synth (200 model services) speed and memory figures"
 	@echo "make schema                          regenerate stacks/schema.json from the config models"
 	@echo "make clean                           remove build/, .venv/ and .venv-checkov/"
@@ -64,7 +64,7 @@ golden: $(VENV)/.installed
 
 TRACE ?= tests/upstream/traces/AzureLLMInferenceTrace_code.csv
 simulate: $(VENV)/.installed
-	$(PY) -m simulator --stack $(STACK) $(if $(SERVICE),--service $(SERVICE)) $(foreach t,$(TRACE),--trace $(t)) $(if $(SEEDS),--seeds $(SEEDS)) --tune
+	$(PY) -m simulator --stack $(STACK) $(if $(SERVICE),--service $(SERVICE)) $(foreach t,$(TRACE),--trace $(t)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ROUTING),--routing $(ROUTING)) --tune
 
 bench: $(VENV)/.installed
 	$(PY) -m simulator.bench

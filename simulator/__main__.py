@@ -10,7 +10,12 @@ KEDA, the HPA, Karpenter, spot interruptions, cost) and writes, to ``--out``
   whole trace, its first ``--transient-minutes`` and the rest (steady state), requests
   rejected as longer than ``maxModelLen``, GPU-hours, cost, cost against both oracles; with
   ``--tune``, the tuned profile, the Pareto front and the stack-file snippet;
-- ``requests.csv``: one row per request under ``--profile``;
+- ``summary.json`` ``routing``: the policy every replay above used (``--routing``, the first
+  when several; default the stack's, ``simulator.routing.stack_routing``) and, per policy
+  named, the stack profile's TTFT p50/p95, attainment (whole, transient, steady), cost and
+  prefix-cache hit ratio;
+- ``requests.csv``: one row per request under ``--profile`` (with the prompt tokens the prefix
+  cache saved);
 - ``timeline.png``: a column per profile (stack, seed default, tuned) on shared axes;
 - ``pareto.png`` (``--tune``): cost against worst steady-state attainment of every profile tried.
 
@@ -28,7 +33,7 @@ from pathlib import Path
 
 from components.config import ConfigError
 from components.stack import load_stack
-from simulator import oracle, report
+from simulator import oracle, report, routing
 from simulator.run import TRANSIENT_MINUTES, Experiment, Run, dump, write_requests_csv
 from simulator.trace import Trace, load
 from simulator.tune import Tuner
@@ -68,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--warm-start", action="store_true",
                     help="start from the first window's steady state: the burst replicas the controllers hold after "
                          "replaying the first --transient-minutes once start Ready")
+    ap.add_argument("--routing", help=f"{' | '.join(routing.POLICIES)}, or several separated by commas to compare them "
+                    "(every replay uses the first; default: the stack's routing, today random)")
     ap.add_argument("--speedup", type=float, default=1.0)
     ap.add_argument("--rate-multiplier", type=float, default=1.0)
     ap.add_argument("--spot-interruptions-per-hour", type=float, default=0.05,
@@ -100,10 +107,28 @@ def _seeds(args: argparse.Namespace) -> list[int]:
     return seeds
 
 
-def _experiment(args: argparse.Namespace, config, service, trace: Trace, seed: int, progress=None) -> Experiment:
+def _policies(args: argparse.Namespace, config, service) -> list[routing.Routing]:
+    return routing.parse(args.routing) if args.routing is not None else [routing.stack_routing(config, service)]
+
+
+def _experiment(args: argparse.Namespace, config, service, trace: Trace, seed: int, progress=None,
+                policy: routing.Routing | None = None) -> Experiment:
+    policy = policy or _policies(args, config, service)[0]
     return Experiment(config, service, trace, seed=seed, spot_interruptions_per_hour=args.spot_interruptions_per_hour,
                       progress=progress, prometheus_outages=_outages(args.prometheus_outage),
-                      transient_minutes=args.transient_minutes, warm_start=args.warm_start)
+                      transient_minutes=args.transient_minutes, warm_start=args.warm_start,
+                      routing=routing.RoutingPolicy(policy))
+
+
+def _routing(args: argparse.Namespace, config, service, trace: Trace, stack: Run) -> dict:
+    """The stack profile under every policy named: the first is the replays' own."""
+    policies = _policies(args, config, service)
+    per = {policies[0]: stack.routing_metrics()}
+    for policy in policies[1:]:
+        experiment = _experiment(args, config, service, trace, args.seed, policy=policy)
+        per[policy] = experiment.run(experiment.profile("stack")).routing_metrics()
+    return {"policy": policies[0], "block_tokens": routing.BLOCK_TOKENS,
+            "trace_has_block_hashes": any(r.hash_ids for r in trace.requests), "policies": per}
 
 
 def _summary(args: argparse.Namespace, experiment: Experiment, service, trace: Trace) -> tuple[dict, dict[str, Run]]:
@@ -176,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         traces = [load(p, speedup=args.speedup, rate_multiplier=args.rate_multiplier, seed=args.seed) for p in args.trace]
         _outages(args.prometheus_outage)
         _seeds(args)
+        _policies(args, config, services[args.service])
         if not args.transient_minutes >= 0:
             raise ValueError(f"--transient-minutes must be >= 0, got {args.transient_minutes}")
     except ConfigError as exc:
@@ -191,14 +217,15 @@ def _write(args: argparse.Namespace, config, service, traces: list[Trace]) -> in
     show = _progress(sys.stderr.isatty() if args.progress is None else args.progress)
     experiment = _experiment(args, config, service, traces[0], args.seed, show)
     summary, runs = _summary(args, experiment, service, traces[0])
+    summary["routing"] = _routing(args, config, service, traces[0], runs["stack"])
     out = args.out or REPO / "build" / "sim" / f"{args.stack}-{args.service}"
     out.mkdir(parents=True, exist_ok=True)
     tuned = _tune(args, config, service, traces, runs, summary, out) if args.tune else ""
     chosen = runs.get(args.profile) or runs["stack"]
     dump(out / "summary.json", summary)
     write_requests_csv(out / "requests.csv", chosen, traces[0])
-    report.write_timeline_png(out / "timeline.png", runs, f"{args.stack}/{args.service} on {args.trace[0].name} (seed {args.seed})",
-                              service.slo.attainment_target)
+    title = f"{args.stack}/{args.service} on {args.trace[0].name} (seed {args.seed}, routing {summary['routing']['policy']})"
+    report.write_timeline_png(out / "timeline.png", runs, title, service.slo.attainment_target)
     if show:
         print(file=sys.stderr)
     print(f"{summary['rejected']} of {summary['requests']} requests rejected (longer than maxModelLen {service.max_model_len})")
@@ -207,6 +234,9 @@ def _write(args: argparse.Namespace, config, service, traces: list[Trace]) -> in
         print(f"{name:>18}: attainment {m['slo_attainment']:.1%} (steady {'-' if steady is None else f'{steady:.1%}'})  "
               f"TTFT p95 {m['ttft_p95_s']}s  GPU-h {m['gpu_hours']}  ${m['cost_usd']}  "
               f"x{m.get('cost_vs_oracle', 1):.2f} oracle  x{m.get('cost_vs_constrained_oracle', 1):.2f} constrained")
+    for policy, m in summary["routing"]["policies"].items():
+        print(f"{'routing ' + policy:>24}: attainment {m['slo_attainment']:.1%}  TTFT p95 {m['ttft_p95_s']}s  "
+              f"${m['cost_usd']}  prefix hit {m['prefix_hit_ratio']:.1%}")
     print(tuned, end="")
     print(f"-> {out}")
     return 0

@@ -2,8 +2,9 @@
 
 Every ``DT`` (1 s), ``tick`` runs these steps in order:
 
-1. ``arrive`` and ``route``: arriving requests go to a Ready, non-terminating replica at
-   random (kube-proxy's iptables mode picks uniformly); with none, they wait at the caller;
+1. ``arrive`` and ``route``: arriving requests go to a Ready, non-terminating replica under
+   the routing policy (``simulator.routing``: at random as kube-proxy's iptables mode by
+   default, least-queue, or the llm-d EPP's prefix-aware score); with none, they wait at the caller;
 2. ``replica.serve``: every serving replica advances the fluid vLLM model (admission,
    prefill, decode, preemption);
 3. ``capacity.spot_interruptions``: the two-minute notice, the drain, the reclaim; requests
@@ -40,7 +41,7 @@ from dataclasses import replace
 
 from components.config import ModelServiceConfig, StackConfig
 from components.render.capacity import placement
-from simulator import capacity, control, disruption, hpa
+from simulator import capacity, control, disruption, hpa, routing
 from simulator.cron import ActiveWindow
 from simulator.packing import hostname_spread
 from simulator.perf import cold_start, replica_perf
@@ -64,7 +65,7 @@ class ServiceReplay:
                  seed: int = 0, spot_interruptions_per_hour: float = 0.0, scrape_seconds: float | None = None,
                  schedule: Callable[[float], int] | None = None, progress: Callable[[float], None] | None = None,
                  prometheus_outages: tuple[tuple[float, float], ...] = (), warm_start_seconds: float = 0.0,
-                 whole_nodes: bool = False):
+                 whole_nodes: bool = False, routing_policy: routing.RoutingPolicy = routing.RANDOM):
         tier = config.tier(service.tier)
         place = placement(service, tier)
         self.seed = seed
@@ -94,6 +95,7 @@ class ServiceReplay:
             max_model_len=service.max_model_len,
             warm_start_seconds=0.0 if schedule is not None else warm_start_seconds,
             whole_nodes=whole_nodes,
+            routing=routing_policy,
         )
 
     def replay(self) -> Result:
@@ -153,7 +155,7 @@ def steady_burst(setup: ReplaySetup, seed: int) -> int:
 def tick(setup: ReplaySetup, state: ReplayState, t: float) -> None:
     """One second of the service, in the order of the module docstring."""
     arrive(setup, state, t)
-    route(state)
+    route(setup, state)
     for pod in state.pods:
         if not pod.gone and pod.ready:
             serve(setup, state, pod, t)
@@ -183,12 +185,9 @@ def arrive(setup: ReplaySetup, state: ReplayState, t: float) -> None:
         state.next_arrival += 1
 
 
-def route(state: ReplayState) -> None:
-    """Each waiting request goes to a routable replica picked uniformly at random."""
-    routable = [q for q in state.pods if q.routable]
-    if routable:
-        while state.gateway:
-            state.rng.choice(routable).queue.append(state.gateway.popleft())
+def route(setup: ReplaySetup, state: ReplayState) -> None:
+    """Each waiting request goes to a routable replica under the setup's policy."""
+    routing.route(setup, state)
 
 
 def finished(state: ReplayState, requests: int) -> bool:
@@ -230,4 +229,5 @@ def result_of(setup: ReplaySetup, state: ReplayState) -> Result:
     gpu_hours = sum(state.node_seconds.values()) * setup.instance.gpus / 3600
     return Result(out.arrival, out.first_token, out.end, out.admitted, out.capacity, state.preemptions,
                   state.retries, state.cost, gpu_hours, {str(k): v for k, v in state.node_seconds.items()}, state.timeline,
-                  setup.slo_seconds, state.events, rejected=out.capacity.count("rejected"))
+                  setup.slo_seconds, state.events, rejected=out.capacity.count("rejected"), routing=setup.routing.policy,
+                  cached_tokens=out.cached, prompt_tokens=[r.prompt_tokens for r in setup.requests])

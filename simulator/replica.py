@@ -4,14 +4,18 @@ Admission while ``max_num_seqs`` and the KV budget allow; prefill at ``delta`` s
 prompt token (the first token comes out of prefill); decode steps of ``alpha + beta * batch``
 seconds, one token per running sequence; when the KV cache overflows, the newest sequence is
 preempted and recomputed (vLLM's default ``RECOMPUTE`` mode: back to the queue, prefill again).
-Prefill that runs past the tick is carried as debt into the next one.
+Prefill that runs past the tick is carried as debt into the next one. Automatic prefix caching
+(``simulator.prefix``): the prompt's leading blocks still in the replica's cache are not
+prefilled again (a preempted request's recompute hits its own blocks too).
 """
 
 from __future__ import annotations
 
 import math
 
+from simulator.prefix import cached_tokens, replica_cache
 from simulator.state import DT, FirstToken, Pod, ReplaySetup, ReplayState, Sequence
+from simulator.trace import Request
 
 
 def serve(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: float) -> None:
@@ -44,15 +48,28 @@ def admit_and_prefill(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: floa
         budget = DT - (start - t0)
         if math.isnan(out.admitted[idx]):
             out.admitted[idx] = start
-        budget -= perf.delta * r.prompt_tokens
+        hit = prefix_hit(setup, pod, r)
+        budget -= perf.delta * (r.prompt_tokens - hit)
         done = t0 + (DT - budget)
         if math.isnan(out.first_token[idx]):  # a preempted request keeps its first token
+            out.cached[idx] = hit
             out.first_token[idx] = done
             state.first_tokens.append(FirstToken(done, done - out.arrival[idx]))
             out.capacity[idx] = pod.node.capacity if pod.node else ""
         pod.running.append(Sequence(idx, r.output_tokens - 1, need))
         pod.kv_used += need
+        if pod.cache is not None:
+            pod.cache.insert(r.hash_ids)  # prefilled: its blocks are the most recently used
     return budget
+
+
+def prefix_hit(setup: ReplaySetup, pod: Pod, r: Request) -> int:
+    """The prompt tokens the replica's prefix cache saves ``r`` (none without block hashes)."""
+    if not r.hash_ids:
+        return 0
+    if pod.cache is None:
+        pod.cache = replica_cache(setup.perf.kv_tokens)
+    return cached_tokens(pod.cache.leading(r.hash_ids), r.prompt_tokens)
 
 
 def decode(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: float, budget: float) -> None:

@@ -22,9 +22,19 @@ class Result:
     slo_seconds: float
     events: list = field(default_factory=list)  # simulator.state.Event, in time order
     rejected: int = 0  # requests longer than maxModelLen: refused at arrival, never served
+    routing: str = "random"  # the routing policy (``simulator.routing``)
+    cached_tokens: list[int] = field(default_factory=list)  # per request: prompt tokens the prefix cache saved
+    prompt_tokens: list[int] = field(default_factory=list)  # per request, for the hit ratio
 
     def ttfts(self) -> list[float]:
         return [f - a for a, f in zip(self.arrival, self.first_token, strict=True) if not math.isnan(f)]
+
+    def prefix_hit_ratio(self) -> float:
+        """Prompt tokens served from the prefix cache over prompt tokens, among the requests served."""
+        served = [(c, p) for c, p, f in zip(self.cached_tokens, self.prompt_tokens, self.first_token, strict=True)
+                  if not math.isnan(f)]
+        total = sum(p for _, p in served)
+        return sum(c for c, _ in served) / total if total else 0.0
 
     def attainment(self, since: float = 0.0, until: float = math.inf, *, servable: bool = False) -> float | None:
         """The share of requests arriving in ``[since, until)`` whose first token came within the

@@ -16,6 +16,7 @@ from simulator import profile as profiles
 from simulator.profile import Profile
 from simulator.replay import ServiceReplay
 from simulator.result import Result, percentile
+from simulator.routing import RANDOM, RoutingPolicy
 from simulator.trace import Trace
 
 TRANSIENT_MINUTES = 10.0  # the warm-up the headline attainment is split from (--transient-minutes)
@@ -59,6 +60,15 @@ class Run:
             out["cost_vs_constrained_oracle"] = round(r.cost / constrained_oracle_cost, 3)
         return out
 
+    def routing_metrics(self) -> dict[str, Any]:
+        """What a routing policy changes: TTFT, attainment, cost and the prefix cache's hit ratio."""
+        m = self.metrics()
+        keys = ("ttft_p50_s", "ttft_p95_s", "slo_attainment", "slo_attainment_transient", "slo_attainment_steady",
+                "gpu_hours", "cost_usd", "preemptions")
+        return {"routing": self.result.routing, **{k: m[k] for k in keys},
+                "prefix_cached_tokens": sum(self.result.cached_tokens),
+                "prefix_hit_ratio": round(self.result.prefix_hit_ratio(), 4)}
+
     def attainment(self) -> float:
         return self.result.attainment() or 0.0
 
@@ -75,8 +85,9 @@ class Experiment:
     def __init__(self, config: StackConfig, service: ModelServiceConfig, trace: Trace, *, seed: int = 0,
                  spot_interruptions_per_hour: float = 0.0, progress: Callable[[float], None] | None = None,
                  prometheus_outages: tuple[tuple[float, float], ...] = (), transient_minutes: float = TRANSIENT_MINUTES,
-                 warm_start: bool = False):
+                 warm_start: bool = False, routing: RoutingPolicy = RANDOM):
         self.config, self.service, self.trace = config, service, trace
+        self.routing = routing
         self.seed, self.spot_rate, self.progress = seed, spot_interruptions_per_hour, progress
         self.outages = prometheus_outages
         self.transient_seconds = transient_minutes * 60
@@ -93,7 +104,8 @@ class Experiment:
         replay = ServiceReplay(self.config, self.service, self.trace, profile, seed=self.seed,
                                spot_interruptions_per_hour=self.spot_rate, schedule=schedule, progress=self.progress,
                                prometheus_outages=self.outages, whole_nodes=whole_nodes,
-                               warm_start_seconds=self.transient_seconds if self.warm_start else 0.0)
+                               warm_start_seconds=self.transient_seconds if self.warm_start else 0.0,
+                               routing_policy=self.routing)
         return Run(profile, replay.replay(), self.transient_seconds)
 
     def oracle(self, target: float) -> tuple[Run, float]:
@@ -107,13 +119,14 @@ def write_requests_csv(path: Path, run: Run, trace: Trace) -> None:
     r = run.result
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["id", "arrival_s", "prompt_tokens", "output_tokens", "queue_wait_s", "ttft_s", "e2e_s", "capacity"])
+        w.writerow(["id", "arrival_s", "prompt_tokens", "output_tokens", "queue_wait_s", "ttft_s", "e2e_s", "capacity",
+                    "cached_tokens"])
         for i, req in enumerate(trace.requests):
             def fmt(x: float) -> str:
                 return "" if math.isnan(x) else f"{x:.3f}"
             w.writerow([req.id, f"{req.arrival:.3f}", req.prompt_tokens, req.output_tokens,
                         fmt(r.admitted[i] - req.arrival), fmt(r.first_token[i] - req.arrival),
-                        fmt(r.end[i] - req.arrival), r.capacity[i]])
+                        fmt(r.end[i] - req.arrival), r.capacity[i], r.cached_tokens[i]])
 
 
 def dump(path: Path, data: Any) -> None:

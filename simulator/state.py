@@ -18,7 +18,9 @@ from simulator import hpa
 from simulator.cron import ActiveWindow
 from simulator.disruption import PoolDisruption
 from simulator.perf import ColdStart, ReplicaPerf
+from simulator.prefix import LruBlocks
 from simulator.profile import Profile
+from simulator.routing import RANDOM, RoutingPolicy
 from simulator.trace import Request
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ class ReplaySetup:
     max_model_len: int | None = None
     warm_start_seconds: float = 0.0
     whole_nodes: bool = False  # the constrained oracle: replicas packed on whole, wholly billed nodes
+    routing: RoutingPolicy = RANDOM  # issue 19: how requests pick a replica (``simulator.routing``)
 
     @property
     def instant(self) -> bool:
@@ -116,6 +119,7 @@ class Pod:
     running: list[Sequence] = field(default_factory=list)
     kv_used: float = 0.0
     debt: float = 0.0  # seconds of prefill that spilled past the last tick
+    cache: LruBlocks | None = None  # the prefix cache (``simulator.prefix``), made at the first request with block hashes
 
     @property
     def routable(self) -> bool:
@@ -161,11 +165,12 @@ class Outcomes:
     first_token: list[float]
     end: list[float]
     capacity: list[str]
+    cached: list[int]  # prompt tokens the prefix cache saved at the prefill that gave the first token
 
     @classmethod
     def pending(cls, requests: tuple[Request, ...]) -> Outcomes:
         n = len(requests)
-        return cls([r.arrival for r in requests], [math.nan] * n, [math.nan] * n, [math.nan] * n, [""] * n)
+        return cls([r.arrival for r in requests], [math.nan] * n, [math.nan] * n, [math.nan] * n, [""] * n, [0] * n)
 
 
 @dataclass
@@ -199,6 +204,7 @@ class ReplayState:
     next_poll: float = 0.0
     next_hpa: float = 0.0
     next_sample: float = 0.0
+    router_index: dict[int, LruBlocks] = field(default_factory=dict)  # the EPP's prefix index, by pod id
 
     def new_id(self) -> int:
         self.last_id += 1

@@ -441,6 +441,16 @@ def _golden_replays() -> dict:
     experiment = Experiment(dev, svc, long_generations)
     cut = from_config(svc, 0).with_(active_hours=None, wake=True, keep_alive_per_replica=None, kv_target=None)
     out["dev/chat to zero under running requests"] = _replay_figures(experiment.run(cut))
+    # Issue 19: the routing policies on the first 15 minutes of the Mooncake trace (block hashes).
+    from simulator.routing import RoutingPolicy
+
+    mooncake = load_trace(REPO / "tests" / "upstream" / "traces" / "mooncake_conversation_trace.jsonl")
+    head = Trace(tuple(r for r in mooncake.requests if r.arrival < 900), mooncake.start, mooncake.source)
+    for policy in ("least-queue", "prefix-aware"):
+        experiment = Experiment(prod, chat8b, head, routing=RoutingPolicy(policy))  # type: ignore[arg-type]
+        run = experiment.run(experiment.profile("stack"))
+        out[f"prod/chat-8b stack, Mooncake 15 min, {policy}"] = {
+            **_replay_figures(run), "prefix_hit_ratio": round(run.result.prefix_hit_ratio(), 4)}
     return out
 
 
@@ -456,6 +466,8 @@ def test_replays_match_the_golden_figures():
     assert golden["prod/chat-8b stack, 6 spot interruptions/h"]["metrics"]["node_hours"]["spot"] > 0
     assert any(g["metrics"]["preemptions"] > 0 for g in golden.values())
     assert golden["dev/chat wake from zero"]["timeline_t_ready_pending_od_spot_queue_p95"][0][1] == 0
+    mooncake = "prod/chat-8b stack, Mooncake 15 min, "
+    assert 0 < golden[mooncake + "least-queue"]["prefix_hit_ratio"] < golden[mooncake + "prefix-aware"]["prefix_hit_ratio"]
 
 
 # ---------------------------------------------------------------------- the timeline figure
