@@ -117,7 +117,7 @@ def _experiment(args: argparse.Namespace, config, service, trace: Trace, seed: i
     return Experiment(config, service, trace, seed=seed, spot_interruptions_per_hour=args.spot_interruptions_per_hour,
                       progress=progress, prometheus_outages=_outages(args.prometheus_outage),
                       transient_minutes=args.transient_minutes, warm_start=args.warm_start,
-                      routing=routing.RoutingPolicy(policy))
+                      routing=routing.RoutingPolicy(policy, routing.weights_of(service)))
 
 
 def _routing(args: argparse.Namespace, config, service, trace: Trace, stack: Run) -> dict:

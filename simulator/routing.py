@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from platform_facts import llmd
 from simulator.prefix import BLOCK_TOKENS, LruBlocks, match_longest_prefix, router_index
 
 if TYPE_CHECKING:
@@ -43,11 +44,12 @@ MAX_PREFIX_TOKENS_TO_MATCH = 131072
 
 @dataclass(frozen=True)
 class EppWeights:
-    """The scorer weights of the EPP's scheduling profile (llm-d/llm-d#1156 defaults)."""
+    """The scorer weights of the EPP's scheduling profile (defaults: ``platform_facts.llmd``, the
+    ones the router's config takes)."""
 
-    prefix: float = 2.0
-    queue: float = 2.0
-    kv_cache: float = 1.0
+    prefix: float = llmd.DEFAULT_PREFIX_CACHE_WEIGHT
+    queue: float = llmd.DEFAULT_QUEUE_WEIGHT
+    kv_cache: float = llmd.DEFAULT_KV_CACHE_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,16 @@ def parse(spec: str) -> list[Routing]:
 
 
 def stack_routing(config: StackConfig, service: ModelServiceConfig) -> Routing:
-    """The policy the stack's own routing maps to: where ``routing.mode`` plugs in.
+    """The policy the service's own ``routing.mode`` deploys: ``router`` (the llm-d Router's EPP)
+    routes ``prefix-aware``, ``service`` (a plain Kubernetes Service, kube-proxy) ``random``."""
+    del config
+    return "prefix-aware" if service.routing.mode == "router" else "random"
 
-    The stack config has no ``routing`` block yet (the llm-d router, issue 19 items 1-4, is built
-    apart); when it lands, ``routing.mode: router`` maps to ``prefix-aware`` and ``service`` (a
-    plain Kubernetes Service, kube-proxy) to ``random``. Until then every stack routes at random."""
-    del config, service
-    return "random"
+
+def weights_of(service: ModelServiceConfig) -> EppWeights:
+    """The EPP scorer weights the service's router is rendered with (``routing.*Weight``)."""
+    r = service.routing
+    return EppWeights(prefix=r.prefix_cache_weight, queue=r.queue_weight, kv_cache=r.kv_cache_weight)
 
 
 def route(setup: ReplaySetup, state: ReplayState) -> None:

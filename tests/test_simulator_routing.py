@@ -210,11 +210,24 @@ def test_the_cli_records_every_policy_and_the_tuner_uses_the_first(tmp_path):
     args = argparse.Namespace(routing="least-queue,random", spot_interruptions_per_hour=0.0, prometheus_outage=[],
                               transient_minutes=10.0, warm_start=False)
     assert _experiment(args, cfg, cfg.model_services[0], load_trace(path), 0).routing.policy == "least-queue"
-    args.routing = None  # the stack's routing: random until routing.mode exists
-    assert _experiment(args, cfg, cfg.model_services[0], load_trace(path), 0).routing.policy == "random"
+    args.routing = None  # the stack's routing: prod routes through the llm-d Router
+    assert _experiment(args, cfg, cfg.model_services[0], load_trace(path), 0).routing.policy == "prefix-aware"
 
 
 def test_the_cli_refuses_an_unknown_policy(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--service", "chat-8b", "--trace", str(AZURE),
                            "--out", str(tmp_path), "--routing", "round-robin"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and "--routing 'round-robin': expected one or more of" in proc.stderr
+
+
+def test_the_stack_profile_routes_as_the_service_is_deployed():
+    # routing.mode router (staging, prod) is the llm-d EPP: prefix-aware with the rendered
+    # weights; a plain Service (dev) is kube-proxy's random pick.
+    for stack, expected in (("dev", "random"), ("staging", "prefix-aware"), ("prod", "prefix-aware")):
+        config = load(stack)
+        for service in config.model_services:
+            assert routing.stack_routing(config, service) == expected, (stack, service.name)
+    svc = load("prod").model_services[0]
+    assert routing.weights_of(svc) == routing.EppWeights(2, 2, 1)
+    heavier = svc.model_copy(update={"routing": svc.routing.model_copy(update={"prefix_cache_weight": 5.0})})
+    assert routing.weights_of(heavier).prefix == 5.0
