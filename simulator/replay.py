@@ -40,7 +40,7 @@ from dataclasses import replace
 
 from components.config import ModelServiceConfig, StackConfig
 from components.render.capacity import placement
-from simulator import capacity, control, disruption, hpa
+from simulator import capacity, control, disruption, hpa, levers
 from simulator.cron import ActiveWindow
 from simulator.packing import hostname_spread
 from simulator.perf import cold_start, replica_perf
@@ -70,7 +70,7 @@ class ServiceReplay:
         self.seed = seed
         self.instance = place.instance
         self.perf = replica_perf(service, self.instance)
-        self.cold = cold_start(service, self.instance)
+        self.cold = cold_start(service, self.instance, fast_image_pull=levers.fast_image_pull(config))
         self.setup = ReplaySetup(
             requests=trace.requests,
             profile=profile,
@@ -94,6 +94,7 @@ class ServiceReplay:
             max_model_len=service.max_model_len,
             warm_start_seconds=0.0 if schedule is not None else warm_start_seconds,
             whole_nodes=whole_nodes,
+            buffer_nodes=0 if schedule is not None else levers.buffer_nodes(config, service, self.instance),
         )
 
     def replay(self) -> Result:

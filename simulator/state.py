@@ -56,6 +56,7 @@ class ReplaySetup:
     max_model_len: int | None = None
     warm_start_seconds: float = 0.0
     whole_nodes: bool = False  # the constrained oracle: replicas packed on whole, wholly billed nodes
+    buffer_nodes: int = 0  # issue 18: whole on-demand nodes the tier's capacity buffer keeps up (simulator.levers)
 
     @property
     def instant(self) -> bool:
@@ -95,6 +96,8 @@ class Node:
     image_cached: bool = False
     model_cached: bool = False
     share: float = 1.0  # the unconstrained oracle bills a replica as its share of a node
+    compiled_at: float = math.inf  # when the first pod of the model started compiling here (compile cache)
+    buffer: bool = False  # held by the capacity buffer's placeholders: never empty, until a pod takes it
 
     @property
     def live(self) -> bool:
