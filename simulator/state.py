@@ -194,6 +194,7 @@ class ReplayState:
     # Prometheus, as of the last scrape
     scraped: dict[int, PodGauges] = field(default_factory=dict)
     window_ttft: list[float] = field(default_factory=list)
+    successes: deque[tuple[float, float]] = field(default_factory=deque)  # (t, requests completed): the predictive trigger's counter
     # KEDA and the HPA
     hpa: hpa.HpaState = field(default_factory=hpa.HpaState)
     last_active: float = -math.inf
