@@ -207,3 +207,24 @@ def test_paying_keeps_one_loader_and_levers_that_pay_everywhere():
          row("predictive", False, 390)]
     assert lever_report.paying([a, b]) == ["capacityBuffer", "runaiS3"]
     assert not math.isnan(levers.replica_rps(_prod_chat()[1], _prod_chat()[0], load_trace(TRACE)))
+
+
+def test_the_rendered_predictive_query_passes_the_policies_that_read_it():
+    """Found adopting the trigger in prod: the single-series rule refused predict_linear of a sum,
+    and the lookahead rule read clamp_min's 0 as the lookahead."""
+    from types import SimpleNamespace
+
+    from components.render import scaling
+    from policies import rules_levers, rules_scaling
+
+    config, svc = levers.with_lever(*_prod_chat(), "predictive", 0.44)
+    query = scaling.predictive_query(svc, "inference", 390)
+    props = {"metadata": {"name": "chat-8b-burst", "namespace": "inference",
+                          "annotations": {scaling.COLD_START_ANNOTATION: "390"}},
+             "spec": {"triggers": [{"type": "prometheus", "name": "predicted-rate", "metadata": {"query": query}}]}}
+    assert list(rules_scaling.single_series(rules_scaling.SCALED_OBJECT, props, {})) == []
+    so = SimpleNamespace(urn="urn:so", resource_type=rules_scaling.SCALED_OBJECT, props=props)
+    assert list(rules_levers.predictive_lookahead([so], {})) == []
+    short = {**props, "spec": {"triggers": [{"metadata": {"query": scaling.predictive_query(svc, "inference", 120)}}]}}
+    found = list(rules_levers.predictive_lookahead([SimpleNamespace(urn="urn:so", resource_type=rules_scaling.SCALED_OBJECT, props=short)], {}))
+    assert len(found) == 1 and "120 s ahead" in found[0][1]
