@@ -27,8 +27,15 @@ GOLDEN = REPO / "tests" / "golden" / "simulator" / "levers.json"
 
 
 def _prod_chat():
+    """prod's chat-8b with every lever off (the stack adopts some: the tests turn them on one by one)."""
     prod = load("prod")
-    return prod, next(s for s in prod.model_services if s.name == "chat-8b")
+    svc = next(s for s in prod.model_services if s.name == "chat-8b")
+    svc = svc.model_copy(update={"predictive_scaling": svc.predictive_scaling.model_copy(update={"enabled": False, "requests_per_second_per_replica": None})})
+    tiers = tuple(t.model_copy(update={"capacity_buffer": None}) for t in prod.gpu_tiers)
+    prod = prod.model_copy(update={"gpu_tiers": tiers, "model_services": tuple(
+        svc if s.name == svc.name else s for s in prod.model_services)})
+    assert not any(levers.has_lever(prod, svc, lever) for lever in levers.LEVERS)
+    return prod, svc
 
 
 def _phases(config, service):
@@ -123,7 +130,8 @@ def test_the_idle_buffer_node_is_billed_and_never_consolidated():
         capacity.consolidate(setup, state, float(t))
     assert idle[0].live
     unbuffered = replace(setup, buffer_nodes=0)
-    assert levers.buffer_nodes(load("prod"), _prod_chat()[1], setup.instance) == 0 and unbuffered.buffer_nodes == 0
+    assert levers.buffer_nodes(*_prod_chat(), setup.instance) == 0 and unbuffered.buffer_nodes == 0
+    assert levers.buffer_nodes(load("prod"), _prod_chat()[1], setup.instance) == 1  # prod adopts one
 
 
 def _ramp_counter(slope: float, until: float, scrape: float = 15.0) -> deque:
