@@ -21,8 +21,12 @@ def fast_image_pull(config: StackConfig) -> bool:
     return config.cluster.fast_image_pull.enabled
 
 
-def buffer_nodes(config: StackConfig, service: ModelServiceConfig, instance: catalog.InstanceType) -> int:
-    """Whole nodes of the replayed instance type the service's tier's buffer keeps Ready (0 without one)."""
+def buffer_nodes(config: StackConfig, service: ModelServiceConfig, instance: catalog.InstanceType,
+                 override: int | None = None) -> int:
+    """Whole nodes of the replayed instance type the service's tier's buffer keeps Ready (0 without
+    one); ``override``: the tuner's choice instead (``Profile.buffer_nodes``)."""
+    if override is not None:
+        return override
     tier = config.tier(service.tier)
     chunk = buffer_chunk(config, tier)
     if chunk is None:

@@ -35,6 +35,7 @@ class Profile:
     scale_down_stabilization_seconds: int | None  # None: legacy HPA path
     scale_up_pods_per_minute: int = 2
     predictive: PredictiveTrigger | None = None  # issue 18: the predicted-rate trigger
+    buffer_nodes: int | None = None  # the tuner's capacity-buffer nodes (None: as the tier configures)
     scale_down_pods_per_period: int = 1
     scale_down_period_seconds: int = 120
     active_hours: ActiveHours | None = None

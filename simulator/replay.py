@@ -94,7 +94,7 @@ class ServiceReplay:
             max_model_len=service.max_model_len,
             warm_start_seconds=0.0 if schedule is not None else warm_start_seconds,
             whole_nodes=whole_nodes,
-            buffer_nodes=0 if schedule is not None else levers.buffer_nodes(config, service, self.instance),
+            buffer_nodes=0 if schedule is not None else levers.buffer_nodes(config, service, self.instance, profile.buffer_nodes),
         )
 
     def replay(self) -> Result:

@@ -236,3 +236,44 @@ def test_the_rendered_predictive_query_passes_the_policies_that_read_it():
     short = {**props, "spec": {"triggers": [{"metadata": {"query": scaling.predictive_query(svc, "inference", 120)}}]}}
     found = list(rules_levers.predictive_lookahead([SimpleNamespace(urn="urn:so", resource_type=rules_scaling.SCALED_OBJECT, props=short)], {}))
     assert len(found) == 1 and "120 s ahead" in found[0][1]
+
+
+def _ramp_trace(seconds: int, peak: float, seed: int) -> Trace:
+    import random
+
+    from simulator.trace import Request
+
+    rng, out, t = random.Random(seed), [], 0.0
+    while t < seconds:
+        t += rng.expovariate(0.2 + peak * t / seconds)
+        out.append(Request(len(out), t, rng.randint(200, 4000), rng.randint(20, 400)))
+    return Trace(tuple(out), load_trace(TRACE).start, "ramp")
+
+
+def test_the_tuner_searches_the_levers_and_stays_deterministic():
+    from simulator.tune import Tuner
+
+    config, svc = _prod_chat()  # no lever configured: the tuner turns them on itself
+
+    def tune():
+        experiments = [Experiment(config, svc, _ramp_trace(400, p, i), seed=i, transient_minutes=3)
+                       for i, p in enumerate((6, 2))]
+        tuner = Tuner(experiments, svc.slo.attainment_target)
+        assert tuner.space["buffer_nodes"] == [0, 1] and tuner.space["predictive"][0] is None
+        trigger = tuner.space["predictive"][1]
+        # sized for the heavier mix of the two traces, one modelled cold start ahead
+        assert trigger.rps_per_replica == min(levers.replica_rps(svc, config, e.trace) for e in experiments)
+        assert trigger.lookahead_seconds == math.ceil(levers.burst_cold_start(config, svc)["seconds"])
+        tuner.space = {k: v[:2] for k, v in tuner.space.items()}  # a small search
+        return tuner, tuner.search(experiments[0].profile("stack"))
+
+    tuner, chosen = tune()
+    tried = list(tuner.points)
+    assert any(p.predictive is not None for p in tried) and any(p.buffer_nodes == 1 for p in tried)
+    # the buffer is billed: the same profile with a buffer node costs more
+    pairs = [(tuner.points[p], tuner.points[p.with_(buffer_nodes=0)]) for p in tried
+             if p.buffer_nodes == 1 and p.with_(buffer_nodes=0) in tuner.points]
+    assert pairs and all(on.cost > off.cost for on, off in pairs)
+    again, chosen_again = tune()
+    assert chosen_again.profile == chosen.profile and chosen_again.cost == chosen.cost
+    assert set(again.points) == set(tuner.points)
