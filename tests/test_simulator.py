@@ -257,11 +257,9 @@ def test_stack_profile_beats_the_seed_default_and_the_oracle_is_a_lower_bound():
 
 def test_profiles_read_the_config_models():
     svc = load("prod").model_services[0]
-    assert from_config(svc, 123).predictive is None  # prod chat-8b's trigger needs the rendered lookahead
-    p = from_config(svc, 123, lookahead_seconds=390)
+    p = from_config(svc, 123)
     assert (p.baseline, p.max_replicas, p.target_waiting, p.kv_target) == (2, 8, 5, 0.8)
-    assert p.scale_down_stabilization_seconds == 900 and p.behavior is not None
-    assert p.predictive is not None and (p.predictive.rps_per_replica, p.predictive.lookahead_seconds) == (0.44, 390)
+    assert p.scale_down_stabilization_seconds == 600 and p.behavior is not None and p.predictive is None
     s = seed_default(svc)
     assert (s.target_waiting, s.cooldown_seconds, s.polling_seconds, s.behavior) == (5, 300, 15, None)
 

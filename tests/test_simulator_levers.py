@@ -131,7 +131,7 @@ def test_the_idle_buffer_node_is_billed_and_never_consolidated():
     assert idle[0].live
     unbuffered = replace(setup, buffer_nodes=0)
     assert levers.buffer_nodes(*_prod_chat(), setup.instance) == 0 and unbuffered.buffer_nodes == 0
-    assert levers.buffer_nodes(load("prod"), _prod_chat()[1], setup.instance) == 1  # prod adopts one
+    assert levers.buffer_nodes(load("staging"), load("staging").model_services[0], setup.instance) == 1  # staging keeps one
 
 
 def _ramp_counter(slope: float, until: float, scrape: float = 15.0) -> deque:
