@@ -74,7 +74,7 @@ def test_prod_deployments_carry_the_timeouts_and_the_annotations(results):
     assert base.options["customTimeouts"] == {"create": "51m", "update": "203m"}
     annotations = base.inputs["metadata"]["annotations"]
     assert annotations["platform.gpu/ready-within-seconds"] == "2762"
-    assert annotations["platform.gpu/rollout-steps"] == "3"
+    assert annotations["platform.gpu/rollout-steps"] == "4"
     burst = _named(results["prod"], DEPLOYMENT, "chat-8b-burst")
     assert burst.options["customTimeouts"] == {"create": "27m", "update": "157m"}
     assert burst.options["ignoreChanges"] == ["spec.replicas"]
