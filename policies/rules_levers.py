@@ -159,7 +159,9 @@ def fast_image_pull_throughput(resources: Sequence[Any], _: Mapping[str, Any]) -
 
 # --------------------------------------------------------------------------- predictive lookahead
 
-_LOOKAHEAD = re.compile(r"predict_linear\(.*,\s*([0-9.]+)\s*\)")
+# The lookahead follows the subquery's [range:step]; a greedy match would read a later argument
+# (the 0 of an enclosing clamp_min) instead.
+_LOOKAHEAD = re.compile(r"predict_linear\(.*?\[[0-9]+[smh]?:[0-9]+[smh]?\]\s*,\s*([0-9.]+)\s*\)")
 
 
 def predictive_lookahead(resources: Sequence[Any], _: Mapping[str, Any]) -> Iterable[tuple[str, str]]:

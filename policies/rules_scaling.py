@@ -17,7 +17,8 @@ HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 QUERY_CARRIERS = (SCALED_OBJECT, SCALED_JOB, "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
                   "kubernetes:core/v1:ConfigMap", "kubernetes:helm.sh/v3:Release")
 # A KEDA Prometheus query must return one element: an aggregation over everything.
-ONE_SERIES = re.compile(r"^\s*(clamp_(min|max)\(\s*)?(sum|max|min|avg|count|scalar)\s*\(|"
+# predict_linear of an aggregated subquery (the predictive trigger) is one series too.
+ONE_SERIES = re.compile(r"^\s*(clamp_(min|max)\(\s*)?(predict_linear\(\s*)?(sum|max|min|avg|count|scalar)\s*\(|"
                         r"^\s*histogram_quantile\(\s*[0-9.]+\s*,\s*sum\s+by\s*\(\s*le\s*\)")
 
 

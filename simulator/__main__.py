@@ -33,7 +33,7 @@ from pathlib import Path
 
 from components.config import ConfigError
 from components.stack import load_stack
-from simulator import oracle, report, routing
+from simulator import levers, oracle, report, routing
 from simulator.run import TRANSIENT_MINUTES, Experiment, Run, dump, write_requests_csv
 from simulator.trace import Trace, load
 from simulator.tune import Tuner
@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", help="seeds the tuner judges every profile on, e.g. 0,1,2 (default: --seed)")
+    ap.add_argument("--lever-report", action="store_true",
+                    help="replay the stack profile with each cold-start lever on and off, on every --trace (simulator.lever_report)")
+    ap.add_argument("--levers", default="", metavar="LEVER,...",
+                    help="turn these cold-start levers on for the service before replaying or tuning: "
+                         "runaiNvme, runaiS3, fastsafetensors, compileCache, fastImagePull, capacityBuffer, predictive")
     ap.add_argument("--tune", action="store_true", help="search for the cheapest profile that meets the SLO target")
     ap.add_argument("--transient-minutes", type=float, default=TRANSIENT_MINUTES,
                     help="the warm-up reported apart from the steady state (default 10)")
@@ -210,7 +215,32 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)
         return 2
+    service = services[args.service]
+    try:
+        rps = min(levers.replica_rps(service, config, t) for t in traces)  # the heaviest mix's
+        for lever in (x.strip() for x in args.levers.split(",") if x.strip()):
+            config, service = levers.with_lever(config, service, lever, rps)
+    except ValueError as exc:
+        print(f"simulator: --levers: {exc}", file=sys.stderr)
+        return 2
+    services[args.service] = service
+    if args.lever_report:
+        return _lever_report(args, config, services[args.service], traces)
     return _write(args, config, services[args.service], traces)
+
+
+def _lever_report(args: argparse.Namespace, config, service, traces: list[Trace]) -> int:
+    from simulator import lever_report
+
+    rep = lever_report.report(config, service, {p.name: t for p, t in zip(args.trace, traces, strict=True)},
+                              lambda c, s, t: _experiment(args, c, s, t, args.seed))
+    out = args.out or REPO / "build" / "sim" / f"{args.stack}-{args.service}"
+    out.mkdir(parents=True, exist_ok=True)
+    dump(out / "levers.json", rep)
+    print(f"{args.stack}/{args.service}, stack profile, seed {args.seed}:")
+    print(lever_report.table(rep), end="")
+    print(f"-> {out / 'levers.json'}")
+    return 0
 
 
 def _write(args: argparse.Namespace, config, service, traces: list[Trace]) -> int:

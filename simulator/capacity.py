@@ -40,12 +40,30 @@ def warm_start(setup: ReplaySetup, state: ReplayState) -> None:
             node = packing.provisioner_node(state.nodes, order, role, setup.spread[role], relax=False)
             if node is None:
                 node = Node(state.new_id(), order[0], 0.0, 0.0, setup.replicas_per_node,
-                            image_cached=True, model_cached=True)
+                            image_cached=True, model_cached=True, compiled_at=0.0)
                 schedule_interruption(setup, state, node, 0.0)
                 state.nodes.append(node)
             pod = Pod(state.new_id(), role, 0.0, node=node, start_at=0.0, ready=True)
             node.pods.append(pod)
             state.pods.append(pod)
+    refill_buffer(setup, state, 0.0, warm=True)
+
+
+def refill_buffer(setup: ReplaySetup, state: ReplayState, t: float, *, warm: bool = False) -> None:
+    """The tier's capacity buffer (issue 18): ``buffer_nodes`` whole on-demand nodes held by
+    placeholders, Ready with the image pre-pulled (the DaemonSet), billed while idle. A pod that
+    takes one turns it into an ordinary node; Karpenter launches a replacement, which is a buffer
+    again after node launch and the image pull (within the on-demand limit, which counts it)."""
+    held = sum(1 for nd in state.nodes if nd.live and nd.buffer)
+    for _ in range(setup.buffer_nodes - held):
+        gpus = setup.instance.gpus
+        if gpus * (len(state.live_nodes("on-demand")) + 1) > setup.gpu_limits["on-demand"]:
+            return
+        ready = t if warm else t + setup.cold.node_ready + setup.cold.image_pull
+        node = Node(state.new_id(), "on-demand", t, ready, setup.replicas_per_node, image_cached=True, buffer=True)
+        state.nodes.append(node)
+        if not warm:
+            state.events.append(Event(t, "node-launch", 0.0))
 
 
 def place_pending_pods(setup: ReplaySetup, state: ReplayState, t: float) -> None:
@@ -111,13 +129,19 @@ def launch_node(setup: ReplaySetup, state: ReplayState, order: list[Capacity], t
 
 def bind(setup: ReplaySetup, pod: Pod, node: Node, t: float) -> None:
     """The pod starts once the node is Ready, after the image pull and model download the node
-    has not cached yet; pods bound after it wait for the same pull, so the node counts as cached."""
+    has not cached yet; pods bound after it wait for the same pull, so the node counts as cached.
+    With a persisted compile cache, a pod bound once an earlier pod is Ready on the node skips
+    most of the compile (``ColdStart.compile_saving``; zero without the lever)."""
     node.pods.append(pod)
     node.empty_since = None
+    node.buffer = False
     pod.node = node
     begin = max(t, node.ready_at)
-    pod.start_at = begin + setup.cold.pod_seconds(image_cached=node.image_cached, model_cached=node.model_cached)
+    compiled = node.compiled_at <= begin  # an earlier pod of the model finished compiling here
+    pod.start_at = begin + setup.cold.pod_seconds(image_cached=node.image_cached, model_cached=node.model_cached,
+                                                  compiled=compiled)
     node.image_cached = node.model_cached = True
+    node.compiled_at = min(node.compiled_at, pod.start_at)
 
 
 def spot_interruptions(setup: ReplaySetup, state: ReplayState, t: float) -> None:
@@ -145,8 +169,10 @@ def consolidate(setup: ReplaySetup, state: ReplayState, t: float) -> None:
     as far as the pool's disruption budgets allow ``Empty`` disruptions now (``simulator.disruption``;
     the oracle's nodes go as soon as they are empty)."""
     for node in state.nodes:
-        if node.live and not node.pods and t >= node.ready_at and node.empty_since is None:
+        if node.live and not node.pods and not node.buffer and t >= node.ready_at and node.empty_since is None:
             node.empty_since = t
+    if setup.buffer_nodes:
+        refill_buffer(setup, state, t)
     if setup.instant:
         for node in state.nodes:
             if node.live and not node.pods:

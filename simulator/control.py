@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from simulator import hpa
+from simulator import hpa, predictive
 from simulator.pods import terminate
 from simulator.result import percentile
 from simulator.state import Event, Pod, PodGauges, ReplaySetup, ReplayState, Role
@@ -42,6 +42,9 @@ def scrape(setup: ReplaySetup, state: ReplayState, t: float) -> None:
     while state.first_tokens and state.first_tokens[0].at < t - TTFT_WINDOW_SECONDS:
         state.first_tokens.popleft()
     state.window_ttft = [e.ttft for e in state.first_tokens if e.at <= t]
+    if setup.profile.predictive is not None:  # vllm:request_success_total, summed over the pods
+        done = sum(1 for end in state.outcomes.end if end <= t)
+        predictive.record(state.successes, t, done, setup.profile.predictive.keep_seconds)
     state.next_scrape = t + setup.scrape_seconds
 
 
@@ -81,6 +84,10 @@ def keda_triggers(setup: ReplaySetup, state: ReplayState, t: float) -> list[Trig
         triggers.append(Trigger("AverageValue", len(state.gateway) / p.target_waiting))
     if p.keep_alive_per_replica is not None:
         triggers.append(beyond_fixed(sum(g.running for g in scraped), p.keep_alive_per_replica))
+    if p.predictive is not None:
+        rate = predictive.predicted_rate(state.successes, t, p.predictive.range_seconds, p.predictive.step_seconds,
+                                         p.predictive.lookahead_seconds)
+        triggers.append(beyond_fixed(rate, p.predictive.rps_per_replica))
     if p.burst_above_one:
         # Activation-only on the burst's own replicas: KEDA's cooldown takes it 1 -> 0, the HPA N -> 1.
         triggers.append(Trigger("AverageValue", 1.0 if state.burst_desired > 1 else 0.0))

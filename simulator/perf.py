@@ -149,14 +149,24 @@ class ColdStart:
     image_pull: float
     download: float
     load: float  # imports, weights into GPU memory, engine init, first readiness probe
+    compile_saving: float = 0.0  # what a persisted compile cache saves a pod on a node where the model compiled
 
-    def pod_seconds(self, *, image_cached: bool, model_cached: bool) -> float:
-        """Container creation to Ready, on a node that exists."""
-        return (0.0 if image_cached else self.image_pull) + (0.0 if model_cached else self.download) + self.load
+    def pod_seconds(self, *, image_cached: bool, model_cached: bool, compiled: bool = False) -> float:
+        """Container creation to Ready, on a node that exists (``compiled``: an earlier pod of the
+        model compiled on this node and the cache persists)."""
+        return ((0.0 if image_cached else self.image_pull) + (0.0 if model_cached else self.download) + self.load
+                - (self.compile_saving if compiled else 0.0))
+
+    def burst_seconds(self, *, buffered: bool) -> float:
+        """A burst replica's cold start: on a buffer node (Ready, image pre-pulled, the first pod of
+        the model there) or on a new node."""
+        return (0.0 if buffered else self.node_ready + self.image_pull) + self.download + self.load
 
 
-def cold_start(service: ModelServiceConfig, instance: catalog.InstanceType) -> ColdStart:
-    w = service.model.weights_gib
-    layers = service_model(service).arch.layers
-    return ColdStart(cs.expected_node_ready_seconds(instance.family), cs.EXPECTED_IMAGE_PULL_SECONDS,
-                     cs.expected_download_seconds(w), cs.expected_load_seconds(w, layers))
+def cold_start(service: ModelServiceConfig, instance: catalog.InstanceType, *, fast_image_pull: bool = False) -> ColdStart:
+    """The phases of ``platform_facts.coldstart.expected_phases`` with the service's loader and
+    compile-cache levers and the cluster's FastImagePull."""
+    p = cs.expected_phases(service.model.weights_gib, service_model(service).arch.layers, instance.family,
+                           loader=service.loader.format, fast_image_pull=fast_image_pull)
+    saving = p["compile_saving"] if service.compile_cache.persist else 0.0
+    return ColdStart(p["node_ready"], p["image_pull"], p["download"], p["load"], saving)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from components.config import ActiveHours, ModelServiceConfig
 from components.render import scaling
 from simulator import hpa
+from simulator.predictive import PredictiveTrigger
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Profile:
     burst_on_spot: bool
     scale_down_stabilization_seconds: int | None  # None: legacy HPA path
     scale_up_pods_per_minute: int = 2
+    predictive: PredictiveTrigger | None = None  # issue 18: the predicted-rate trigger
+    buffer_nodes: int | None = None  # the tuner's capacity-buffer nodes (None: as the tier configures)
     scale_down_pods_per_period: int = 1
     scale_down_period_seconds: int = 120
     active_hours: ActiveHours | None = None
@@ -75,7 +78,20 @@ def baseline_floor(environment: str, service: ModelServiceConfig) -> int:
     return 0 if service.scaling.scale_to_zero else 1
 
 
-def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name: str = "stack") -> Profile:
+def predictive_trigger(service: ModelServiceConfig, lookahead_seconds: float | None) -> PredictiveTrigger | None:
+    p = service.predictive_scaling
+    if not p.enabled or service.scaling.mode != "keda":
+        return None
+    if lookahead_seconds is None:  # the caller replays the scaling loop without it (see from_config)
+        return None
+    return PredictiveTrigger(p.requests_per_second_per_replica or 1, lookahead_seconds, p.range_seconds, p.resolution_seconds)
+
+
+def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name: str = "stack",
+                lookahead_seconds: float | None = None) -> Profile:
+    """The stack's profile. ``lookahead_seconds``: the predictive trigger's, as rendered
+    (``scaling.lookahead_seconds`` on the tier; ``Experiment.profile`` passes it); without it the
+    profile leaves the predictive trigger out, as a profile of the other triggers alone."""
     sc = service.scaling
     return Profile(
         name=name,
@@ -100,6 +116,7 @@ def from_config(service: ModelServiceConfig, initial_cooldown_seconds: int, name
         **keda_fallback(service),
         mode=sc.mode,
         burst_above_one=sc.max_replicas - sc.min_replicas > 1,
+        predictive=predictive_trigger(service, lookahead_seconds),
     )
 
 

@@ -41,7 +41,7 @@ from dataclasses import replace
 
 from components.config import ModelServiceConfig, StackConfig
 from components.render.capacity import placement
-from simulator import capacity, control, disruption, hpa, routing
+from simulator import capacity, control, disruption, hpa, levers, routing
 from simulator.cron import ActiveWindow
 from simulator.packing import hostname_spread
 from simulator.perf import cold_start, replica_perf
@@ -71,7 +71,7 @@ class ServiceReplay:
         self.seed = seed
         self.instance = place.instance
         self.perf = replica_perf(service, self.instance)
-        self.cold = cold_start(service, self.instance)
+        self.cold = cold_start(service, self.instance, fast_image_pull=levers.fast_image_pull(config))
         self.setup = ReplaySetup(
             requests=trace.requests,
             profile=profile,
@@ -96,6 +96,7 @@ class ServiceReplay:
             warm_start_seconds=0.0 if schedule is not None else warm_start_seconds,
             whole_nodes=whole_nodes,
             routing=routing_policy,
+            buffer_nodes=0 if schedule is not None else levers.buffer_nodes(config, service, self.instance, profile.buffer_nodes),
         )
 
     def replay(self) -> Result:

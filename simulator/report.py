@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import ModelServiceConfig
+from simulator.profile import Profile
 from simulator.run import Run
 from simulator.tune import Point
 
@@ -152,6 +153,7 @@ def pareto_rows(front: list[Point], chosen: Point) -> list[dict[str, Any]]:
         "ttftTrigger": p.profile.ttft_target is not None, "pollingIntervalSeconds": p.profile.polling_seconds,
         "scaleDownStabilizationSeconds": p.profile.scale_down_stabilization_seconds,
         "scaleUpPodsPerMinute": p.profile.scale_up_pods_per_minute,
+        "predictive": p.profile.predictive is not None, "bufferNodes": p.profile.buffer_nodes,
     } for p in front]
 
 
@@ -218,5 +220,19 @@ def snippet(stack: str, service: ModelServiceConfig, chosen: Point, judged_on: s
         f"      pollingIntervalSeconds: {p.polling_seconds}",
         f"      scaleDownStabilizationSeconds: {p.scale_down_stabilization_seconds}",
         f"      scaleUpPodsPerMinute: {p.scale_up_pods_per_minute}",
+        *_lever_lines(service, p),
     ]
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _lever_lines(service: ModelServiceConfig, p: Profile) -> list[str]:
+    """The levers the tuner chose, as stack-file lines (the buffer is the tier's: a comment)."""
+    lines = []
+    if p.predictive is not None:
+        lines += ["    predictiveScaling:", "      enabled: true", f"      requestsPerSecondPerReplica: {p.predictive.rps_per_replica:g}"]
+    elif service.predictive_scaling.enabled:
+        lines += ["    predictiveScaling:", "      enabled: false"]
+    if p.buffer_nodes is not None:
+        lines.append(f"# gpuTiers[{service.tier}].capacityBuffer: " + (
+            f"{{service: {service.name}, replicas: {p.buffer_nodes}}}" if p.buffer_nodes else "none"))
+    return lines

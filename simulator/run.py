@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import ModelServiceConfig, StackConfig
+from components.render import scaling
 from components.render.vllm import cold_start_seconds
 from simulator import profile as profiles
 from simulator.profile import Profile
@@ -95,7 +96,8 @@ class Experiment:
 
     def profile(self, name: str) -> Profile:
         if name == "stack":
-            return profiles.from_config(self.service, cold_start_seconds(self.service.model))
+            lookahead = scaling.lookahead_seconds(self.service, self.config.tier(self.service.tier).instance_types)
+            return profiles.from_config(self.service, cold_start_seconds(self.service.model), lookahead_seconds=lookahead)
         if name == "seed-default":
             return profiles.seed_default(self.service)
         raise ValueError(f"unknown profile {name!r}; known: stack, seed-default")

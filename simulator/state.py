@@ -59,6 +59,7 @@ class ReplaySetup:
     warm_start_seconds: float = 0.0
     whole_nodes: bool = False  # the constrained oracle: replicas packed on whole, wholly billed nodes
     routing: RoutingPolicy = RANDOM  # issue 19: how requests pick a replica (``simulator.routing``)
+    buffer_nodes: int = 0  # issue 18: whole on-demand nodes the tier's capacity buffer keeps up (simulator.levers)
 
     @property
     def instant(self) -> bool:
@@ -98,6 +99,8 @@ class Node:
     image_cached: bool = False
     model_cached: bool = False
     share: float = 1.0  # the unconstrained oracle bills a replica as its share of a node
+    compiled_at: float = math.inf  # when the first pod of the model started compiling here (compile cache)
+    buffer: bool = False  # held by the capacity buffer's placeholders: never empty, until a pod takes it
 
     @property
     def live(self) -> bool:
@@ -196,6 +199,7 @@ class ReplayState:
     # Prometheus, as of the last scrape
     scraped: dict[int, PodGauges] = field(default_factory=dict)
     window_ttft: list[float] = field(default_factory=list)
+    successes: deque[tuple[float, float]] = field(default_factory=deque)  # (t, requests completed): the predictive trigger's counter
     # KEDA and the HPA
     hpa: hpa.HpaState = field(default_factory=hpa.HpaState)
     last_active: float = -math.inf

@@ -24,8 +24,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from components.config import Scaling
+from components.render import scaling
 from policies.rules_stack import STABILIZATION
+from simulator import levers
 from simulator.oracle import nodepool_cap
+from simulator.predictive import PredictiveTrigger
 from simulator.profile import Profile, baseline_floor
 from simulator.run import Experiment, Run
 
@@ -78,7 +81,26 @@ def space(experiment: Experiment) -> dict[str, list[Any]]:
         "scale_down_stabilization_seconds": [s for s in (60, 120, 300, 600, 900) if s >= STABILIZATION_FLOOR[env]],
         "polling_seconds": [p for p in (5, 10, 15, 30) if p >= POLLING_FLOOR],
         "scale_up_pods_per_minute": [1, 2, 4, 8],
+        **lever_space(experiment),
     }
+
+
+def lever_space(experiment: Experiment, rps: float | None = None) -> dict[str, list[Any]]:
+    """The cold-start levers that are profile knobs (issue 18): the predictive trigger off or on
+    (KEDA mode; the configured requests per second per replica, else ``rps``, else what a replica
+    sustains on the experiment's trace) and a capacity buffer of none or one node (with an on-demand
+    pool). The loaders and the compile cache act on the cold start: tune once per set (``--levers``)."""
+    svc, cfg = experiment.service, experiment.config
+    out: dict[str, list[Any]] = {}
+    if svc.scaling.mode == "keda":
+        rate = svc.predictive_scaling.requests_per_second_per_replica or rps or levers.replica_rps(svc, cfg, experiment.trace)
+        tier = cfg.tier(svc.tier)
+        trigger = PredictiveTrigger(rate, scaling.lookahead_seconds(svc, tier.instance_types),
+                                    svc.predictive_scaling.range_seconds, svc.predictive_scaling.resolution_seconds)
+        out["predictive"] = [None, trigger]
+    if cfg.tier(svc.tier).on_demand.enabled:
+        out["buffer_nodes"] = [0, 1]
+    return out
 
 
 def apply(experiment: Experiment, start: Profile, key: str, value: Any) -> Profile:
@@ -100,6 +122,8 @@ def apply(experiment: Experiment, start: Profile, key: str, value: Any) -> Profi
 
 
 def knob(profile: Profile, key: str) -> Any:
+    if key == "buffer_nodes" and profile.buffer_nodes is None:
+        return None  # as configured: every value is a change
     if key == "burst":
         return profile.burst_max
     if key == "ttft_trigger":
@@ -113,6 +137,9 @@ class Tuner:
     def __init__(self, experiments: Sequence[Experiment], target: float):
         self.experiments, self.target = list(experiments), target
         self.space = space(self.experiments[0])
+        if "predictive" in self.space:  # sized for the heaviest mix among the traces
+            rps = min(levers.replica_rps(e.service, e.config, e.trace) for e in self.experiments)
+            self.space.update(lever_space(self.experiments[0], rps))
         self.points: dict[Profile, Point] = {}
 
     def judge(self, profile: Profile) -> Point:

@@ -215,8 +215,8 @@ def test_gpu_limits_are_derived_from_the_services():
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(cfg), "NodePool")}
     # 2 baseline + 6 fallback burst + 2 surge + 1 replacement node + 1 headroom
     assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "12"
-    # (3 baseline + 1 burst + 2 surge) x 4 + one p5.48xlarge (8): four p5 nodes
-    assert pools["h100-on-demand"]["limits"]["nvidia.com/gpu"] == "32"
+    # (4 baseline + 1 burst + 2 surge) x 4 + one p5.48xlarge (8), in whole p5 nodes: five
+    assert pools["h100-on-demand"]["limits"]["nvidia.com/gpu"] == "40"
     bigger = load_with("prod", lambda v: v["modelServices"][0]["scaling"].update(maxReplicas=10))
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(bigger), "NodePool")}
     assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "14"

@@ -57,13 +57,13 @@ def test_on_demand_limit_is_derived_from_services():
         baseline=2, canary=0, burst_on_demand=0, burst_fallback=6, surge=2, batch=0, packing=0, replacement=1,
         headroom=1)
     assert cfg.on_demand_gpu_limit("l40s") == 12
-    # reason-70b (TP 4, 3..4, burst on-demand): 12 baseline + 4 burst + 2 surge pods x 4 GPUs = 24
-    # GPUs (three p5.48xlarge, two replicas each, no slack), plus one p5 (8 GPUs) so drift can
-    # replace a node while all three are in use: four nodes.
+    # reason-70b (TP 4, 4..5, burst on-demand): 16 baseline + 4 burst + 8 surge GPUs = 28 GPUs of
+    # pods in whole p5.48xlarge (two replicas each): 32, plus one p5 (8 GPUs) so drift can
+    # replace a node while all are in use: five nodes.
     assert cfg.on_demand_gpu_terms("h100") == OnDemandGpuLimit(
-        baseline=12, canary=0, burst_on_demand=4, burst_fallback=0, surge=8, batch=0, packing=0, replacement=8,
+        baseline=16, canary=0, burst_on_demand=4, burst_fallback=0, surge=8, batch=0, packing=4, replacement=8,
         headroom=0)
-    assert cfg.on_demand_gpu_limit("h100") == 32
+    assert cfg.on_demand_gpu_limit("h100") == 40
 
 
 def test_on_demand_limit_leaves_room_for_a_baseline_rollout_in_staging():
@@ -90,16 +90,17 @@ def test_burst_fallback_none_takes_the_burst_out_of_the_on_demand_limit():
 def test_packing_rounds_to_whole_nodes():
     # reason-70b at 3..5: 3 + 2 burst + 2 surge = 7 replicas of 4 GPUs need four p5.48xlarge (32
     # GPUs) for 28 GPUs of pods.
-    cfg = load_with("prod", _set("modelServices.1.scaling.maxReplicas", 5))
+    cfg = load_with("prod", lambda v: (_set("modelServices.1.scaling.maxReplicas", 5)(v),
+                                       _set("modelServices.1.scaling.minReplicas", 3)(v)))
     terms = cfg.on_demand_gpu_terms("h100")
     assert (terms.baseline, terms.burst_on_demand, terms.surge, terms.packing) == (12, 8, 8, 4)
     assert terms.total == 40
 
 
 def test_on_demand_override_wins_over_the_terms():
-    cfg = load_with("prod", _set("gpuTiers.1.onDemand.gpuLimit", 40))
-    assert cfg.on_demand_gpu_terms("h100").computed == 32
-    assert cfg.on_demand_gpu_limit("h100") == 40
+    cfg = load_with("prod", _set("gpuTiers.1.onDemand.gpuLimit", 48))
+    assert cfg.on_demand_gpu_terms("h100").computed == 40
+    assert cfg.on_demand_gpu_limit("h100") == 48
 
 
 def test_business_hours_freeze_with_keep_empty_nodes_is_accepted():

@@ -52,8 +52,8 @@ def test_seventy_b_readiness_and_timeouts():
     # p5 node 600 + image pull 360 + 130.4 GiB at 0.25 GiB/s 522 + startup probe 120 x 10 s
     # + startup period 10 + first readiness 70.
     assert vllm.ready_within_seconds(svc.model, tier) == 2762
-    # A baseline of 3 surging one pod at a time: three waves on update, one on create.
-    assert vllm.await_timeouts(svc, tier, "baseline") == {"create": "51m", "update": "152m"}
+    # A baseline of 4 surging one pod at a time: four waves on update, one on create.
+    assert vllm.await_timeouts(svc, tier, "baseline") == {"create": "51m", "update": "203m"}
     # Burst (created at 0, rolls at most its 1 burst replica).
     assert vllm.await_timeouts(svc, tier, "burst") == {"create": "51m", "update": "51m"}
 
@@ -71,10 +71,10 @@ def test_eight_b_burst_update_is_judged_at_its_maximum():
 
 def test_prod_deployments_carry_the_timeouts_and_the_annotations(results):
     base = _named(results["prod"], DEPLOYMENT, "reason-70b-baseline")
-    assert base.options["customTimeouts"] == {"create": "51m", "update": "152m"}
+    assert base.options["customTimeouts"] == {"create": "51m", "update": "203m"}
     annotations = base.inputs["metadata"]["annotations"]
     assert annotations["platform.gpu/ready-within-seconds"] == "2762"
-    assert annotations["platform.gpu/rollout-steps"] == "3"
+    assert annotations["platform.gpu/rollout-steps"] == "4"
     burst = _named(results["prod"], DEPLOYMENT, "chat-8b-burst")
     assert burst.options["customTimeouts"] == {"create": "27m", "update": "157m"}
     assert burst.options["ignoreChanges"] == ["spec.replicas"]

@@ -259,7 +259,7 @@ def test_profiles_read_the_config_models():
     svc = load("prod").model_services[0]
     p = from_config(svc, 123)
     assert (p.baseline, p.max_replicas, p.target_waiting, p.kv_target) == (2, 8, 5, 0.8)
-    assert p.scale_down_stabilization_seconds == 600 and p.behavior is not None
+    assert p.scale_down_stabilization_seconds == 600 and p.behavior is not None and p.predictive is None
     s = seed_default(svc)
     assert (s.target_waiting, s.cooldown_seconds, s.polling_seconds, s.behavior) == (5, 300, 15, None)
 

@@ -120,17 +120,17 @@ def test_karpenter_takes_a_preferred_spread_as_required_and_the_scheduler_does_n
 
 def test_a_second_70b_replica_takes_a_second_p5_billed_whole():
     cfg = load("prod")
-    svc = cfg.model_services[1]  # reason-70b: 3 baseline replicas, TP 4, two fit on a p5.48xlarge
+    svc = cfg.model_services[1]  # reason-70b: 4 baseline replicas, TP 4, two fit on a p5.48xlarge
     p5 = catalog.INSTANCE_TYPES["p5.48xlarge"]
     result = ServiceReplay(cfg, svc, synthetic([(5.0, 100, 10)]), from_config(svc, 0)).replay()
-    assert {row["nodes_on_demand"] for row in result.timeline} == {3}  # one per baseline replica, not 2
+    assert {row["nodes_on_demand"] for row in result.timeline} == {4}  # one per baseline replica, not 2
     seconds = result.node_seconds["on-demand"]
-    assert seconds % 3 == 0 and seconds / 3 > result.timeline[-1]["t"]  # three nodes for every second
+    assert seconds % 4 == 0 and seconds / 4 > result.timeline[-1]["t"]  # four nodes for every second
     assert result.cost == pytest.approx(seconds / 3600 * p5.on_demand_hourly)
     # The burst replica (on-demand) shares a baseline's p5: another role, so no spread applies.
     busy = ServiceReplay(cfg, svc, synthetic(_burst_trace(60, 600, 8, 4000, 300)), from_config(svc, 0)).replay()
-    assert max(row["ready"] for row in busy.timeline) == 4
-    assert max(row["nodes_on_demand"] for row in busy.timeline) == 3
+    assert max(row["ready"] for row in busy.timeline) == 5
+    assert max(row["nodes_on_demand"] for row in busy.timeline) == 4
 
 
 def test_the_oracle_packs_replicas_but_pays_for_whole_nodes():

@@ -79,9 +79,11 @@ COLD_START_ANNOTATION = "platform.gpu/modelled-cold-start-seconds"
 
 
 def modelled_cold_start_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...]) -> int:
-    """The expected cold start of a replica on a new node of the tier (its slowest family)."""
+    """The expected cold start of a replica on a new node of the tier (its slowest family), with the
+    service's loader (``platform_facts.coldstart.expected_phases``, which the simulator replays)."""
     layers = sizing.model_architecture(svc.model.id, svc.model.parameters_billion).layers
-    return math.ceil(max(coldstart.expected_cold_start_seconds(svc.model.weights_gib, layers, it.split(".", 1)[0])
+    return math.ceil(max(coldstart.expected_cold_start_seconds(svc.model.weights_gib, layers, it.split(".", 1)[0],
+                                                               loader=svc.loader.format)
                          for it in instance_types))
 
 

@@ -1,0 +1,78 @@
+"""The predictive trigger (issue 18) as Prometheus evaluates the rendered query
+(``components/render/scaling.py`` ``predictive_query``; production facts 9b):
+
+    clamp_min(predict_linear(sum(rate(vllm:request_success_total[1m]))[range:step], lookahead)
+              - rps_per_replica * fixed_pods, 0)
+
+``rate`` over the scraped counter samples in the last minute (the slope between the first and
+the last sample, without Prometheus's extrapolation to the window's edges), the subquery at
+every ``step`` within ``range`` (aligned to multiples of the step, as Prometheus aligns
+subqueries), and ``predict_linear``: the least-squares line through those points, read
+``lookahead`` seconds after the evaluation time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+RATE_WINDOW_SECONDS = 60.0  # rate(...[1m]) in the rendered query
+
+
+def rate_at(samples: Sequence[tuple[float, float]], at: float, window: float = RATE_WINDOW_SECONDS) -> float | None:
+    """Per-second increase of the counter over the samples in ``(at - window, at]``; None with fewer than two."""
+    inside = [s for s in samples if at - window < s[0] <= at]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    (t0, c0), (t1, c1) = inside[0], inside[-1]
+    return max(c1 - c0, 0.0) / (t1 - t0)
+
+
+def predict_linear(points: Sequence[tuple[float, float]], at: float, lookahead: float) -> float | None:
+    """The least-squares line through ``points``, ``lookahead`` seconds after ``at``; None with fewer than two."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    slope = sum((p[0] - mx) * (p[1] - my) for p in points) / sxx if sxx > 0 else 0.0
+    return my + slope * (at + lookahead - mx)
+
+
+def predicted_rate(samples: Sequence[tuple[float, float]], at: float, range_seconds: float, step_seconds: float,
+                   lookahead: float) -> float:
+    """``predict_linear(rate(counter[1m])[range:step], lookahead)`` at ``at``; 0 without data (``or vector(0)``)."""
+    first = (at - range_seconds) // step_seconds * step_seconds + step_seconds
+    points = []
+    k = 0
+    while first + k * step_seconds <= at:
+        tau = first + k * step_seconds
+        r = rate_at(samples, tau)
+        if r is not None:
+            points.append((tau, r))
+        k += 1
+    predicted = predict_linear(points, at, lookahead)
+    return 0.0 if predicted is None else predicted
+
+
+def record(samples: deque[tuple[float, float]], t: float, count: float, keep_seconds: float) -> None:
+    """Append one scrape of the counter; drop samples no query can reach any more."""
+    samples.append((t, count))
+    while samples and samples[0][0] < t - keep_seconds:
+        samples.popleft()
+
+
+@dataclass(frozen=True)
+class PredictiveTrigger:
+    """The service's ``predictiveScaling`` as rendered (lookahead resolved)."""
+
+    rps_per_replica: float
+    lookahead_seconds: float
+    range_seconds: float
+    step_seconds: float
+
+    @property
+    def keep_seconds(self) -> float:
+        return self.range_seconds + RATE_WINDOW_SECONDS + self.step_seconds
