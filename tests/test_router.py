@@ -86,8 +86,8 @@ def test_router_is_sized_from_the_request_rate_not_the_chart_defaults():
     # chat-8b: 0.5 CPU/(req/s) x 10 req/s x 16384/100k + 0.075 x 8 pods = 1.42 -> 1500m.
     assert router.sizing(chat)["epp"] == {"requests": {"cpu": "1500m", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
     assert router.sizing(chat)["proxy"] == {"requests": {"cpu": "1200m", "memory": "2Gi"}, "limits": {"memory": "3Gi"}}
-    # reason-70b: 32k context, 4 pods: 0.5 x 10 x 0.328 + 0.3 = 1.94 -> 2000m.
-    assert router.sizing(reason)["epp"]["requests"]["cpu"] == "2000m"
+    # reason-70b: 32k context, 5 pods: 0.5 x 10 x 0.328 + 0.375 = 2.01 -> 2100m.
+    assert router.sizing(reason)["epp"]["requests"]["cpu"] == "2100m"
     assert router.cpu_millicores(chat) == 1500 + 1200
 
 
@@ -157,7 +157,7 @@ def test_router_triggers_replace_active_hours_and_wake_query():
 def test_general_pool_holds_the_routers(prod_result):
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(prod_result, "NodePool")}
     general = pools["general"]
-    # Routers: (1500m + 1200m) + (2000m + 1200m) = 5.9 cores -> 6, plus one 8-vCPU node.
+    # Routers: (1500m + 1200m) + (2100m + 1200m) = 6.0 cores, plus one 8-vCPU node.
     assert general["limits"] == {"cpu": "14"}
     reqs = {r["key"]: r["values"] for r in general["template"]["spec"]["requirements"]}
     assert reqs["karpenter.sh/capacity-type"] == ["on-demand"]
