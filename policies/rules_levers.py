@@ -16,7 +16,7 @@ from .base import EnforcementLevel, as_list, stack_rule
 from .rules_capacity import NODEPOOL
 from .rules_placement import _gpu_pools, _pool_provides, pools_for
 from .rules_stack import SCALED_OBJECT, Workload, _by_type, _max_replicas, _name, _ns, _scalers_of, workloads
-from .workloads import CAPACITY_TYPE, arg_value, dig, quantity, required_values
+from .workloads import CAPACITY_TYPE, arg_value, dig, holds_gpus_only, quantity, required_values
 
 CAPACITY_BUFFER = "kubernetes:autoscaling.x-k8s.io/v1beta1:CapacityBuffer"
 POD_TEMPLATE = "kubernetes:core/v1:PodTemplate"
@@ -24,7 +24,6 @@ PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 IAM_DOCUMENTS = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
-PAUSE_IMAGE = re.compile(r"(^|/)pause:")
 ON_DEMAND_TYPES = {"on-demand", "reserved"}
 COLD_START_ANNOTATION = "platform.gpu/modelled-cold-start-seconds"
 AREA = "Cold start"
@@ -41,8 +40,7 @@ def _negative_classes(resources: Sequence[Any]) -> set[str]:
 
 def is_placeholder(w: Workload) -> bool:
     """Pods that only hold GPUs: every container is a pause image and one requests a GPU."""
-    cs = as_list(w.spec.get("containers"))
-    return bool(cs) and all(PAUSE_IMAGE.search(str(c.get("image") or "")) for c in cs) and w.gpus_per_pod > 0
+    return holds_gpus_only(w.spec)
 
 
 def _buffers(resources: Sequence[Any]) -> list[tuple[Workload, int]]:

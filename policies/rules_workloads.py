@@ -16,6 +16,7 @@ from .workloads import (
     dig,
     gpu_containers,
     gpu_quantity,
+    holds_gpus_only,
     may_run_on_spot,
     pod_spec,
     prestop_seconds,
@@ -28,8 +29,9 @@ P99_ANNOTATION = "platform.gpu/p99-generation-seconds"
 
 
 def _gpu_spec(rtype: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod spec of a workload that serves on GPUs (placeholder pods only hold them)."""
     spec = pod_spec(rtype, props)
-    return spec if spec and gpu_containers(spec) else None
+    return spec if spec and gpu_containers(spec) and not holds_gpus_only(spec) else None
 
 
 def requests_equal_limits(rtype: str, props: Mapping[str, Any], _: Mapping[str, Any]) -> Iterable[str]:

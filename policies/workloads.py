@@ -6,6 +6,7 @@ Pulumi wire names (camelCase), so every access here goes through those ABCs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -65,6 +66,17 @@ def is_gpu_container(container: Mapping[str, Any]) -> bool:
 
 def gpu_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in containers(spec) if is_gpu_container(c)]
+
+
+# A pause container (registry.k8s.io/pause, also through a pull-through cache).
+PAUSE_IMAGE = re.compile(r"(^|/)pause:")
+
+
+def holds_gpus_only(spec: Mapping[str, Any]) -> bool:
+    """A placeholder pod: every container is a pause image and one holds a GPU. It serves nothing,
+    so the serving rules (probes, drain, rollout) do not apply to it."""
+    cs = list(containers(spec))
+    return bool(cs) and all(PAUSE_IMAGE.search(str(c.get("image") or "")) for c in cs) and bool(gpu_containers(spec))
 
 
 def workload_name(props: Mapping[str, Any]) -> str:

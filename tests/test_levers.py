@@ -383,3 +383,26 @@ def test_staging_buffer_fits_its_limit_and_would_not_in_a_tighter_one():
     found = violations("capacity-buffer-within-limit", tight, "staging")
     assert any("capacity-buffers/l40s-buffer holds 1 x 1 GPU on NodePools l40s-on-demand, whose nvidia.com/gpu limit 1 "
                "leaves 0 GPUs beside the 1" in m for m in found), found
+
+
+def test_placeholder_pods_are_not_held_to_the_serving_rules():
+    # Pause pods that only hold GPUs serve nothing: no probes, drain or rollout rule applies to
+    # them (they failed five mandatory serving rules before); the same Deployment with a real
+    # container next to the pause one is serving again and fails them.
+    from policies import rules_workloads as rw
+
+    cfg = load_with("staging", _set("gpuTiers.0.capacityBuffer.mode", "placeholderPods"))
+    tier = cfg.tier("l40s")
+    chunk = buffer_chunk(cfg, tier)
+    assert chunk is not None
+    dep = buffer.placeholder_deployment(tier, chunk)
+    config = {"minStartupSeconds": 600, "p99GenerationSeconds": 30}
+    serving = (rw.startup_probe, rw.readiness_probe, rw.prestop_hook, rw.termination_grace, rw.rolling_update)
+    kind = "kubernetes:apps/v1:Deployment"
+    assert [m for rule in serving for m in rule(kind, dep, config)] == []
+    # Still held to what every GPU pod owes: requests equal limits, the GPU taint's toleration.
+    assert list(rw.requests_equal_limits(kind, dep, config)) == [] and list(rw.gpu_toleration(kind, dep, config)) == []
+    spec = dep["spec"]["template"]["spec"]
+    real = {**dep, "spec": {**dep["spec"], "template": {**dep["spec"]["template"], "spec": {
+        **spec, "containers": [*spec["containers"], {**spec["containers"][0], "name": "app", "image": "example/app:1"}]}}}}
+    assert all(list(rule(kind, real, config)) for rule in (rw.readiness_probe, rw.prestop_hook, rw.rolling_update))
