@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.config import NAMESPACE, StackConfig, load_stack_config
+from components.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
 from components.stack import load_stack, read_stack_file
 
 # Fixtures shared by the PromQL tests (promtool) live in their kit.
@@ -86,3 +86,17 @@ def example_build(tmp_path_factory) -> Path:
     proc = run_synth("dev", "--program", str(REPO / "examples" / "extra-model"), "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
+
+
+def assert_config_rejected(stack: str, mutate: Any, expected: list[str]) -> None:
+    """The stack's values after ``mutate`` fail validation with every fragment of ``expected`` in
+    the message, and the message is ours: no traceback, no pydantic wording."""
+    values, region = stack_values(stack)
+    mutate(values)
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(values, region)
+    text = str(info.value)
+    for fragment in expected:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+    assert "Traceback" not in text and "pydantic" not in text.lower()
+    assert "For further information" not in text
