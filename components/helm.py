@@ -1,4 +1,4 @@
-"""Helm releases and namespaces, the way every component creates them."""
+"""Helm releases, namespaces and Prometheus-operator objects, the way every component creates them."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def namespace(name: str, ns: str, opts: pulumi.ResourceOptions, labels: dict[str
     level = enforce or ADDON_POD_SECURITY.get(ns, "restricted")
     return k8s.core.v1.Namespace(
         name, metadata={"name": ns, "labels": {**(labels or {}), **pod_security.namespace_labels(level)}}, opts=opts)
+
+
+def monitoring_object(name: str, kind: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """A rendered ``monitoring.coreos.com/v1`` object (ServiceMonitor, PrometheusRule); ``opts``
+    should wait for the prometheus-operator CRDs."""
+    return k8s.apiextensions.CustomResource(name, api_version="monitoring.coreos.com/v1", kind=kind,
+                                            metadata=obj["metadata"], spec=obj["spec"], opts=opts)
 
 
 def release(name: str, chart: versions.Chart, *, release_name: str, namespace: str,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import helm
 from components.config import GpuTier, ModelServiceConfig
 from components.identity import model_cache_reader
 from components.naming import child
@@ -109,13 +110,8 @@ class ModelService(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(child(name, role), metadata=pol["metadata"], spec=pol["spec"], opts=in_ns)
         monitor = (routing.vllm_service_monitor if routed else render.service_monitor)(svc, ns,
                                                                                          args.scrape_interval_seconds)
-        k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
-                                         kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"],
-                                         opts=monitoring)
-        rule = scaling.prometheus_rule(svc, ns)
-        k8s.apiextensions.CustomResource(child(name, "alerts"), api_version="monitoring.coreos.com/v1",
-                                         kind="PrometheusRule", metadata=rule["metadata"], spec=rule["spec"],
-                                         opts=monitoring)
+        helm.monitoring_object(child(name, "monitor"), "ServiceMonitor", monitor, monitoring)
+        helm.monitoring_object(child(name, "alerts"), "PrometheusRule", scaling.prometheus_rule(svc, ns), monitoring)
 
         self.scaled_objects = self._autoscaler(name, args, workloads["burst"]) if "burst" in workloads else []
         if svc.pre_pull:

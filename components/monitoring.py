@@ -67,13 +67,9 @@ class Monitoring(pulumi.ComponentResource):
         # The platform's own controllers: scraped and alerted on once the CRDs exist.
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         for monitor in render.platform_monitors(karpenter_render.NAMESPACE, KARPENTER_RELEASE):
-            k8s.apiextensions.CustomResource(
-                child(name, f"{monitor['metadata']['name']}-monitor"), api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"], opts=after_release)
-        rule = render.platform_rules()
-        k8s.apiextensions.CustomResource(
-            child(name, "platform-alerts"), api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
-            metadata=rule["metadata"], spec=rule["spec"], opts=after_release)
+            helm.monitoring_object(child(name, f"{monitor['metadata']['name']}-monitor"), "ServiceMonitor", monitor,
+                                   after_release)
+        helm.monitoring_object(child(name, "platform-alerts"), "PrometheusRule", render.platform_rules(), after_release)
         if args.config.grafana_enabled:
             for cm_name, data in dashboards.configmap_data().items():
                 k8s.core.v1.ConfigMap(

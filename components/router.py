@@ -92,12 +92,7 @@ class Router(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(child(name, "pdb"), metadata=pdb["metadata"], spec=pdb["spec"], opts=in_ns)
         monitoring = pulumi.ResourceOptions.merge(
             in_ns, pulumi.ResourceOptions(depends_on=[r for r in (args.monitoring_crds,) if r is not None]))
-        monitor = router_monitoring.service_monitor(svc, ns, args.scrape_interval_seconds)
-        k8s.apiextensions.CustomResource(child(name, "monitor"), api_version="monitoring.coreos.com/v1",
-                                         kind="ServiceMonitor", metadata=monitor["metadata"], spec=monitor["spec"],
-                                         opts=monitoring)
-        rule = router_monitoring.prometheus_rule(svc, ns)
-        k8s.apiextensions.CustomResource(child(name, "alerts"), api_version="monitoring.coreos.com/v1",
-                                         kind="PrometheusRule", metadata=rule["metadata"], spec=rule["spec"],
-                                         opts=monitoring)
+        helm.monitoring_object(child(name, "monitor"), "ServiceMonitor",
+                               router_monitoring.service_monitor(svc, ns, args.scrape_interval_seconds), monitoring)
+        helm.monitoring_object(child(name, "alerts"), "PrometheusRule", router_monitoring.prometheus_rule(svc, ns), monitoring)
         self.register_outputs({"release_name": self.release_name, "objectives": self.objectives})

@@ -314,6 +314,16 @@ SHADOW = "shadow"  # another namespace with a Service of the same name (e.g. a s
 
 
 @dataclass(frozen=True)
+class Case:
+    """One promtool alert case: these series for ``eval_minutes``, the alert firing or quiet."""
+
+    name: str
+    fires: bool
+    input_series: list[dict[str, str]]
+    eval_minutes: int
+
+
+@dataclass(frozen=True)
 class Served:
     """One ModelService as the synth output shows it."""
 

@@ -7,20 +7,10 @@ router's series only, not on another router's or another namespace's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from components.render import router as render
 from components.render import router_monitoring
 from platform_facts import llmd
-from tests.promql_kit import OTHER, SHADOW, Served, pod_name, series
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    fires: bool
-    input_series: list[dict[str, str]]
-    eval_minutes: int
+from tests.promql_kit import OTHER, SHADOW, Case, Served, pod_name, series
 
 
 def router_targets(s: Served) -> list[dict[str, str]]:

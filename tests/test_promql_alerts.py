@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.promql_kit import (
     TTFT_BUCKET,
     TTFT_BUCKETS,
     WAITING,  # noqa: F401
+    Case,
     Served,
     histogram_series,
     pod_name,
@@ -43,14 +43,6 @@ def _minutes(duration: str) -> int:
     m = re.fullmatch(r"(\d+)m", duration)
     assert m, f"alert for: {duration!r}: expected whole minutes"
     return int(m.group(1))
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    fires: bool
-    input_series: list[dict[str, str]]
-    eval_minutes: int
 
 
 def _gauge(metric: str, targets: list[dict[str, str]], value: Callable[[dict[str, str]], str], minutes: int) -> list[dict[str, str]]:
