@@ -67,6 +67,9 @@ class ModelServiceArgs:
     """Where Prometheus runs: its pods may scrape the service's /metrics through the NetworkPolicy."""
     mirror: Mirror | None = None
     """The stack's ECR pull-through cache (``images.mirror_for``): every image is pulled through it."""
+    fast_image_pull: bool = False
+    """The cluster's GPU nodes pull with FastImagePull (``cluster.fastImagePull.enabled``): the modelled
+    cold start, which the predictive trigger looks ahead by, counts the parallel pull."""
     router_crds: Sequence[pulumi.Resource] = ()
     """In router mode: the InferencePool and InferenceObjective CRDs (``router.router_crds``)."""
     general_pool: Sequence[pulumi.Resource] = ()
@@ -185,8 +188,8 @@ class ModelService(pulumi.ComponentResource):
             k8s.autoscaling.v2.HorizontalPodAutoscaler(child(name, "hpa"), metadata=h["metadata"], spec=h["spec"],
                                                        opts=_after(self, args.namespace, burst))
             return []
-        ahead = scaling.lookahead_seconds(svc, args.tier.instance_types)
-        modelled = scaling.modelled_cold_start_seconds(svc, args.tier.instance_types)
+        ahead = scaling.lookahead_seconds(svc, args.tier.instance_types, fast_image_pull=args.fast_image_pull)
+        modelled = scaling.modelled_cold_start_seconds(svc, args.tier.instance_types, fast_image_pull=args.fast_image_pull)
         so = pulumi.Output.from_input(args.prometheus_url).apply(
             lambda url: scaling.scaled_object(svc, ns, url, ahead, modelled))
         k8s.apiextensions.CustomResource(

@@ -89,7 +89,8 @@ class Platform(pulumi.ComponentResource):
                     namespace=service_namespaces[s.namespace], node_pools=self.karpenter.tier_capacity[s.tier],
                     gpu_operator=self.gpu_operator.release, monitoring_crds=self.monitoring.release,
                     keda_crds=self.keda.release, monitoring_namespace=render_addons.MONITORING_NAMESPACE, mirror=mirror,
-                    router_crds=crds, general_pool=self.karpenter.general_capacity),
+                    router_crds=crds, general_pool=self.karpenter.general_capacity,
+                    fast_image_pull=args.cluster.fast_image_pull.enabled),
                 opts=in_cluster)
             for s in args.model_services
         }

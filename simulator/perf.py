@@ -167,6 +167,7 @@ def cold_start(service: ModelServiceConfig, instance: catalog.InstanceType, *, f
     """The phases of ``platform_facts.coldstart.expected_phases`` with the service's loader and
     compile-cache levers and the cluster's FastImagePull."""
     p = cs.expected_phases(service.model.weights_gib, service_model(service).arch.layers, instance.family,
-                           loader=service.loader.format, fast_image_pull=fast_image_pull)
+                           loader=service.loader.format,
+                           fast_image_pull=cs.fast_image_pull_applies(fast_image_pull, instance.vcpu, instance.memory_gib))
     saving = p["compile_saving"] if service.compile_cache.persist else 0.0
     return ColdStart(p["node_ready"], p["image_pull"], p["download"], p["load"], saving)

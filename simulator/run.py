@@ -13,6 +13,7 @@ from typing import Any
 from components.config import ModelServiceConfig, StackConfig
 from components.render import scaling
 from components.render.vllm import cold_start_seconds
+from simulator import levers
 from simulator import profile as profiles
 from simulator.profile import Profile
 from simulator.replay import ServiceReplay
@@ -96,7 +97,8 @@ class Experiment:
 
     def profile(self, name: str) -> Profile:
         if name == "stack":
-            lookahead = scaling.lookahead_seconds(self.service, self.config.tier(self.service.tier).instance_types)
+            lookahead = scaling.lookahead_seconds(self.service, self.config.tier(self.service.tier).instance_types,
+                                                  fast_image_pull=levers.fast_image_pull(self.config))
             return profiles.from_config(self.service, cold_start_seconds(self.service.model), lookahead_seconds=lookahead)
         if name == "seed-default":
             return profiles.seed_default(self.service)

@@ -95,7 +95,8 @@ def lever_space(experiment: Experiment, rps: float | None = None) -> dict[str, l
     if svc.scaling.mode == "keda":
         rate = svc.predictive_scaling.requests_per_second_per_replica or rps or levers.replica_rps(svc, cfg, experiment.trace)
         tier = cfg.tier(svc.tier)
-        trigger = PredictiveTrigger(rate, scaling.lookahead_seconds(svc, tier.instance_types),
+        trigger = PredictiveTrigger(rate, scaling.lookahead_seconds(svc, tier.instance_types,
+                                                                    fast_image_pull=levers.fast_image_pull(cfg)),
                                     svc.predictive_scaling.range_seconds, svc.predictive_scaling.resolution_seconds)
         out["predictive"] = [None, trigger]
     if cfg.tier(svc.tier).on_demand.enabled:

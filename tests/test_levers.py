@@ -276,6 +276,31 @@ def test_predictive_trigger_looks_one_modelled_cold_start_ahead():
     assert all(t["name"] != "predicted-rate" for t in off["spec"]["triggers"])
 
 
+def test_modelled_cold_start_counts_fast_image_pull_where_nodeadm_enables_it():
+    """The lookahead the predictive trigger renders with counts FastImagePull's parallel pull (it
+    used to ignore it while the simulator's replay counted it), on node sizes nodeadm turns SOCI on for."""
+    from platform_facts import coldstart
+
+    cfg = load("prod")
+    svc, types = cfg.model_services[0], cfg.tier("l40s").instance_types
+    plain = scaling.modelled_cold_start_seconds(svc, types)
+    fast = scaling.modelled_cold_start_seconds(svc, types, fast_image_pull=True)
+    saved = coldstart.EXPECTED_IMAGE_PULL_SECONDS * (1 - 1 / coldstart.FAST_IMAGE_PULL_SPEEDUP)
+    assert abs((plain - fast) - saved) <= 1
+    assert scaling.lookahead_seconds(svc, types, fast_image_pull=True) == fast
+    # nodeadm keeps the default pull below 4 vCPU or 7 GiB.
+    assert coldstart.fast_image_pull_applies(True, 4, 16) is True
+    assert coldstart.fast_image_pull_applies(True, 2, 16) is False
+    assert coldstart.fast_image_pull_applies(True, 8, 4) is False
+    assert coldstart.fast_image_pull_applies(False, 8, 64) is False
+    # The platform hands the cluster's gate to the component: the rendered ScaledObject says so.
+    on = load_with("prod", _all(_set("cluster.fastImagePull", {"enabled": True}),
+                                _set("modelServices.0.predictiveScaling",
+                                     {"enabled": True, "requestsPerSecondPerReplica": 1})))
+    so = next(o for o in custom_resources(build(on), "ScaledObject") if o["metadata"]["name"].startswith(svc.name))
+    assert so["metadata"]["annotations"][scaling.COLD_START_ANNOTATION] == str(fast)
+
+
 # --------------------------------------------------------------------------- policies beyond the cases
 
 

@@ -16,7 +16,7 @@ from components import sizing
 from components.config import ModelServiceConfig
 from components.render import router_monitoring
 from components.render.vllm import BASELINE_ANNOTATION, ROLE, cold_start_seconds, names
-from platform_facts import coldstart
+from platform_facts import catalog, coldstart
 from platform_facts import vllm as metrics
 
 # --------------------------------------------------------------------------- scaling
@@ -78,20 +78,27 @@ def queries(svc: ModelServiceConfig, namespace: str) -> dict[str, str]:
 COLD_START_ANNOTATION = "platform.gpu/modelled-cold-start-seconds"
 
 
-def modelled_cold_start_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...]) -> int:
-    """The expected cold start of a replica on a new node of the tier (its slowest family), with the
-    service's loader (``platform_facts.coldstart.expected_phases``, which the simulator replays)."""
+def modelled_cold_start_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...], *,
+                                fast_image_pull: bool = False) -> int:
+    """The expected cold start of a replica on a new node of the tier (its slowest instance type),
+    with the service's loader and, where nodeadm enables it for the size, the cluster's FastImagePull
+    (``platform_facts.coldstart.expected_phases``, which the simulator replays)."""
     layers = sizing.model_architecture(svc.model.id, svc.model.parameters_billion).layers
-    return math.ceil(max(coldstart.expected_cold_start_seconds(svc.model.weights_gib, layers, it.split(".", 1)[0],
-                                                               loader=svc.loader.format)
-                         for it in instance_types))
+
+    def one(name: str) -> float:
+        it = catalog.INSTANCE_TYPES[name]
+        return coldstart.expected_cold_start_seconds(
+            svc.model.weights_gib, layers, it.family, loader=svc.loader.format,
+            fast_image_pull=coldstart.fast_image_pull_applies(fast_image_pull, it.vcpu, it.memory_gib))
+
+    return math.ceil(max(one(it) for it in instance_types))
 
 
-def lookahead_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...]) -> int:
+def lookahead_seconds(svc: ModelServiceConfig, instance_types: tuple[str, ...], *, fast_image_pull: bool = False) -> int:
     """How far the predictive trigger looks: the configured figure, else the modelled cold start."""
     if svc.predictive_scaling.lookahead_seconds is not None:
         return svc.predictive_scaling.lookahead_seconds
-    return modelled_cold_start_seconds(svc, instance_types)
+    return modelled_cold_start_seconds(svc, instance_types, fast_image_pull=fast_image_pull)
 
 
 def predictive_query(svc: ModelServiceConfig, namespace: str, lookahead: int) -> str:
