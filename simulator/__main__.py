@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="start from the first window's steady state: the burst replicas the controllers hold after "
                          "replaying the first --transient-minutes once start Ready")
     ap.add_argument("--routing", help=f"{' | '.join(routing.POLICIES)}, or several separated by commas to compare them "
-                    "(every replay uses the first; default: the stack's routing, today random)")
+                    "(every replay uses the first; default: as the service is deployed, prefix-aware with its "
+                    "router's weights for routing.mode router, random for service)")
     ap.add_argument("--speedup", type=float, default=1.0)
     ap.add_argument("--rate-multiplier", type=float, default=1.0)
     ap.add_argument("--spot-interruptions-per-hour", type=float, default=0.05,
