@@ -314,6 +314,21 @@ SHADOW = "shadow"  # another namespace with a Service of the same name (e.g. a s
 
 
 @dataclass(frozen=True)
+class Situation:
+    """One promtool trigger case: these series, the trigger query's one sample (None: no sample).
+    ``interval`` spaces the samples, ``eval_time`` is when the query is evaluated (default: the
+    caller's); ``decimals`` rounds the query's result (promtool compares floats exactly, and a
+    regression leaves rounding in the last bits)."""
+
+    name: str
+    input_series: list[dict[str, str]]
+    expected: float | None
+    interval: str = "1m"
+    eval_time: str | None = None
+    decimals: int | None = None
+
+
+@dataclass(frozen=True)
 class Case:
     """One promtool alert case: these series for ``eval_minutes``, the alert firing or quiet."""
 

@@ -3,19 +3,11 @@ test_promql_triggers. Series are 10 one-minute samples; the trigger is evaluated
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from platform_facts import llmd
-from tests.promql_kit import Served, series
+from tests.promql_kit import Served, Situation, series
 from tests.router_alert_cases import _foreign, router_targets
-
-
-@dataclass(frozen=True)
-class Situation:
-    name: str
-    input_series: list[dict[str, str]]
-    expected: float | None
 
 
 def _queued(targets: list[dict[str, str]], values: str, priority: str = "0") -> list[dict[str, str]]:

@@ -91,7 +91,9 @@ def test_interruption_queue_and_the_five_rules(prod):
     targets = by_type(prod, "aws:cloudwatch/eventTarget:EventTarget")
     assert len(targets) == 5 and {t.inputs["arn"] for t in targets} == {queue.outputs["arn"]}
     values = release(prod, "karpenter")["values"]
-    assert values["settings"] == {"clusterName": "llm-prod", "interruptionQueue": queue.outputs["name"]}
+    # The capacity buffer on l40s (a CapacityBuffer) needs Karpenter's alpha gate.
+    assert values["settings"] == {"clusterName": "llm-prod", "interruptionQueue": queue.outputs["name"],
+                                  "featureGates": {"capacityBuffer": True}}
 
 
 # The upstream v1.14.1 controller policy, statement by statement (Sid -> actions, condition keys),
@@ -213,13 +215,13 @@ def test_two_pools_per_tier_with_on_demand_first(stack):
 def test_gpu_limits_are_derived_from_the_services():
     cfg = load("prod")
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(cfg), "NodePool")}
-    # 2 baseline + 6 fallback burst + 2 surge + 1 replacement node + 1 headroom
-    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "12"
+    # 2 baseline + 6 fallback burst + 2 surge + 1 replacement node + 1 headroom + 1 buffer node
+    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "13"
     # (4 baseline + 1 burst + 2 surge) x 4 + one p5.48xlarge (8), in whole p5 nodes: five
     assert pools["h100-on-demand"]["limits"]["nvidia.com/gpu"] == "40"
     bigger = load_with("prod", lambda v: v["modelServices"][0]["scaling"].update(maxReplicas=10))
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(bigger), "NodePool")}
-    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "14"
+    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "15"
 
 
 def test_prod_budgets_disrupt_one_node_and_none_in_business_hours():

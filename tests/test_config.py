@@ -51,12 +51,12 @@ def test_config_is_frozen():
 def test_on_demand_limit_is_derived_from_services():
     cfg = load("prod")
     # chat-8b (1 GPU, 2..8): 2 baseline, 6 spot burst that may fall back to on-demand, one surge
-    # pod each for the baseline and burst Deployments, one g6e node (1 GPU) for replacement, and
-    # the stack's headroomGpus 1.
+    # pod each for the baseline and burst Deployments, one g6e node (1 GPU) for replacement, the
+    # stack's headroomGpus 1, and the capacity buffer's warm g6e node (one chat-8b replica).
     assert cfg.on_demand_gpu_terms("l40s") == OnDemandGpuLimit(
         baseline=2, canary=0, burst_on_demand=0, burst_fallback=6, surge=2, batch=0, packing=0, replacement=1,
-        headroom=1)
-    assert cfg.on_demand_gpu_limit("l40s") == 12
+        headroom=1, buffer=1)
+    assert cfg.on_demand_gpu_limit("l40s") == 13
     # reason-70b (TP 4, 4..5, burst on-demand): 16 baseline + 4 burst + 8 surge GPUs = 28 GPUs of
     # pods in whole p5.48xlarge (two replicas each): 32, plus one p5 (8 GPUs) so drift can
     # replace a node while all are in use: five nodes.
@@ -80,10 +80,12 @@ def test_on_demand_limit_leaves_room_for_a_baseline_rollout_in_staging():
 
 
 def test_burst_fallback_none_takes_the_burst_out_of_the_on_demand_limit():
-    cfg = load_with("prod", _set("modelServices.0.burstFallback", "none"))
+    # A spot-only burst may not take the on-demand buffer: it goes too (the config refuses the pair).
+    cfg = load_with("prod", lambda v: (_set("modelServices.0.burstFallback", "none")(v),
+                                       _set("gpuTiers.0.capacityBuffer", None)(v)))
     terms = cfg.on_demand_gpu_terms("l40s")
     # No fallback: no burst GPUs, and the burst Deployment no longer surges on on-demand.
-    assert (terms.burst_fallback, terms.surge) == (0, 1)
+    assert (terms.burst_fallback, terms.surge, terms.buffer) == (0, 1, 0)
     assert cfg.on_demand_gpu_limit("l40s") == 2 + 1 + 1 + 1
 
 

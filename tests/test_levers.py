@@ -228,7 +228,7 @@ def test_capacity_buffer_gate_only_with_capacity_buffer_mode():
     assert node_levers.feature_gates(staging.gpu_tiers) == {"capacityBuffer": True}
     placeholders = load_with("staging", _set("gpuTiers.0.capacityBuffer.mode", "placeholderPods"))
     assert node_levers.feature_gates(placeholders.gpu_tiers) == {}
-    assert node_levers.feature_gates(load("prod").gpu_tiers) == {}
+    assert node_levers.feature_gates(load("dev").gpu_tiers) == {}
 
 
 def test_buffer_render_matches_the_crd_rules_and_the_chunk():
@@ -272,7 +272,7 @@ def test_predictive_trigger_looks_one_modelled_cold_start_ahead():
     assert (f'predict_linear(sum(rate(vllm:request_success_total{{namespace="inference",service="{svc.name}"}}[1m]))'
             f"[600s:15s], {modelled})") in trig["metadata"]["query"]
     assert so["metadata"]["annotations"][scaling.COLD_START_ANNOTATION] == str(modelled)
-    off = scaling.scaled_object(load("prod").model_services[0], "inference", "http://p", modelled, modelled)
+    off = scaling.scaled_object(load("staging").model_services[0], "inference", "http://p", modelled, modelled)
     assert all(t["name"] != "predicted-rate" for t in off["spec"]["triggers"])
 
 

@@ -169,7 +169,7 @@ def test_burst_query_subtracts_the_baseline():
                             'platform_gpu_role!="burst"}) or vector(0)), 0) or vector(0)')
 
 
-SINGLE_SERIES = re.compile(r"^(clamp_min\(sum\(|max\(|sum\(|histogram_quantile\(0\.95, sum by \(le\))")
+SINGLE_SERIES = re.compile(r"^(clamp_min\((predict_linear\()?sum\(|max\(|sum\(|histogram_quantile\(0\.95, sum by \(le\))")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -349,6 +349,6 @@ def test_pre_pull_daemonset():
 
 def test_long_names_fit_the_scaled_object_limit():
     long = "a" * 30
-    cfg = load_with("prod", lambda v: v["modelServices"][0].update(name=long))
+    cfg = load_with("dev", lambda v: v["modelServices"][0].update(name=long))
     names = vllm.names(cfg.model_services[0])
     assert len(names["scaled_object"]) <= 54 and len("keda-hpa-" + names["scaled_object"]) <= 63

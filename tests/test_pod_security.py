@@ -163,7 +163,8 @@ EXPECTED_ENFORCE = {
                 "inference": "privileged", "batch": "privileged",
                 # The warm-capacity buffer's pause pods (render/buffer.py): restricted is enough.
                 "capacity-buffers": "restricted"},
-    "prod": {"monitoring": "privileged", "keda": "restricted", "gpu-operator": "privileged", "inference": "privileged"},
+    "prod": {"monitoring": "privileged", "keda": "restricted", "gpu-operator": "privileged", "inference": "privileged",
+             "capacity-buffers": "restricted"},
 }
 
 

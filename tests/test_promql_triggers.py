@@ -11,7 +11,6 @@ which KEDA reads, like NaN, as 0 while the trigger's `ignoreNullValues` keeps it
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from tests.promql_kit import (
     WAITING,
     Build,
     Served,
+    Situation,
     adapter_query,
     histogram_series,
     pod_name,
@@ -41,13 +41,6 @@ MINUTES = 10
 EVAL = "5m"
 # Triggers whose query is the user's own (over metrics we do not know): parsed, not evaluated.
 USER_QUERIES = {"wake"}
-
-
-@dataclass(frozen=True)
-class Situation:
-    name: str
-    input_series: list[dict[str, str]]
-    expected: float | None  # None: no sample at all
 
 
 def _gauge(metric: str, values: dict[str, float], targets: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -161,7 +154,36 @@ def burst_above_one(s: Served, trigger: dict[str, Any]) -> list[Situation]:
             for n in (0, 1, 2, s.max_burst)]
 
 
-SITUATIONS = {"waiting": waiting, "kv-cache": kv_cache, "ttft-p95": ttft_p95, "keep-alive": keep_alive,
+def predicted_rate(s: Served, trigger: dict[str, Any]) -> list[Situation]:
+    """The request rate predicted one cold start ahead (``predict_linear`` over a subquery of
+    ``rate(...[1m])``), less what the reporting fixed pods serve at ``threshold`` each, floored at
+    0: AverageValue, so KEDA asks for ceil(value / threshold) burst replicas. On a steady rate the
+    regression is flat and the prediction is the rate itself (the ramp, where the lookahead shows:
+    tests/test_levers_promql.py). Samples every 15 s from a counter already running, evaluated
+    at 12m, when every point of the regression's 10-minute window has a full [1m] rate (earlier,
+    the rates at the series' start are extrapolated short and the regression slopes up)."""
+    per_replica = float(trigger["metadata"]["threshold"])
+    step, samples = 15, 4 * 13
+    pods = _pods(s, 1)
+    own, foreign = s.targets(pods), s.foreign()
+
+    def counters(targets: list[dict[str, str]], rate: float) -> list[dict[str, str]]:
+        return [{"series": series("vllm:request_success_total", t), "values": f"1000+{rate * step:g}x{samples - 1}"}
+                for t in targets]
+
+    fixed = _fixed(pods, s)
+    reporting = [{"series": series(WAITING, t), "values": f"0x{samples - 1}"} for t in own]
+    out = []
+    for rate in (0.5, 2.0, 0.125):  # requests/s per reporting pod; the last below the fixed pods' share
+        total = rate * len(own)
+        out.append(Situation(f"{total:g} req/s over {len(own)} pods ({fixed} fixed at {per_replica:g}), others at 50",
+                             counters(own, rate) + reporting + counters(foreign, 50.0),
+                             round(max(0.0, total - fixed * per_replica), 6), interval=f"{step}s", eval_time="12m",
+                             decimals=6))
+    return out
+
+
+SITUATIONS = {"waiting": waiting, "predicted-rate": predicted_rate, "kv-cache": kv_cache, "ttft-p95": ttft_p95, "keep-alive": keep_alive,
               "burst-above-one": burst_above_one,
               **ROUTER_SITUATIONS}  # routing.mode router (tests/router_trigger_cases.py)
 # With no series at all (no replica scraped yet): every query is guarded to read 0.
@@ -206,9 +228,11 @@ def test_trigger_queries_on_a_real_engine(stack, services, promtool, tmp_path):
         cases = SITUATIONS[trigger["name"]](s, trigger) + [Situation("no series at all", [], ABSENT[trigger["name"]])]
         for case in cases:
             exp = [] if case.expected is None else [{"labels": "{}", "value": case.expected}]
-            tests.append({"name": f"{s.config.name} {trigger['name']}: {case.name}", "interval": "1m",
+            expr = query if case.decimals is None else f"round({query}, {10.0 ** -case.decimals:g})"
+            tests.append({"name": f"{s.config.name} {trigger['name']}: {case.name}", "interval": case.interval,
                           "input_series": case.input_series,
-                          "promql_expr_test": [{"expr": query, "eval_time": EVAL, "exp_samples": exp}]})
+                          "promql_expr_test": [{"expr": expr, "eval_time": case.eval_time or EVAL,
+                                                "exp_samples": exp}]})
             evaluated += 1
     if not tests:
         pytest.skip(f"{stack}: no prometheus trigger to evaluate")

@@ -208,7 +208,11 @@ def test_quantized_weights_leave_the_method_to_the_checkpoint():
 
 
 def test_burst_without_fallback_requires_spot():
-    result = build(load_with("prod", lambda v: v["modelServices"][0].update(burstFallback="none")))
+    def spot_only(v: dict) -> None:  # the on-demand capacity buffer goes with the fallback
+        v["modelServices"][0].update(burstFallback="none")
+        v["gpuTiers"][0].pop("capacityBuffer")
+
+    result = build(load_with("prod", spot_only))
     affinity = _named(result, DEPLOYMENT, "chat-8b-burst").inputs["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
     assert "preferredDuringSchedulingIgnoredDuringExecution" not in affinity
     terms = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
