@@ -14,6 +14,7 @@ from tests.conftest import (
     by_type,
     custom_resources,
     load,
+    load_plain_prod,
     load_with,
     release,
 )
@@ -91,9 +92,7 @@ def test_interruption_queue_and_the_five_rules(prod):
     targets = by_type(prod, "aws:cloudwatch/eventTarget:EventTarget")
     assert len(targets) == 5 and {t.inputs["arn"] for t in targets} == {queue.outputs["arn"]}
     values = release(prod, "karpenter")["values"]
-    # The capacity buffer on l40s (a CapacityBuffer) needs Karpenter's alpha gate.
-    assert values["settings"] == {"clusterName": "llm-prod", "interruptionQueue": queue.outputs["name"],
-                                  "featureGates": {"capacityBuffer": True}}
+    assert values["settings"] == {"clusterName": "llm-prod", "interruptionQueue": queue.outputs["name"]}
 
 
 # The upstream v1.14.1 controller policy, statement by statement (Sid -> actions, condition keys),
@@ -213,15 +212,19 @@ def test_two_pools_per_tier_with_on_demand_first(stack):
 
 
 def test_gpu_limits_are_derived_from_the_services():
-    cfg = load("prod")
+    cfg = load_plain_prod()
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(cfg), "NodePool")}
-    # 2 baseline + 6 fallback burst + 2 surge + 1 replacement node + 1 headroom + 1 buffer node
-    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "13"
+    # 2 baseline + 6 fallback burst + 2 surge + 1 replacement node + 1 headroom
+    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "12"
     # (4 baseline + 1 burst + 2 surge) x 4 + one p5.48xlarge (8), in whole p5 nodes: five
     assert pools["h100-on-demand"]["limits"]["nvidia.com/gpu"] == "40"
-    bigger = load_with("prod", lambda v: v["modelServices"][0]["scaling"].update(maxReplicas=10))
+    bigger = load_plain_prod(lambda v: v["modelServices"][0]["scaling"].update(maxReplicas=10))
     pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(bigger), "NodePool")}
-    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "15"
+    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "14"
+    # A capacity buffer of one chat-8b replica adds its whole warm g6e node (1 GPU).
+    buffered = load_plain_prod(lambda v: v["gpuTiers"][0].update(capacityBuffer={"service": "chat-8b"}))
+    pools = {p["metadata"]["name"]: p["spec"] for p in custom_resources(build(buffered), "NodePool")}
+    assert pools["l40s-on-demand"]["limits"]["nvidia.com/gpu"] == "13"
 
 
 def test_prod_budgets_disrupt_one_node_and_none_in_business_hours():

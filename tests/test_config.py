@@ -21,7 +21,7 @@ from components.config import (
     load_stack_config,
     stack_file_schema,
 )
-from tests.conftest import REPO, STACKS, assert_config_rejected, load, load_with, stack_values
+from tests.conftest import REPO, STACKS, assert_config_rejected, load, load_plain_prod, load_with, stack_values
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -49,14 +49,14 @@ def test_config_is_frozen():
 
 
 def test_on_demand_limit_is_derived_from_services():
-    cfg = load("prod")
+    cfg = load_plain_prod()
     # chat-8b (1 GPU, 2..8): 2 baseline, 6 spot burst that may fall back to on-demand, one surge
-    # pod each for the baseline and burst Deployments, one g6e node (1 GPU) for replacement, the
-    # stack's headroomGpus 1, and the capacity buffer's warm g6e node (one chat-8b replica).
+    # pod each for the baseline and burst Deployments, one g6e node (1 GPU) for replacement, and
+    # the stack's headroomGpus 1.
     assert cfg.on_demand_gpu_terms("l40s") == OnDemandGpuLimit(
         baseline=2, canary=0, burst_on_demand=0, burst_fallback=6, surge=2, batch=0, packing=0, replacement=1,
-        headroom=1, buffer=1)
-    assert cfg.on_demand_gpu_limit("l40s") == 13
+        headroom=1)
+    assert cfg.on_demand_gpu_limit("l40s") == 12
     # reason-70b (TP 4, 4..5, burst on-demand): 16 baseline + 4 burst + 8 surge GPUs = 28 GPUs of
     # pods in whole p5.48xlarge (two replicas each): 32, plus one p5 (8 GPUs) so drift can
     # replace a node while all are in use: five nodes.
@@ -80,12 +80,10 @@ def test_on_demand_limit_leaves_room_for_a_baseline_rollout_in_staging():
 
 
 def test_burst_fallback_none_takes_the_burst_out_of_the_on_demand_limit():
-    # A spot-only burst may not take the on-demand buffer: it goes too (the config refuses the pair).
-    cfg = load_with("prod", lambda v: (_set("modelServices.0.burstFallback", "none")(v),
-                                       _set("gpuTiers.0.capacityBuffer", None)(v)))
+    cfg = load_plain_prod(_set("modelServices.0.burstFallback", "none"))
     terms = cfg.on_demand_gpu_terms("l40s")
     # No fallback: no burst GPUs, and the burst Deployment no longer surges on on-demand.
-    assert (terms.burst_fallback, terms.surge, terms.buffer) == (0, 1, 0)
+    assert (terms.burst_fallback, terms.surge) == (0, 1)
     assert cfg.on_demand_gpu_limit("l40s") == 2 + 1 + 1 + 1
 
 
@@ -100,7 +98,7 @@ def test_packing_rounds_to_whole_nodes():
 
 
 def test_on_demand_override_wins_over_the_terms():
-    cfg = load_with("prod", _set("gpuTiers.1.onDemand.gpuLimit", 48))
+    cfg = load_plain_prod(_set("gpuTiers.1.onDemand.gpuLimit", 48))
     assert cfg.on_demand_gpu_terms("h100").computed == 40
     assert cfg.on_demand_gpu_limit("h100") == 48
 

@@ -10,7 +10,7 @@ import pytest
 from components.render import scaling, vllm
 from platform_facts import llmd
 from platform_facts.vllm import METRIC_FAMILIES as VLLM_METRICS
-from tests.conftest import STACKS, build, by_type, load, load_with
+from tests.conftest import STACKS, build, by_type, load, load_plain_prod, load_with
 
 KINDS = {
     "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service", "kubernetes:policy/v1:PodDisruptionBudget",
@@ -22,7 +22,9 @@ KINDS = {
 
 @pytest.fixture(scope="module")
 def results():
-    return {s: build(load(s)) for s in STACKS}
+    """Every stack, and prod before its re-tune and levers (``plain_prod``) for the tests of render
+    mechanics that a re-tune should not move."""
+    return {**{s: build(load(s)) for s in STACKS}, "plain-prod": build(load_plain_prod())}
 
 
 def _service_resources(result, name):
@@ -134,7 +136,7 @@ def test_dev_scales_to_zero_without_baseline(results):
 
 
 def test_scaled_object_shape(results):
-    so = next(r.inputs for r in by_type(results["prod"], "kubernetes:keda.sh/v1alpha1:ScaledObject")
+    so = next(r.inputs for r in by_type(results["plain-prod"], "kubernetes:keda.sh/v1alpha1:ScaledObject")
               if r.inputs["metadata"]["name"] == "chat-8b-burst")
     spec = so["spec"]
     assert spec["scaleTargetRef"]["name"] == "chat-8b-burst"
@@ -160,7 +162,7 @@ def test_scaled_object_shape(results):
 
 
 def test_burst_query_subtracts_the_baseline():
-    cfg = load("prod")
+    cfg = load_plain_prod()
     q = scaling.queries(cfg.model_services[0], "inference")
     # 5 waiting per fixed (non-burst) pod that Prometheus scrapes now are absorbed before any
     # burst replica: a lost baseline pod is not subtracted (promtool cases in test_promql_triggers).
@@ -263,7 +265,7 @@ def test_cache_reader_may_only_read_the_model_prefix(results):
 
 
 def test_model_cache_init_container(results):
-    dep = _deployments(results["prod"], "chat-8b")["chat-8b-baseline"]["spec"]["template"]["spec"]
+    dep = _deployments(results["plain-prod"], "chat-8b")["chat-8b-baseline"]["spec"]["template"]["spec"]
     owner, init = dep["initContainers"]  # the hostPath owner step first
     (app,) = dep["containers"]
     assert init["name"] == "model-cache" and init["image"] == (
@@ -340,7 +342,7 @@ def test_canary_behind_the_same_service():
 
 
 def test_pre_pull_daemonset():
-    cfg = load_with("prod", lambda v: v["modelServices"][0].update(prePull=True))
+    cfg = load_plain_prod(lambda v: v["modelServices"][0].update(prePull=True))
     (ds,) = [r.inputs for r in by_type(build(cfg), "kubernetes:apps/v1:DaemonSet")]
     spec = ds["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"platform.gpu/tier": "l40s"}

@@ -21,7 +21,7 @@ import yaml
 
 from components.config import ConfigError, StackConfig, replica_fits
 from platform_facts import catalog
-from tests.conftest import STACKS, build, load, load_with
+from tests.conftest import STACKS, build, load, load_plain_prod, load_with
 
 GPU = "nvidia.com/gpu"
 TIER_LABEL = "platform.gpu/tier"
@@ -153,7 +153,7 @@ def test_smallest_batch_job_is_sized_by_its_worker_not_its_init_container():
 def test_pre_pull_daemonset_leaves_room_for_the_replicas():
     # A DaemonSet pod holds its effective request (its cache-filling init container's) for
     # as long as it lives, next to the replica on every node of the tier.
-    cfg = load_with("prod", lambda v: v["modelServices"][0].update(prePull=True))
+    cfg = load_plain_prod(lambda v: v["modelServices"][0].update(prePull=True))
     objects = _recorded(build(cfg))
     (ds,) = [spec for kind, _, spec in pod_specs(objects) if kind == "DaemonSet"]
     assert effective(ds) == {"cpu": 1.0, "memory": 2.0**30, GPU: 0.0}

@@ -8,7 +8,7 @@ import yaml
 from components.render import general_pool, router, router_monitoring
 from components.render.pod_security import workload_namespace_level
 from tests.conformance import check_custom_resource, values_errors
-from tests.conftest import assert_config_rejected, build, by_type, custom_resources, load, load_with, release
+from tests.conftest import assert_config_rejected, build, by_type, custom_resources, load, load_plain_prod, load_with, release
 from tests.test_config import _set
 
 # --------------------------------------------------------------------------- config
@@ -54,7 +54,7 @@ def test_stacks_route_in_staging_and_prod_only():
 
 
 def test_queue_limits_come_from_the_slo_and_the_batch():
-    chat = load("prod").model_services[0]  # maxReplicas 8, maxNumSeqs 256, p99 generation 30 s
+    chat = load_plain_prod().model_services[0]  # maxReplicas 8, maxNumSeqs 256, p99 generation 30 s
     fc = router.epp_config(chat)["flowControl"]
     assert fc["defaultRequestTTL"] == "30s"
     assert fc["maxRequests"] == "2048"  # 8 replicas x 256 sequences
@@ -76,7 +76,7 @@ def test_epp_config_turns_flow_control_on_with_the_weights():
 
 
 def test_router_is_sized_from_the_request_rate_not_the_chart_defaults():
-    chat, reason = load("prod").model_services
+    chat, reason = load_plain_prod().model_services
     # chat-8b: 0.5 CPU/(req/s) x 10 req/s x 16384/100k + 0.075 x 8 pods = 1.42 -> 1500m.
     assert router.sizing(chat)["epp"] == {"requests": {"cpu": "1500m", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
     assert router.sizing(chat)["proxy"] == {"requests": {"cpu": "1200m", "memory": "2Gi"}, "limits": {"memory": "3Gi"}}

@@ -13,8 +13,9 @@ from tests.conftest import STACKS, load
 
 # The field's recommended profiles (issue table): min, max, scale to zero, stabilization range (s).
 PROFILES = {
-    # prod: 2 at least; reason-70b runs 4, the simulator's tuned value (see its stack comment).
-    "prod": {"min": (2, 4), "max": (4, 8), "scale_to_zero": False, "stabilization": (300, 600)},
+    # prod: 2 at least (one per zone at the least, so a lost node or a drain never leaves the
+    # service cold); chat-8b's 900 s stabilization is the simulator's tuned value (its stack comment).
+    "prod": {"min": (2, 4), "max": (4, 8), "scale_to_zero": False, "stabilization": (300, 900)},
     "staging": {"min": (1, 1), "max": (3, 3), "scale_to_zero": False, "stabilization": (300, 300)},
     "dev": {"min": (0, 0), "max": (2, 2), "scale_to_zero": True, "stabilization": (120, 120)},
 }
@@ -117,12 +118,13 @@ def test_example_rejects_a_service_its_tier_cannot_hold(tmp_path):
 
 def test_capacity_report(synthesized):
     text = (synthesized["prod"] / "capacity.md").read_text()
-    assert "| chat-8b | l40s | 1 | g6e.2xlarge (1/node) | 2 | 2 | $4.48 | 8 | 8 | $9.19-$17.94* |" in text
-    # 4 baseline + 1 on-demand burst replica (reason-70b re-tuned by the simulator, issue 18).
-    assert "| reason-70b | h100 | 4 | p5.48xlarge (2/node) | 4 | 16 | $110.08 | 5 | 20 | $165.12 |" in text
-    assert "| l40s-spot | 10 | 6 | 6 | 0 |" in text and "| h100-on-demand | 100 | 40 | 20 | 20 |" in text
+    # The profiles the simulator tuned (issues 17, 18; the stack comments): chat-8b 2..5,
+    # reason-70b 2..4 with its burst on on-demand.
+    assert "| chat-8b | l40s | 1 | g6e.2xlarge (1/node) | 2 | 2 | $4.48 | 5 | 5 | $6.84-$11.21* |" in text
+    assert "| reason-70b | h100 | 4 | p5.48xlarge (2/node) | 2 | 8 | $55.04 | 4 | 16 | $110.08 |" in text
+    assert "| l40s-spot | 10 | 6 | 3 | 3 |" in text and "| h100-on-demand | 100 | 32 | 16 | 16 |" in text
     # The on-demand limits, term by term.
-    assert "| l40s-on-demand | 2 | 0 | 0 | 6 | 2 | 0 | 0 | 1 | 0 | 1 | 12 |" in text
-    assert "| h100-on-demand | 16 | 0 | 4 | 0 | 8 | 0 | 4 | 8 | 0 | 0 | 40 |" in text
+    assert "| l40s-on-demand | 2 | 0 | 0 | 3 | 2 | 0 | 0 | 1 | 0 | 1 | 9 |" in text
+    assert "| h100-on-demand | 8 | 0 | 8 | 0 | 8 | 0 | 0 | 8 | 0 | 0 | 32 |" in text
     for stack in STACKS:
         assert (synthesized[stack] / "capacity.md").is_file()
