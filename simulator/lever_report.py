@@ -3,9 +3,11 @@ toggled, one at a time and all that pay together, per trace:
 
     python -m simulator --stack prod --service chat-8b --trace A --trace B --lever-report
 
-A lever *pays* on a trace when it raises steady-state attainment (servable requests) by at
-least ``PAYS_POINTS`` or keeps it within ``PAYS_POINTS`` for less cost; "all that pay" turns on
-every lever that pays on every trace (the fastest paying loader only).
+Each lever the stack lacks is turned on alone (``+lever``), each it has turned off alone
+(``-lever``). A lever *pays* on a trace when having it raises steady-state attainment (servable
+requests) by at least ``PAYS_POINTS`` or keeps it within ``PAYS_POINTS`` for less cost (for a
+``-lever`` row: the stack against the row); "all that pay" turns on every lever the stack lacks
+that pays on every trace (the fastest paying loader only).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def _pays(row: dict, base: dict) -> bool:
 
 
 def trace_rows(config: StackConfig, service: ModelServiceConfig, trace: Trace, make: Callable[..., Experiment]) -> list[dict]:
-    """The stack as configured, then each lever it does not have yet turned on alone."""
+    """The stack as configured, then each lever it does not have yet turned on alone, then each it
+    has turned off alone."""
     base_exp = make(config, service)
     target = service.slo.attainment_target
     costs = (oracle.unconstrained(base_exp, target)[0].result.cost, oracle.constrained(base_exp, target)[0].result.cost)
@@ -48,14 +51,18 @@ def trace_rows(config: StackConfig, service: ModelServiceConfig, trace: Trace, m
             continue
         cfg, svc = levers.with_lever(config, service, lever, rps)
         rows.append(_row(f"+{lever}", cfg, svc, make, costs))
+    for lever in levers.LEVERS:
+        if levers.has_lever(config, service, lever):
+            cfg, svc = levers.without_lever(config, service, lever)
+            rows.append(_row(f"-{lever}", cfg, svc, make, costs))
     for row in rows[1:]:
-        row["pays"] = _pays(row, rows[0])
+        row["pays"] = _pays(row, rows[0]) if row["variant"].startswith("+") else _pays(rows[0], row)
     return rows
 
 
 def paying(per_trace: list[list[dict]]) -> list[str]:
     """Levers that pay on every trace; of the loaders only the one with the shortest cold start."""
-    names = [r["variant"][1:] for r in per_trace[0][1:]]
+    names = [r["variant"][1:] for r in per_trace[0][1:] if r["variant"].startswith("+")]
     ok = [n for n in names if all(next(r for r in rows if r["variant"] == f"+{n}")["pays"] for rows in per_trace)]
     loaders = sorted((n for n in ok if n in levers.LOADER_LEVERS),
                      key=lambda n: next(r for r in per_trace[0] if r["variant"] == f"+{n}")["cold_start_s"])

@@ -77,6 +77,27 @@ def with_lever(config: StackConfig, service: ModelServiceConfig, lever: str, rps
     return cfg.model_copy(update={"model_services": services}), svc
 
 
+def without_lever(config: StackConfig, service: ModelServiceConfig, lever: str) -> tuple[StackConfig, ModelServiceConfig]:
+    """The stack with one of its levers off for this service (the loader back to the default)."""
+    svc, cfg = service, config
+    if lever in LOADER_LEVERS:
+        svc = svc.model_copy(update={"loader": svc.loader.model_copy(update={"format": "default"})})
+    elif lever == "compileCache":
+        svc = svc.model_copy(update={"compile_cache": svc.compile_cache.model_copy(update={"persist": False})})
+    elif lever == "predictive":
+        svc = svc.model_copy(update={"predictive_scaling": svc.predictive_scaling.model_copy(update={"enabled": False})})
+    elif lever == "fastImagePull":
+        cluster = cfg.cluster.model_copy(update={"fast_image_pull": cfg.cluster.fast_image_pull.model_copy(update={"enabled": False})})
+        cfg = cfg.model_copy(update={"cluster": cluster})
+    elif lever == "capacityBuffer":
+        tiers = tuple(t.model_copy(update={"capacity_buffer": None}) if t.name == svc.tier else t for t in cfg.gpu_tiers)
+        cfg = cfg.model_copy(update={"gpu_tiers": tiers})
+    else:
+        raise ValueError(f"lever {lever!r}: one of {', '.join(LEVERS)}")
+    services = tuple(svc if s.name == svc.name else s for s in cfg.model_services)
+    return cfg.model_copy(update={"model_services": services}), svc
+
+
 def burst_cold_start(config: StackConfig, service: ModelServiceConfig) -> dict[str, float]:
     """The modelled cold start of a burst replica: on a buffer node when the tier keeps one, else on a new node."""
     instance = placement(service, config.tier(service.tier)).instance
