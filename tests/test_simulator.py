@@ -19,7 +19,7 @@ from simulator.replay import ServiceReplay
 from simulator.run import Experiment
 from simulator.trace import Request, Trace
 from simulator.trace import load as load_trace
-from tests.conftest import REPO, load, load_plain_prod, load_with, stack_values
+from tests.conftest import REPO, load, load_plain_prod, stack_values
 
 TRACE = REPO / "tests" / "upstream" / "traces" / "AzureLLMInferenceTrace_code.csv"
 
@@ -198,7 +198,7 @@ def test_karpenter_respects_nodepool_limits_and_prefers_spot_for_burst():
         v["gpuTiers"][0]["spot"].update(gpuLimit=2)
         v["gpuTiers"][0]["onDemand"].update(gpuLimit=3)  # override the computed limit (12)
 
-    cfg = load_with("prod", tight)
+    cfg = load_plain_prod(tight)  # chat-8b on 2..8
     svc = cfg.model_services[0]
     trace = synthetic(_burst_trace(60, 900, 12))
     result = ServiceReplay(cfg, svc, trace, from_config(svc, 0)).replay()
@@ -210,7 +210,7 @@ def test_karpenter_respects_nodepool_limits_and_prefers_spot_for_burst():
 
 
 def test_keda_fallback_during_a_prometheus_outage():
-    cfg = load("prod")
+    cfg = load_plain_prod()
     svc = cfg.model_services[0]
     trace = synthetic([(10.0 * i, 100, 10) for i in range(120)])  # light load: one replica is plenty
     # No separate baseline: the autoscaled Deployment never drops below 1, so its HPA is active
@@ -378,7 +378,7 @@ def test_legacy_triggers_pin_the_burst_at_max_and_the_new_ones_do_not():
     the burst's Ready pods by p95 / target on every sync (more pods do not shorten a prefill),
     so the burst climbs to its maximum and stays there; the new triggers hold one burst replica
     (TTFT over target is activation-only) and nothing more."""
-    cfg = load("prod")
+    cfg = load_plain_prod()
     svc = cfg.model_services[0]  # baseline 2, burst 0..6; maxModelLen 16384
     trace = synthetic([(4.0 * i, 16000, 50) for i in range(675)])  # 45 minutes, one every 4 s
     prof = from_config(svc, 0).with_(ttft_target=1.1)  # 16k-token prefill: ~1.29 s on an L40S

@@ -61,7 +61,7 @@ def _freeze(schedule: str, reasons: list[str] | None):
     def mutate(v: dict) -> None:
         v["gpuTiers"][0]["disruptionBudgets"] = [{"nodes": "1"}, budget]
 
-    return load_with("prod", mutate)
+    return load_plain_prod(mutate)
 
 
 def test_a_business_hours_freeze_keeps_idle_burst_nodes_and_costs_more():
