@@ -19,7 +19,7 @@ from simulator.replay import ServiceReplay
 from simulator.run import Experiment
 from simulator.trace import Request, Trace
 from simulator.trace import load as load_trace
-from tests.conftest import REPO, load, load_with
+from tests.conftest import REPO, load, load_plain_prod, stack_values
 
 TRACE = REPO / "tests" / "upstream" / "traces" / "AzureLLMInferenceTrace_code.csv"
 
@@ -198,7 +198,7 @@ def test_karpenter_respects_nodepool_limits_and_prefers_spot_for_burst():
         v["gpuTiers"][0]["spot"].update(gpuLimit=2)
         v["gpuTiers"][0]["onDemand"].update(gpuLimit=3)  # override the computed limit (12)
 
-    cfg = load_with("prod", tight)
+    cfg = load_plain_prod(tight)  # chat-8b on 2..8
     svc = cfg.model_services[0]
     trace = synthetic(_burst_trace(60, 900, 12))
     result = ServiceReplay(cfg, svc, trace, from_config(svc, 0)).replay()
@@ -210,7 +210,7 @@ def test_karpenter_respects_nodepool_limits_and_prefers_spot_for_burst():
 
 
 def test_keda_fallback_during_a_prometheus_outage():
-    cfg = load("prod")
+    cfg = load_plain_prod()
     svc = cfg.model_services[0]
     trace = synthetic([(10.0 * i, 100, 10) for i in range(120)])  # light load: one replica is plenty
     # No separate baseline: the autoscaled Deployment never drops below 1, so its HPA is active
@@ -256,12 +256,27 @@ def test_stack_profile_beats_the_seed_default_and_the_oracle_is_a_lower_bound():
 
 
 def test_profiles_read_the_config_models():
-    svc = load("prod").model_services[0]
-    p = from_config(svc, 123)
+    # Unset knobs: the config's defaults (5 waiting per replica, KV cache 0.8), no predictive trigger.
+    plain = load_plain_prod().model_services[0]  # chat-8b on 2..8, scaleDownStabilizationSeconds 600
+    p = from_config(plain, 123)
     assert (p.baseline, p.max_replicas, p.target_waiting, p.kv_target) == (2, 8, 5, 0.8)
     assert p.scale_down_stabilization_seconds == 600 and p.behavior is not None and p.predictive is None
-    s = seed_default(svc)
+    s = seed_default(plain)
     assert (s.target_waiting, s.cooldown_seconds, s.polling_seconds, s.behavior) == (5, 300, 15, None)
+    # The stack as committed: every knob its file sets, as the file spells it.
+    values, _ = stack_values("prod")
+    raw = next(v for v in values["modelServices"] if v["name"] == "chat-8b")
+    sc, rps = raw["scaling"], raw["predictiveScaling"]["requestsPerSecondPerReplica"]
+    svc = load("prod").model_services[0]
+    p = from_config(svc, 123)
+    assert (p.baseline, p.max_replicas, p.target_waiting, p.kv_target) == (
+        sc["minReplicas"], sc["maxReplicas"], sc["targetWaitingPerReplica"], sc["kvCacheTarget"])
+    assert (p.polling_seconds, p.scale_down_stabilization_seconds, p.scale_up_pods_per_minute) == (
+        sc["pollingIntervalSeconds"], sc["scaleDownStabilizationSeconds"], sc["scaleUpPodsPerMinute"])
+    assert p.ttft_target == raw["slo"]["ttftP95Seconds"] and sc["ttftTrigger"] and p.behavior is not None
+    assert p.predictive is None  # without the rendered lookahead, the profile of the other triggers alone
+    predictive = from_config(svc, 123, lookahead_seconds=390).predictive
+    assert predictive is not None and (predictive.rps_per_replica, predictive.lookahead_seconds) == (rps, 390)
 
 
 def test_cli_writes_the_three_outputs(tmp_path):
@@ -363,7 +378,7 @@ def test_legacy_triggers_pin_the_burst_at_max_and_the_new_ones_do_not():
     the burst's Ready pods by p95 / target on every sync (more pods do not shorten a prefill),
     so the burst climbs to its maximum and stays there; the new triggers hold one burst replica
     (TTFT over target is activation-only) and nothing more."""
-    cfg = load("prod")
+    cfg = load_plain_prod()
     svc = cfg.model_services[0]  # baseline 2, burst 0..6; maxModelLen 16384
     trace = synthetic([(4.0 * i, 16000, 50) for i in range(675)])  # 45 minutes, one every 4 s
     prof = from_config(svc, 0).with_(ttft_target=1.1)  # 16k-token prefill: ~1.29 s on an L40S
@@ -387,7 +402,7 @@ def test_waiting_trigger_subtracts_the_baseline_pods_that_report():
     from simulator.control import keda_triggers
     from simulator.state import PodGauges
 
-    cfg = load("prod")
+    cfg = load_plain_prod()
     svc = cfg.model_services[0]  # baseline 2, 5 waiting per replica
     for legacy, ratio in ((True, (14 - 10) / 5), (False, (14 - 5) / 5)):
         replay = ServiceReplay(cfg, svc, synthetic([(0.0, 10, 10)]), from_config(svc, 0).with_(legacy_triggers=legacy))

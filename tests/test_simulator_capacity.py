@@ -14,7 +14,7 @@ from simulator import control, disruption, hpa, packing
 from simulator.profile import from_config
 from simulator.replay import ServiceReplay
 from simulator.state import Node, Pod
-from tests.conftest import load, load_with
+from tests.conftest import load, load_plain_prod, load_with, plain_prod
 from tests.test_simulator import _burst_trace, synthetic
 
 MONDAY_10 = datetime(2024, 1, 1, 10, tzinfo=timezone.utc)
@@ -61,7 +61,7 @@ def _freeze(schedule: str, reasons: list[str] | None):
     def mutate(v: dict) -> None:
         v["gpuTiers"][0]["disruptionBudgets"] = [{"nodes": "1"}, budget]
 
-    return load_with("prod", mutate)
+    return load_plain_prod(mutate)
 
 
 def test_a_business_hours_freeze_keeps_idle_burst_nodes_and_costs_more():
@@ -119,7 +119,7 @@ def test_karpenter_takes_a_preferred_spread_as_required_and_the_scheduler_does_n
 
 
 def test_a_second_70b_replica_takes_a_second_p5_billed_whole():
-    cfg = load("prod")
+    cfg = load_plain_prod()
     svc = cfg.model_services[1]  # reason-70b: 4 baseline replicas, TP 4, two fit on a p5.48xlarge
     p5 = catalog.INSTANCE_TYPES["p5.48xlarge"]
     result = ServiceReplay(cfg, svc, synthetic([(5.0, 100, 10)]), from_config(svc, 0)).replay()
@@ -161,7 +161,7 @@ def test_fallback_behaviors(behavior, current, expected):
 
 
 def test_the_profile_takes_the_rendered_fallback():
-    svc = load("prod").model_services[0]  # burst range 6: half of it, after 3 failures
+    svc = load_plain_prod().model_services[0]  # 2..8, burst range 6: half of it, after 3 failures
     p = from_config(svc, 0)
     assert (p.fallback_replicas, p.fallback_failure_threshold, p.fallback_behavior, p.mode) == (3, 3, "static", "keda")
 
@@ -202,6 +202,9 @@ def test_pods_average_value(values, target, current, unready, missing, expected)
 
 
 def _hpa_mode(v: dict) -> None:
+    """prod's chat-8b in ``scaling.mode: hpa``, from the plain prod (no predictive trigger, which
+    a plain HPA cannot carry)."""
+    plain_prod(v)
     v["modelServices"][0]["scaling"]["mode"] = "hpa"
 
 
@@ -215,8 +218,9 @@ def test_hpa_mode_replays_through_the_plain_hpa():
     desired = [row["burst_desired"] for row in result.timeline]
     assert desired[0] == 1 and min(desired) == 1  # minReplicas 1: never zero, no KEDA activation
     assert max(desired) > 1  # scaled on the burst pods' own queue
-    keda = load("prod").model_services[0]
-    keda_result = ServiceReplay(load("prod"), keda, trace, from_config(keda, 0)).replay()
+    keda_cfg = load_plain_prod()
+    keda = keda_cfg.model_services[0]
+    keda_result = ServiceReplay(keda_cfg, keda, trace, from_config(keda, 0)).replay()
     assert keda_result.timeline[0]["burst_desired"] == 0  # KEDA mode starts the burst at zero
 
 

@@ -20,20 +20,17 @@ from simulator.run import Experiment
 from simulator.state import DT, Pod
 from simulator.trace import Trace
 from simulator.trace import load as load_trace
-from tests.conftest import REPO, load
+from tests.conftest import REPO, load, load_plain_prod
 
 TRACE = REPO / "tests" / "upstream" / "traces" / "AzureLLMInferenceTrace_code.csv"
 GOLDEN = REPO / "tests" / "golden" / "simulator" / "levers.json"
 
 
 def _prod_chat():
-    """prod's chat-8b with every lever off (the stack adopts some: the tests turn them on one by one)."""
-    prod = load("prod")
+    """prod's chat-8b as it was before the stack adopted levers (``plain_prod``): every lever off,
+    the tests turn them on one by one."""
+    prod = load_plain_prod()
     svc = next(s for s in prod.model_services if s.name == "chat-8b")
-    svc = svc.model_copy(update={"predictive_scaling": svc.predictive_scaling.model_copy(update={"enabled": False, "requests_per_second_per_replica": None})})
-    tiers = tuple(t.model_copy(update={"capacity_buffer": None}) for t in prod.gpu_tiers)
-    prod = prod.model_copy(update={"gpu_tiers": tiers, "model_services": tuple(
-        svc if s.name == svc.name else s for s in prod.model_services)})
     assert not any(levers.has_lever(prod, svc, lever) for lever in levers.LEVERS)
     return prod, svc
 

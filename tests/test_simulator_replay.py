@@ -103,9 +103,9 @@ def test_requests_over_max_model_len_are_rejected_and_missed():
 def test_warm_start_begins_with_the_replicas_the_first_window_needs():
     from simulator.profile import from_config
     from simulator.replay import ServiceReplay, initial_state, steady_burst
-    from tests.conftest import load
+    from tests.conftest import load_plain_prod
 
-    cfg = load("prod")
+    cfg = load_plain_prod()
     svc = cfg.model_services[0]  # baseline 2, burst up to 6
     # Twelve 2,000-token requests a second from the start: far more than the baseline carries.
     trace = _synthetic([(s + k / 12, 2000, 200) for s in range(1200) for k in range(12)])
