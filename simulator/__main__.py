@@ -191,6 +191,22 @@ def _tune(args: argparse.Namespace, config, service, traces: list[Trace], runs: 
             f"* chosen):\n{report.pareto_table(rows)}{text}")
 
 
+def _judge(args: argparse.Namespace, config, service, traces: list[Trace], summary: dict) -> str:
+    """With several traces or seeds and no ``--tune``: the stack profile judged as the tuner judges
+    a profile (worst steady-state attainment of the servable requests, mean cost, over every
+    trace x seed), in ``summary.json``'s ``stack_judged``; the printout line."""
+    seeds = _seeds(args)
+    if len(traces) * len(seeds) < 2:
+        return ""
+    experiments = [_experiment(args, config, service, t, s) for t in traces for s in seeds]
+    point = Tuner(experiments, service.slo.attainment_target).judge(experiments[0].profile("stack"))
+    summary["stack_judged"] = {"traces": [a.name for a in args.trace], "seeds": seeds,
+                               "attainment_steady_worst": round(point.attainment, 4),
+                               "cost_usd_mean": round(point.cost, 2)}
+    return (f"stack profile on {len(experiments)} replays ({len(traces)} traces x seeds {','.join(map(str, seeds))}): "
+            f"worst steady-state attainment {point.attainment:.2%} (servable requests), mean cost ${point.cost:.2f}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "perf":
@@ -251,7 +267,7 @@ def _write(args: argparse.Namespace, config, service, traces: list[Trace]) -> in
     summary["routing"] = _routing(args, config, service, traces[0], runs["stack"])
     out = args.out or REPO / "build" / "sim" / f"{args.stack}-{args.service}"
     out.mkdir(parents=True, exist_ok=True)
-    tuned = _tune(args, config, service, traces, runs, summary, out) if args.tune else ""
+    tuned = _tune(args, config, service, traces, runs, summary, out) if args.tune else _judge(args, config, service, traces, summary)
     chosen = runs.get(args.profile) or runs["stack"]
     dump(out / "summary.json", summary)
     write_requests_csv(out / "requests.csv", chosen, traces[0])

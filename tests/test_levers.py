@@ -99,14 +99,15 @@ def test_levers_are_off_by_default_and_prod_takes_those_that_paid():
         assert (s.loader.format, s.compile_cache.persist, s.predictive_scaling.enabled) == ("default", False, False)
     assert plain.cluster.fast_image_pull.enabled is False
     # prod adopts what the simulator measured to pay on both vendored traces (issue 18; figures in
-    # the stack comments): the S3 streamer and the predictive trigger for both services, the
-    # compile cache for chat-8b, FastImagePull; no capacity buffer (it bought nothing for its
-    # price) and no reservation (the stack cannot name one of yours).
+    # the stack comments): the predictive trigger for both services; reason-70b keeps the S3
+    # streamer (it halves the 70B's modelled cold start, which the trace replays do not score:
+    # recovery and rollouts); no capacity buffer (it bought nothing for its price), no reservation
+    # (the stack cannot name one of yours).
     prod = load("prod")
     assert {s.name: (s.loader.format, s.compile_cache.persist, s.predictive_scaling.enabled)
-            for s in prod.model_services} == {"chat-8b": ("runaiS3", True, True), "reason-70b": ("runaiS3", False, True)}
+            for s in prod.model_services} == {"chat-8b": ("default", False, True), "reason-70b": ("runaiS3", False, True)}
     assert all(t.capacity_buffer is None and t.reservations is None for t in prod.gpu_tiers)
-    assert prod.cluster.fast_image_pull.enabled is True
+    assert prod.cluster.fast_image_pull.enabled is False
 
 
 def test_buffer_chunk_is_one_replica_of_the_named_service():

@@ -126,15 +126,12 @@ def test_vllm_writes_only_to_its_volumes(synthesized):
     vllm = pod["containers"][0]
     env = {e["name"]: e.get("value") for e in vllm["env"]}
     mounts = {m["mountPath"]: m for m in vllm["volumeMounts"]}
-    # The compile cache (on in prod's chat-8b) is the one writable directory on the node's NVMe:
-    # its own subPath of the cache volume, whose model directory stays read-only.
-    assert set(mounts) == {"/models", "/compile-cache", "/dev/shm", "/home/vllm", "/tmp"}
+    assert set(mounts) == {"/models", "/dev/shm", "/home/vllm", "/tmp"}
     assert mounts["/models"]["readOnly"] is True
-    assert mounts["/compile-cache"]["subPath"].startswith(".compile-cache/") and not mounts["/compile-cache"].get("readOnly")
     for var, path in {"HOME": "/home/vllm", "XDG_CACHE_HOME": "/home/vllm/.cache",
-                      "HF_HOME": "/home/vllm/.cache/huggingface", "VLLM_CACHE_ROOT": "/compile-cache/vllm",
-                      "VLLM_CONFIG_ROOT": "/home/vllm/.config/vllm", "TRITON_CACHE_DIR": "/compile-cache/triton",
-                      "TORCHINDUCTOR_CACHE_DIR": "/compile-cache/torchinductor",
+                      "HF_HOME": "/home/vllm/.cache/huggingface", "VLLM_CACHE_ROOT": "/home/vllm/.cache/vllm",
+                      "VLLM_CONFIG_ROOT": "/home/vllm/.config/vllm", "TRITON_CACHE_DIR": "/home/vllm/.cache/triton",
+                      "TORCHINDUCTOR_CACHE_DIR": "/home/vllm/.cache/torchinductor",
                       "CUDA_CACHE_PATH": "/home/vllm/.nv/ComputeCache", "TMPDIR": "/tmp"}.items():
         assert env[var] == path, var
     volumes = {v["name"]: v for v in pod["volumes"]}

@@ -290,3 +290,56 @@ def test_cli_rejects_bad_seeds(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--service", "chat-8b", "--trace", str(AZURE),
                            "--seeds", "0,x", "--tune", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and "--seeds takes integers separated by commas" in proc.stderr
+
+
+def test_cli_judges_the_stack_profile_on_every_trace_and_seed(tmp_path):
+    """Without --tune, several traces or seeds: the stack profile judged as the tuner judges one
+    (its worst steady-state attainment, its mean cost); one trace and one seed: no judgement."""
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_seconds,prompt_tokens,output_tokens\n" +
+                    "".join(f"{a:.3f},{p},{o}\n" for a, p, o in _ramp(300, 3, 0)))
+
+    def run(*extra: str) -> tuple[dict, str]:
+        out = tmp_path / f"out{len(extra)}"
+        proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--service", "chat-8b",
+                               "--trace", str(path), *extra, "--transient-minutes", "2", "--out", str(out)],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads((out / "summary.json").read_text()), proc.stdout
+
+    alone, printed = run()
+    assert "stack_judged" not in alone and "stack profile on" not in printed
+    # The same trace twice with one seed: the worst of two identical replays is the replay's own
+    # steady state (no request of this trace exceeds maxModelLen, so servable = all).
+    twice, printed = run("--trace", str(path), "--seeds", "0")
+    judged = twice["stack_judged"]
+    assert judged["traces"] == ["t.csv", "t.csv"] and judged["seeds"] == [0]
+    assert judged["attainment_steady_worst"] == twice["profiles"]["stack"]["slo_attainment_steady"]
+    assert "stack profile on 2 replays" in printed
+
+
+def test_lever_report_turns_the_stacks_own_levers_off(tmp_path):
+    """prod's chat-8b has the predictive trigger: its row is '-predictive', and the lever pays
+    when the stack beats the row (the stack is the one with the lever)."""
+    from simulator import lever_report
+    from simulator.run import Experiment
+    from tests.conftest import load
+
+    cfg = load("prod")
+    svc = next(s for s in cfg.model_services if s.name == "chat-8b")
+    assert svc.predictive_scaling.enabled
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_seconds,prompt_tokens,output_tokens\n" +
+                    "".join(f"{a:.3f},{p},{o}\n" for a, p, o in _ramp(300, 3, 0)))
+    trace = load_trace(path)
+    rows = lever_report.trace_rows(cfg, svc, trace, lambda c, s: Experiment(c, s, trace, seed=0, transient_minutes=2))
+    variants = [r["variant"] for r in rows]
+    assert "-predictive" in variants and "+predictive" not in variants and "+capacityBuffer" in variants
+    base, off = rows[0], next(r for r in rows if r["variant"] == "-predictive")
+    assert off["pays"] == lever_report._pays(base, off)
+    # "All that pay" only turns on levers the stack lacks.
+    assert set(lever_report.paying([rows])) <= {v[1:] for v in variants if v.startswith("+")}
