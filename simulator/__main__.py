@@ -278,7 +278,9 @@ def _write(args: argparse.Namespace, config, service, traces: list[Trace]) -> in
     print(f"{summary['rejected']} of {summary['requests']} requests rejected (longer than maxModelLen {service.max_model_len})")
     for name, m in summary["profiles"].items():
         steady = m["slo_attainment_steady"]
-        print(f"{name:>18}: attainment {m['slo_attainment']:.1%} (steady {'-' if steady is None else f'{steady:.1%}'})  "
+        servable = m["slo_attainment_steady_servable"]
+        print(f"{name:>18}: attainment {m['slo_attainment']:.1%} (steady {'-' if steady is None else f'{steady:.1%}'}, "
+              f"servable {'-' if servable is None else f'{servable:.1%}'})  "
               f"TTFT p95 {m['ttft_p95_s']}s  GPU-h {m['gpu_hours']}  ${m['cost_usd']}  "
               f"x{m.get('cost_vs_oracle', 1):.2f} oracle  x{m.get('cost_vs_constrained_oracle', 1):.2f} constrained")
     for policy, m in summary["routing"]["policies"].items():

@@ -50,6 +50,9 @@ class Run:
             "slo_attainment": rnd(r.attainment(), 4),
             "slo_attainment_transient": rnd(r.attainment(until=self.transient_seconds), 4),
             "slo_attainment_steady": rnd(r.attainment(since=self.transient_seconds), 4),
+            # What the tuner and the lever report judge: the steady state of the requests within
+            # maxModelLen (a rejected request is a miss above, and no scaling serves it).
+            "slo_attainment_steady_servable": rnd(r.attainment(since=self.transient_seconds, servable=True), 4),
             "gpu_hours": round(r.gpu_hours, 3),
             "cost_usd": round(r.cost, 2),
             "node_hours": {k: round(v / 3600, 3) for k, v in sorted(r.node_seconds.items())},

@@ -98,6 +98,7 @@ def test_requests_over_max_model_len_are_rejected_and_missed():
     assert m["slo_attainment_transient"] == 1.0
     assert m["slo_attainment_steady"] == round((len(steady) - 2) / len(steady), 4)
     assert result.attainment(since=600, servable=True) == 1.0
+    assert m["slo_attainment_steady_servable"] == 1.0  # what the tuner judges, in summary.json too
 
 
 def test_warm_start_begins_with_the_replicas_the_first_window_needs():
@@ -318,7 +319,8 @@ def test_cli_judges_the_stack_profile_on_every_trace_and_seed(tmp_path):
     twice, printed = run("--trace", str(path), "--seeds", "0")
     judged = twice["stack_judged"]
     assert judged["traces"] == ["t.csv", "t.csv"] and judged["seeds"] == [0]
-    assert judged["attainment_steady_worst"] == twice["profiles"]["stack"]["slo_attainment_steady"]
+    assert judged["attainment_steady_worst"] == twice["profiles"]["stack"]["slo_attainment_steady_servable"] \
+        == twice["profiles"]["stack"]["slo_attainment_steady"]
     assert "stack profile on 2 replays" in printed
 
 
