@@ -121,10 +121,24 @@ def test_capacity_report(synthesized):
     # The profiles the simulator tuned (issues 17, 18; the stack comments): chat-8b 2..5,
     # reason-70b 2..4 with its burst on on-demand.
     assert "| chat-8b | l40s | 1 | g6e.2xlarge (1/node) | 2 | 2 | $4.48 | 5 | 5 | $6.84-$11.21* |" in text
-    assert "| reason-70b | h100 | 4 | p5.48xlarge (2/node) | 2 | 8 | $55.04 | 4 | 16 | $110.08 |" in text
+    # Two baseline replicas of the 70B fit one p5, but their hostname spread gives each its own
+    # (the report used to bill one node, half what the simulator bills); the burst shares them.
+    assert "| reason-70b | h100 | 4 | p5.48xlarge (2/node) | 2 | 8 | $110.08 | 4 | 16 | $110.08 |" in text
     assert "| l40s-spot | 10 | 6 | 3 | 3 |" in text and "| h100-on-demand | 100 | 32 | 16 | 16 |" in text
     # The on-demand limits, term by term.
     assert "| l40s-on-demand | 2 | 0 | 0 | 3 | 2 | 0 | 0 | 1 | 0 | 1 | 9 |" in text
     assert "| h100-on-demand | 8 | 0 | 8 | 0 | 8 | 0 | 0 | 8 | 0 | 0 | 32 |" in text
     for stack in STACKS:
         assert (synthesized[stack] / "capacity.md").is_file()
+
+
+def test_a_role_takes_a_node_per_replica_and_roles_share_nodes():
+    from components.render.capacity import Placement
+    from platform_facts import catalog
+
+    two = Placement(catalog.INSTANCE_TYPES["p5.48xlarge"], 2)
+    assert [two.spread_nodes(n) for n in (0, 1, 2, 3)] == [0, 1, 2, 3]  # one role: a node each
+    assert two.spread_nodes(2, 2) == 2 and two.spread_nodes(3, 1) == 3 and two.spread_nodes(1, 0) == 1
+    assert two.spread_nodes(2, 3) == 3  # 5 replicas need 3 nodes of 2, and the 3 burst one each
+    one = Placement(catalog.INSTANCE_TYPES["g6e.2xlarge"], 1)
+    assert one.spread_nodes(2, 3) == 5

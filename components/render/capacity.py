@@ -20,6 +20,13 @@ class Placement:
     def nodes(self, replicas: int) -> int:
         return math.ceil(replicas / self.replicas_per_node) if replicas else 0
 
+    def spread_nodes(self, *roles: int) -> int:
+        """Nodes Karpenter launches for these replica counts, one per role: each role's pods carry
+        a hostname spread of maxSkew 1 (``render/vllm.py``), and Karpenter provisions preferred
+        spreads as required (kubernetes-sigs/karpenter#666), so a role's replicas get a node each;
+        different roles share nodes up to the instance's room (``simulator/packing.py`` replays the same)."""
+        return max(max(roles, default=0), self.nodes(sum(roles)))
+
 
 def placement(service: ModelServiceConfig, tier: GpuTier) -> Placement:
     """The cheapest instance type of the tier per replica that fits (how Karpenter would bin-pack
@@ -47,7 +54,8 @@ def report(config: StackConfig) -> str:
         "Prices per hour from the catalog (on-demand: Karpenter's us-east-1 table; spot: a per-AZ",
         "snapshot range, or estimated where marked *). Planning figures, not billing. Baseline",
         "replicas run on on-demand; burst replicas on spot when the service allows it, with",
-        "on-demand as the fallback (the high end of the range).",
+        "on-demand as the fallback (the high end of the range). Each role's replicas take a node",
+        "each (Karpenter provisions their hostname spread as required); roles share nodes.",
         "",
         "## Services",
         "",
@@ -61,15 +69,15 @@ def report(config: StackConfig) -> str:
         it = p.instance
         base, top = s.scaling.min_replicas, s.scaling.max_replicas
         burst = top - base
-        base_cost = p.nodes(base) * it.on_demand_hourly
+        base_cost = p.spread_nodes(base) * it.on_demand_hourly
         on_spot = s.burst_capacity == "spot" and tier.spot.enabled
         if on_spot:
             # Burst on spot nodes of its own; on-demand as the fallback (the high end).
-            low = base_cost + p.nodes(burst) * it.spot_hourly_low
-            high = base_cost + p.nodes(burst) * it.on_demand_hourly
+            low = base_cost + p.spread_nodes(burst) * it.spot_hourly_low
+            high = base_cost + p.spread_nodes(burst) * it.on_demand_hourly
         else:
-            # On-demand burst shares the baseline's partly filled nodes.
-            low = high = p.nodes(top) * it.on_demand_hourly
+            # On-demand burst shares the baseline's nodes (another role: the spreads allow it).
+            low = high = p.spread_nodes(base, burst) * it.on_demand_hourly
         star = "*" if on_spot and it.spot_estimated else ""
         max_cost = _money(high) if low == high else f"{_money(low)}-{_money(high)}{star}"
         gpus = s.gpus_per_replica
