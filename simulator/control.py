@@ -10,6 +10,7 @@ replicas, a ``Value`` trigger's ratio multiplies the Ready pods (only the legacy
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,8 +44,10 @@ def scrape(setup: ReplaySetup, state: ReplayState, t: float) -> None:
         state.first_tokens.popleft()
     state.window_ttft = [e.ttft for e in state.first_tokens if e.at <= t]
     if setup.profile.predictive is not None:  # vllm:request_success_total, summed over the pods
-        done = sum(1 for end in state.outcomes.end if end <= t)
-        predictive.record(state.successes, t, done, setup.profile.predictive.keep_seconds)
+        while state.ends_pending and state.ends_pending[0] <= t:  # each end is counted once, scrapes move forward
+            heapq.heappop(state.ends_pending)
+            state.ends_counted += 1
+        predictive.record(state.successes, t, state.ends_counted, setup.profile.predictive.keep_seconds)
     state.next_scrape = t + setup.scrape_seconds
 
 

@@ -13,6 +13,7 @@ subqueries), and ``predict_linear``: the least-squares line through those points
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,13 +46,17 @@ def predicted_rate(samples: Sequence[tuple[float, float]], at: float, range_seco
                    lookahead: float) -> float:
     """``predict_linear(rate(counter[1m])[range:step], lookahead)`` at ``at``; 0 without data (``or vector(0)``)."""
     first = (at - range_seconds) // step_seconds * step_seconds + step_seconds
+    held = list(samples)
+    times = [s[0] for s in held]
     points = []
     k = 0
     while first + k * step_seconds <= at:
         tau = first + k * step_seconds
-        r = rate_at(samples, tau)
-        if r is not None:
-            points.append((tau, r))
+        # rate_at(held, tau), by bisection on the ordered scrape times
+        lo, hi = bisect_right(times, tau - RATE_WINDOW_SECONDS), bisect_right(times, tau)
+        if hi - lo >= 2 and times[hi - 1] > times[lo]:
+            (t0, c0), (t1, c1) = held[lo], held[hi - 1]
+            points.append((tau, max(c1 - c0, 0.0) / (t1 - t0)))
         k += 1
     predicted = predict_linear(points, at, lookahead)
     return 0.0 if predicted is None else predicted

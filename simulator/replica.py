@@ -11,6 +11,7 @@ prefilled again (a preempted request's recompute hits its own blocks too).
 
 from __future__ import annotations
 
+import heapq
 import math
 
 from simulator.prefix import cached_tokens, replica_cache
@@ -80,7 +81,9 @@ def decode(setup: ReplaySetup, state: ReplayState, pod: Pod, t0: float, budget: 
     keep: list[Sequence] = []
     for seq in pod.running:
         if seq.tokens_left <= tokens:
-            state.outcomes.end[seq.request] = t0 + (DT - budget) + seq.tokens_left * step
+            end = t0 + (DT - budget) + seq.tokens_left * step
+            state.outcomes.end[seq.request] = end
+            heapq.heappush(state.ends_pending, end)
             pod.kv_used -= seq.kv_tokens + seq.tokens_left
         else:
             seq.tokens_left = seq.tokens_left - tokens

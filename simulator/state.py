@@ -200,6 +200,8 @@ class ReplayState:
     scraped: dict[int, PodGauges] = field(default_factory=dict)
     window_ttft: list[float] = field(default_factory=list)
     successes: deque[tuple[float, float]] = field(default_factory=deque)  # (t, requests completed): the predictive trigger's counter
+    ends_pending: list[float] = field(default_factory=list)  # a heap of end times no scrape has counted yet
+    ends_counted: int = 0  # requests ended by the last scrape (vllm:request_success_total)
     # KEDA and the HPA
     hpa: hpa.HpaState = field(default_factory=hpa.HpaState)
     last_active: float = -math.inf

@@ -274,3 +274,23 @@ def test_the_tuner_searches_the_levers_and_stays_deterministic():
     again, chosen_again = tune()
     assert chosen_again.profile == chosen.profile and chosen_again.cost == chosen.cost
     assert set(again.points) == set(tuner.points)
+
+
+def test_predicted_rate_bisects_to_the_same_rates_as_the_plain_definition():
+    """The replay's predicted_rate finds each [1m] window by bisection (it runs every tick); it
+    must equal the plain definition, rate_at over every sample, on irregular scrapes with gaps
+    and a reset-like drop (rate floors at 0)."""
+    import random
+
+    rng = random.Random(7)
+    t, count, samples = 0.0, 0.0, deque()
+    while t < 1500:
+        t += rng.choice((5.0, 15.0, 15.0, 15.0, 45.0, 90.0))
+        count = max(0.0, count + rng.uniform(-5, 40))
+        samples.append((t, count))
+    for at in (300.0, 612.5, 900.0, 1200.0, 1499.0):
+        first = (at - 600) // 15 * 15 + 15
+        taus = [first + k * 15 for k in range(int((at - first) // 15) + 1)]
+        points = [(tau, r) for tau in taus if (r := predictive.rate_at(samples, tau)) is not None]
+        plain = predictive.predict_linear(points, at, 390)
+        assert predictive.predicted_rate(samples, at, 600, 15, 390) == (0.0 if plain is None else plain)
