@@ -175,11 +175,11 @@ def expected_cold_start_seconds(weights_gib: float, layers: int, family: str, *,
 FAST_IMAGE_PULL_MIN_ROOT_MIBPS = 600
 FAST_IMAGE_PULL_MIN_VCPU = 4
 FAST_IMAGE_PULL_MIN_MEMORY_GIB = 7
+# gp3's baseline throughput, what an unset EC2NodeClass throughput gets (EBS docs).
+GP3_BASELINE_MIBPS = 125
 
 
 def fast_image_pull_applies(enabled: bool, vcpu: int, memory_gib: float) -> bool:
     """Whether a node of this size pulls in parallel: the gate is on and nodeadm turns the SOCI
     snapshotter on for it (smaller nodes keep the default pull)."""
     return enabled and vcpu >= FAST_IMAGE_PULL_MIN_VCPU and memory_gib >= FAST_IMAGE_PULL_MIN_MEMORY_GIB
-# gp3's baseline throughput, what an unset EC2NodeClass throughput gets (EBS docs).
-GP3_BASELINE_MIBPS = 125
