@@ -126,6 +126,11 @@ def _experiment(args: argparse.Namespace, config, service, trace: Trace, seed: i
                       routing=routing.RoutingPolicy(policy, routing.weights_of(service)))
 
 
+def _every_experiment(args: argparse.Namespace, config, service, traces: list[Trace]) -> list[Experiment]:
+    """One experiment per trace x seed: what the tuner judges a profile on."""
+    return [_experiment(args, config, service, t, s) for t in traces for s in _seeds(args)]
+
+
 def _routing(args: argparse.Namespace, config, service, trace: Trace, stack: Run) -> dict:
     """The stack profile under every policy named: the first is the replays' own."""
     policies = _policies(args, config, service)
@@ -166,7 +171,7 @@ def _summary(args: argparse.Namespace, experiment: Experiment, service, trace: T
 def _tune(args: argparse.Namespace, config, service, traces: list[Trace], runs: dict[str, Run], summary: dict, out: Path) -> str:
     """Tune on every trace x seed; add the front and the chosen profile to the summary; the printout."""
     seeds = _seeds(args)
-    experiments = [_experiment(args, config, service, t, s) for t in traces for s in seeds]
+    experiments = _every_experiment(args, config, service, traces)
     tuner = Tuner(experiments, service.slo.attainment_target)
     t0 = time.perf_counter()
     start = tuner.judge(experiments[0].profile("stack"))
@@ -198,7 +203,7 @@ def _judge(args: argparse.Namespace, config, service, traces: list[Trace], summa
     seeds = _seeds(args)
     if len(traces) * len(seeds) < 2:
         return ""
-    experiments = [_experiment(args, config, service, t, s) for t in traces for s in seeds]
+    experiments = _every_experiment(args, config, service, traces)
     point = Tuner(experiments, service.slo.attainment_target).judge(experiments[0].profile("stack"))
     summary["stack_judged"] = {"traces": [a.name for a in args.trace], "seeds": seeds,
                                "attainment_steady_worst": round(point.attainment, 4),

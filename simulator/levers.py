@@ -55,42 +55,33 @@ def replica_rps(service: ModelServiceConfig, config: StackConfig, trace: Trace) 
 def with_lever(config: StackConfig, service: ModelServiceConfig, lever: str, rps: float) -> tuple[StackConfig, ModelServiceConfig]:
     """The stack with one more lever on for this service (its tier, its cluster); validated as a stack file would be
     not required here: the variants are what-ifs of the simulator (a runaiS3 loader without an s3:// source, say)."""
-    svc, cfg = service, config
-    if lever in LOADER_LEVERS:
-        svc = svc.model_copy(update={"loader": svc.loader.model_copy(update={"format": lever})})
-    elif lever == "compileCache":
-        svc = svc.model_copy(update={"compile_cache": svc.compile_cache.model_copy(update={"persist": True})})
-    elif lever == "predictive":
-        rate = svc.predictive_scaling.requests_per_second_per_replica or rps
-        svc = svc.model_copy(update={"predictive_scaling": svc.predictive_scaling.model_copy(
-            update={"enabled": True, "requests_per_second_per_replica": rate})})
-    elif lever == "fastImagePull":
-        cluster = cfg.cluster.model_copy(update={"fast_image_pull": cfg.cluster.fast_image_pull.model_copy(update={"enabled": True})})
-        cfg = cfg.model_copy(update={"cluster": cluster})
-    elif lever == "capacityBuffer":
-        tiers = tuple(t.model_copy(update={"capacity_buffer": t.capacity_buffer or CapacityBufferConfig(service=svc.name)})
-                      if t.name == svc.tier else t for t in cfg.gpu_tiers)
-        cfg = cfg.model_copy(update={"gpu_tiers": tiers})
-    else:
-        raise ValueError(f"lever {lever!r}: one of {', '.join(LEVERS)}")
-    services = tuple(svc if s.name == svc.name else s for s in cfg.model_services)
-    return cfg.model_copy(update={"model_services": services}), svc
+    return _toggle(config, service, lever, True, rps)
 
 
 def without_lever(config: StackConfig, service: ModelServiceConfig, lever: str) -> tuple[StackConfig, ModelServiceConfig]:
     """The stack with one of its levers off for this service (the loader back to the default)."""
+    return _toggle(config, service, lever, False, None)
+
+
+def _toggle(config: StackConfig, service: ModelServiceConfig, lever: str, on: bool,
+            rps: float | None) -> tuple[StackConfig, ModelServiceConfig]:
     svc, cfg = service, config
     if lever in LOADER_LEVERS:
-        svc = svc.model_copy(update={"loader": svc.loader.model_copy(update={"format": "default"})})
+        svc = svc.model_copy(update={"loader": svc.loader.model_copy(update={"format": lever if on else "default"})})
     elif lever == "compileCache":
-        svc = svc.model_copy(update={"compile_cache": svc.compile_cache.model_copy(update={"persist": False})})
+        svc = svc.model_copy(update={"compile_cache": svc.compile_cache.model_copy(update={"persist": on})})
     elif lever == "predictive":
-        svc = svc.model_copy(update={"predictive_scaling": svc.predictive_scaling.model_copy(update={"enabled": False})})
+        update: dict[str, object] = {"enabled": on}
+        if on:
+            update["requests_per_second_per_replica"] = svc.predictive_scaling.requests_per_second_per_replica or rps
+        svc = svc.model_copy(update={"predictive_scaling": svc.predictive_scaling.model_copy(update=update)})
     elif lever == "fastImagePull":
-        cluster = cfg.cluster.model_copy(update={"fast_image_pull": cfg.cluster.fast_image_pull.model_copy(update={"enabled": False})})
+        cluster = cfg.cluster.model_copy(update={"fast_image_pull": cfg.cluster.fast_image_pull.model_copy(update={"enabled": on})})
         cfg = cfg.model_copy(update={"cluster": cluster})
     elif lever == "capacityBuffer":
-        tiers = tuple(t.model_copy(update={"capacity_buffer": None}) if t.name == svc.tier else t for t in cfg.gpu_tiers)
+        tiers = tuple(t.model_copy(update={"capacity_buffer": (t.capacity_buffer or CapacityBufferConfig(service=svc.name))
+                                                              if on else None})
+                      if t.name == svc.tier else t for t in cfg.gpu_tiers)
         cfg = cfg.model_copy(update={"gpu_tiers": tiers})
     else:
         raise ValueError(f"lever {lever!r}: one of {', '.join(LEVERS)}")

@@ -21,12 +21,16 @@ from dataclasses import dataclass
 RATE_WINDOW_SECONDS = 60.0  # rate(...[1m]) in the rendered query
 
 
-def rate_at(samples: Sequence[tuple[float, float]], at: float, window: float = RATE_WINDOW_SECONDS) -> float | None:
-    """Per-second increase of the counter over the samples in ``(at - window, at]``; None with fewer than two."""
-    inside = [s for s in samples if at - window < s[0] <= at]
-    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+def rate_at(samples: Sequence[tuple[float, float]], at: float, window: float = RATE_WINDOW_SECONDS,
+            times: Sequence[float] | None = None) -> float | None:
+    """Per-second increase of the counter over the samples in ``(at - window, at]``; None with fewer
+    than two. ``samples`` are in time order (scrapes); ``times``, their times, when the caller
+    reads many windows of the same samples (the window is found by bisection)."""
+    times = [s[0] for s in samples] if times is None else times
+    lo, hi = bisect_right(times, at - window), bisect_right(times, at)
+    if hi - lo < 2 or times[hi - 1] <= times[lo]:
         return None
-    (t0, c0), (t1, c1) = inside[0], inside[-1]
+    (t0, c0), (t1, c1) = samples[lo], samples[hi - 1]
     return max(c1 - c0, 0.0) / (t1 - t0)
 
 
@@ -52,11 +56,9 @@ def predicted_rate(samples: Sequence[tuple[float, float]], at: float, range_seco
     k = 0
     while first + k * step_seconds <= at:
         tau = first + k * step_seconds
-        # rate_at(held, tau), by bisection on the ordered scrape times
-        lo, hi = bisect_right(times, tau - RATE_WINDOW_SECONDS), bisect_right(times, tau)
-        if hi - lo >= 2 and times[hi - 1] > times[lo]:
-            (t0, c0), (t1, c1) = held[lo], held[hi - 1]
-            points.append((tau, max(c1 - c0, 0.0) / (t1 - t0)))
+        r = rate_at(held, tau, times=times)
+        if r is not None:
+            points.append((tau, r))
         k += 1
     predicted = predict_linear(points, at, lookahead)
     return 0.0 if predicted is None else predicted

@@ -66,7 +66,11 @@ AZURE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
     (AZURE_HEADER + "yesterday,10,10\n", ":2: TIMESTAMP 'yesterday' is not a time"),
 ])
 def test_bad_traces_name_the_file_line_and_field(tmp_path, text, fragment):
-    path = tmp_path / "t.csv"
+    assert_trace_rejected(tmp_path / "t.csv", text, fragment)
+
+
+def assert_trace_rejected(path, text: str, fragment: str) -> None:
+    """Loading ``text`` from ``path`` fails with an error that starts with the file's name and says ``fragment``."""
     path.write_text(text)
     with pytest.raises(ValueError) as err:
         load_trace(path)

@@ -277,10 +277,17 @@ def test_the_tuner_searches_the_levers_and_stays_deterministic():
 
 
 def test_predicted_rate_bisects_to_the_same_rates_as_the_plain_definition():
-    """The replay's predicted_rate finds each [1m] window by bisection (it runs every tick); it
-    must equal the plain definition, rate_at over every sample, on irregular scrapes with gaps
-    and a reset-like drop (rate floors at 0)."""
+    """rate_at finds each [1m] window by bisection (predicted_rate reads ~40 windows every tick);
+    the result must equal the plain definition, a scan of every sample, on irregular scrapes with
+    gaps and a reset-like drop (rate floors at 0)."""
     import random
+
+    def plain_rate(samples, tau: float) -> float | None:
+        inside = [s for s in samples if tau - 60 < s[0] <= tau]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        (t0, c0), (t1, c1) = inside[0], inside[-1]
+        return max(c1 - c0, 0.0) / (t1 - t0)
 
     rng = random.Random(7)
     t, count, samples = 0.0, 0.0, deque()
@@ -291,6 +298,8 @@ def test_predicted_rate_bisects_to_the_same_rates_as_the_plain_definition():
     for at in (300.0, 612.5, 900.0, 1200.0, 1499.0):
         first = (at - 600) // 15 * 15 + 15
         taus = [first + k * 15 for k in range(int((at - first) // 15) + 1)]
-        points = [(tau, r) for tau in taus if (r := predictive.rate_at(samples, tau)) is not None]
+        for tau in taus:
+            assert predictive.rate_at(samples, tau) == plain_rate(samples, tau)
+        points = [(tau, r) for tau in taus if (r := plain_rate(samples, tau)) is not None]
         plain = predictive.predict_linear(points, at, 390)
         assert predictive.predicted_rate(samples, at, 600, 15, 390) == (0.0 if plain is None else plain)

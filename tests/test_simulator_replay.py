@@ -42,11 +42,9 @@ def test_mooncake_is_told_by_content_and_copies_keep_their_hashes(tmp_path):
     ('[1, 2]\n', ":1: expected a JSON object"),
 ])
 def test_bad_mooncake_lines_name_the_file_line_and_field(tmp_path, text, fragment):
-    path = tmp_path / "t.jsonl"
-    path.write_text(text)
-    with pytest.raises(ValueError) as err:
-        load_trace(path)
-    assert str(err.value).startswith(str(path)) and fragment in str(err.value)
+    from tests.test_simulator import assert_trace_rejected
+
+    assert_trace_rejected(tmp_path / "t.jsonl", text, fragment)
 
 
 # ---------------------------------------------------------------------- warm-up, steady state, rejections
@@ -207,6 +205,13 @@ def _ramp(seconds: int, peak: float, seed: int) -> list[tuple[float, int, int]]:
     return out
 
 
+def _ramp_csv(path, seconds: int, peak: float, seed: int):
+    """``_ramp`` as a generic trace file."""
+    path.write_text("arrival_seconds,prompt_tokens,output_tokens\n" +
+                    "".join(f"{a:.3f},{p},{o}\n" for a, p, o in _ramp(seconds, peak, seed)))
+    return path
+
+
 def test_tuner_judges_every_trace_and_seed_and_its_front_is_non_dominated():
     from simulator.profile import Profile
     from simulator.run import Experiment
@@ -257,10 +262,7 @@ def test_cli_tunes_on_several_traces_and_seeds(tmp_path):
 
     paths = []
     for i, peak in enumerate((3, 1)):  # five-minute traces: a quick tune
-        path = tmp_path / f"t{i}.csv"
-        path.write_text("arrival_seconds,prompt_tokens,output_tokens\n" +
-                        "".join(f"{a:.3f},{p},{o}\n" for a, p, o in _ramp(300, peak, i)))
-        paths += ["--trace", str(path)]
+        paths += ["--trace", str(_ramp_csv(tmp_path / f"t{i}.csv", 300, peak, i))]
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "simulator", "--stack", "prod", "--service", "chat-8b", *paths,
                            "--seeds", "0,1", "--tune", "--transient-minutes", "2", "--out", str(out)],
@@ -300,9 +302,7 @@ def test_cli_judges_the_stack_profile_on_every_trace_and_seed(tmp_path):
     import subprocess
     import sys
 
-    path = tmp_path / "t.csv"
-    path.write_text("arrival_seconds,prompt_tokens,output_tokens\n" +
-                    "".join(f"{a:.3f},{p},{o}\n" for a, p, o in _ramp(300, 3, 0)))
+    path = _ramp_csv(tmp_path / "t.csv", 300, 3, 0)
 
     def run(*extra: str) -> tuple[dict, str]:
         out = tmp_path / f"out{len(extra)}"
@@ -334,9 +334,7 @@ def test_lever_report_turns_the_stacks_own_levers_off(tmp_path):
     cfg = load("prod")
     svc = next(s for s in cfg.model_services if s.name == "chat-8b")
     assert svc.predictive_scaling.enabled
-    path = tmp_path / "t.csv"
-    path.write_text("arrival_seconds,prompt_tokens,output_tokens\n" +
-                    "".join(f"{a:.3f},{p},{o}\n" for a, p, o in _ramp(300, 3, 0)))
+    path = _ramp_csv(tmp_path / "t.csv", 300, 3, 0)
     trace = load_trace(path)
     rows = lever_report.trace_rows(cfg, svc, trace, lambda c, s: Experiment(c, s, trace, seed=0, transient_minutes=2))
     variants = [r["variant"] for r in rows]
